@@ -1,0 +1,11 @@
+//! unionroot-core: everything `linuxrc` decides, with no I/O.
+//!
+//! Parsers take text (`&str`/`&[u8]`), never paths; the boot plan is data (a `Vec<Step>`) that a
+//! small executor in the `linuxrc` crate runs. This keeps every decision testable without root.
+#![forbid(unsafe_code)]
+
+pub mod cmdline;
+pub mod dhcp;
+pub mod modules;
+pub mod nfs;
+pub mod plan;
