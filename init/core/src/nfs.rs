@@ -1,1 +1,397 @@
-//! (being written)
+//! NFS root description and mount(2) data, following the kernel's
+//! `Documentation/admin-guide/nfs/nfsroot.rst` (`nfsroot=[<server-ip>:]<root-dir>[,<nfs-options>]`)
+//! and nfs(5) for the option names. The kernel's in-mount parser takes text options, but it does
+//! not resolve host names, so the server is always an address and `addr=` is always passed.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum NfsError {
+    #[error(
+        "nfsroot={0:?}: the root directory is empty; give nfsroot=[<server>:]<path>[,<options>]"
+    )]
+    EmptyPath(String),
+    #[error("nfsroot={0:?}: the path must be absolute (start with '/')")]
+    RelativePath(String),
+    #[error("server {0:?} is not an IPv4 address; linuxrc does not resolve names, so give the server's address")]
+    BadServer(String),
+    #[error("NFS version {0:?} is not supported; use 3, 4, 4.0, 4.1 or 4.2")]
+    BadVersion(String),
+}
+
+/// The NFS protocol version used for a mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NfsVersion {
+    #[default]
+    V3,
+    /// NFSv4 with the given minor version (0, 1 or 2).
+    V4(u8),
+}
+
+impl NfsVersion {
+    pub fn parse(s: &str) -> Result<Self, NfsError> {
+        match s.trim() {
+            "3" => Ok(NfsVersion::V3),
+            "4" | "4.2" => Ok(NfsVersion::V4(2)),
+            "4.0" => Ok(NfsVersion::V4(0)),
+            "4.1" => Ok(NfsVersion::V4(1)),
+            other => Err(NfsError::BadVersion(other.to_string())),
+        }
+    }
+
+    /// The kernel module that provides this version's client.
+    pub fn module(self) -> &'static str {
+        match self {
+            NfsVersion::V3 => "nfsv3",
+            NfsVersion::V4(_) => "nfsv4",
+        }
+    }
+
+    pub fn fstype(self) -> &'static str {
+        match self {
+            NfsVersion::V3 => "nfs",
+            NfsVersion::V4(_) => "nfs4",
+        }
+    }
+}
+
+impl fmt::Display for NfsVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NfsVersion::V3 => write!(f, "3"),
+            NfsVersion::V4(m) => write!(f, "4.{m}"),
+        }
+    }
+}
+
+/// A parsed `nfsroot=` (or DHCP root-path, which has the same shape).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NfsRoot {
+    pub server: Option<Ipv4Addr>,
+    pub path: String,
+    /// Options exactly as given after the path, in order.
+    pub options: Vec<String>,
+}
+
+impl NfsRoot {
+    /// Parses `[<server-ip>:]<root-dir>[,<nfs-options>]`. `%s` in the path is left for
+    /// [`NfsRoot::expand`], which substitutes the client address once it is known.
+    pub fn parse(text: &str) -> Result<Self, NfsError> {
+        let text = text.trim();
+        let (head, opts) = match text.split_once(',') {
+            Some((h, o)) => (h, o),
+            None => (text, ""),
+        };
+        let (server, path) = match head.split_once(':') {
+            Some((s, p)) => {
+                let server = s
+                    .parse::<Ipv4Addr>()
+                    .map_err(|_| NfsError::BadServer(s.to_string()))?;
+                (Some(server), p)
+            }
+            None => (None, head),
+        };
+        if path.is_empty() {
+            return Err(NfsError::EmptyPath(text.to_string()));
+        }
+        if !path.starts_with('/') {
+            return Err(NfsError::RelativePath(text.to_string()));
+        }
+        let options = opts
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(String::from)
+            .collect();
+        Ok(NfsRoot {
+            server,
+            path: path.to_string(),
+            options,
+        })
+    }
+
+    /// Substitutes `%s` in the path with the client's address, as the kernel does.
+    pub fn expand(&self, client: Ipv4Addr) -> String {
+        self.path.replace("%s", &client.to_string())
+    }
+
+    /// The version named in the options (`vers=`, `nfsvers=`, `v3`, `v4`, `v4.1`), if any.
+    pub fn version_in_options(&self) -> Result<Option<NfsVersion>, NfsError> {
+        let mut found = None;
+        for o in &self.options {
+            let v = match o.split_once('=') {
+                Some(("vers" | "nfsvers", v)) => Some(v),
+                None if o.len() > 1
+                    && o.starts_with('v')
+                    && o[1..].starts_with(['2', '3', '4']) =>
+                {
+                    Some(&o[1..])
+                }
+                _ => None,
+            };
+            if let Some(v) = v {
+                found = Some(NfsVersion::parse(v)?);
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl fmt::Display for NfsRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = self.server {
+            write!(f, "{s}:")?;
+        }
+        write!(f, "{}", self.path)?;
+        for o in &self.options {
+            write!(f, ",{o}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything mount(2) needs for one NFS mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NfsMountArgs {
+    pub source: String,
+    pub fstype: &'static str,
+    pub data: String,
+}
+
+/// Builds the mount(2) arguments for an NFS mount.
+///
+/// Defaults: TCP, `timeo=600,retrans=2` (nfs(5)'s TCP defaults, stated so that a reader of the
+/// log sees them), and for v3 `nolock`: a read-only shared root needs no locking, and NLM would
+/// need rpc.statd, which an initramfs does not have. v4 passes `clientaddr=` because the kernel
+/// cannot always pick the callback address by itself this early. Options given by the user
+/// replace a default with the same key.
+pub fn mount_args(
+    server: Ipv4Addr,
+    path: &str,
+    version: NfsVersion,
+    client: Option<Ipv4Addr>,
+    user_options: &[String],
+) -> NfsMountArgs {
+    let mut opts: Vec<String> = Vec::new();
+    match version {
+        NfsVersion::V3 => {
+            opts.extend(["vers=3", "proto=tcp", "nolock"].map(String::from));
+        }
+        NfsVersion::V4(minor) => {
+            opts.push(format!("vers=4.{minor}"));
+            opts.push("proto=tcp".into());
+            if let Some(c) = client {
+                opts.push(format!("clientaddr={c}"));
+            }
+        }
+    }
+    opts.extend(["timeo=600", "retrans=2"].map(String::from));
+    for u in user_options {
+        let key = option_key(u);
+        // Version aliases and the transport shorthands collide with our defaults.
+        let replaces = |d: &String| {
+            let dk = option_key(d);
+            dk == key
+                || (is_version_key(key) && is_version_key(dk))
+                || (is_proto_key(key) && is_proto_key(dk))
+                || (key == "lock" && dk == "nolock")
+        };
+        opts.retain(|d| !replaces(d));
+        opts.push(u.clone());
+    }
+    opts.retain(|o| option_key(o) != "addr");
+    opts.push(format!("addr={server}"));
+    NfsMountArgs {
+        source: format!("{server}:{path}"),
+        fstype: version.fstype(),
+        data: opts.join(","),
+    }
+}
+
+fn option_key(o: &str) -> &str {
+    o.split_once('=').map_or(o, |(k, _)| k)
+}
+
+fn is_version_key(k: &str) -> bool {
+    matches!(
+        k,
+        "vers" | "nfsvers" | "v2" | "v3" | "v4" | "v4.0" | "v4.1" | "v4.2"
+    )
+}
+
+fn is_proto_key(k: &str) -> bool {
+    matches!(k, "proto" | "tcp" | "udp")
+}
+
+/// Where the NFS server's address came from, for the log line that says which one was used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerSource {
+    Nfsroot,
+    RootPath,
+    NextServer,
+    ServerId,
+}
+
+impl fmt::Display for ServerSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServerSource::Nfsroot => "nfsroot= on the command line",
+            ServerSource::RootPath => "DHCP option 17 (root-path)",
+            ServerSource::NextServer => "DHCP next-server (siaddr)",
+            ServerSource::ServerId => "DHCP server identifier (option 54)",
+        })
+    }
+}
+
+/// Picks the NFS server: the `nfsroot=` host, then the root-path host, then siaddr, then the DHCP
+/// server id. The DHCP server is often not the boot server, so it comes last.
+pub fn choose_server(
+    nfsroot: Option<&NfsRoot>,
+    root_path: Option<&NfsRoot>,
+    siaddr: Option<Ipv4Addr>,
+    server_id: Option<Ipv4Addr>,
+) -> Option<(Ipv4Addr, ServerSource)> {
+    nfsroot
+        .and_then(|r| r.server)
+        .map(|s| (s, ServerSource::Nfsroot))
+        .or_else(|| {
+            root_path
+                .and_then(|r| r.server)
+                .map(|s| (s, ServerSource::RootPath))
+        })
+        .or_else(|| {
+            siaddr
+                .filter(|a| !a.is_unspecified())
+                .map(|s| (s, ServerSource::NextServer))
+        })
+        .or_else(|| server_id.map(|s| (s, ServerSource::ServerId)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn nfsroot_forms_from_nfsroot_rst() {
+        let cases: &[(&str, Option<&str>, &str, &[&str])] = &[
+            ("/srv/system", None, "/srv/system", &[]),
+            ("10.0.2.2:/srv/system", Some("10.0.2.2"), "/srv/system", &[]),
+            (
+                "10.0.2.2:/srv/system,vers=3,tcp",
+                Some("10.0.2.2"),
+                "/srv/system",
+                &["vers=3", "tcp"],
+            ),
+            ("/nodes/%s,rsize=8192", None, "/nodes/%s", &["rsize=8192"]),
+        ];
+        for (text, server, path, opts) in cases {
+            let r = NfsRoot::parse(text).unwrap();
+            assert_eq!(r.server, server.map(ip), "{text}");
+            assert_eq!(r.path, *path, "{text}");
+            assert_eq!(
+                r.options,
+                opts.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                "{text}"
+            );
+            assert_eq!(r.to_string(), *text, "round trip");
+        }
+        assert_eq!(
+            NfsRoot::parse("/nodes/%s").unwrap().expand(ip("10.0.2.15")),
+            "/nodes/10.0.2.15"
+        );
+    }
+
+    #[test]
+    fn bad_nfsroot_is_a_named_error() {
+        assert_eq!(
+            NfsRoot::parse("10.0.2.2:").unwrap_err(),
+            NfsError::EmptyPath("10.0.2.2:".into())
+        );
+        assert_eq!(
+            NfsRoot::parse("srv").unwrap_err(),
+            NfsError::RelativePath("srv".into())
+        );
+        assert_eq!(
+            NfsRoot::parse("nfs.example:/x").unwrap_err(),
+            NfsError::BadServer("nfs.example".into())
+        );
+        assert_eq!(
+            NfsVersion::parse("5").unwrap_err(),
+            NfsError::BadVersion("5".into())
+        );
+    }
+
+    #[test]
+    fn version_from_options() {
+        let v = |t: &str| NfsRoot::parse(t).unwrap().version_in_options().unwrap();
+        assert_eq!(v("/x,vers=4.1"), Some(NfsVersion::V4(1)));
+        assert_eq!(v("/x,nfsvers=3"), Some(NfsVersion::V3));
+        assert_eq!(v("/x,v4"), Some(NfsVersion::V4(2)));
+        assert_eq!(v("/x,tcp"), None);
+        assert!(NfsRoot::parse("/x,vers=9")
+            .unwrap()
+            .version_in_options()
+            .is_err());
+    }
+
+    #[test]
+    fn mount_args_defaults_and_overrides() {
+        let a = mount_args(ip("10.0.2.2"), "/srv/system", NfsVersion::V3, None, &[]);
+        assert_eq!(a.source, "10.0.2.2:/srv/system");
+        assert_eq!(a.fstype, "nfs");
+        assert_eq!(
+            a.data,
+            "vers=3,proto=tcp,nolock,timeo=600,retrans=2,addr=10.0.2.2"
+        );
+
+        let a = mount_args(
+            ip("10.0.2.2"),
+            "/system",
+            NfsVersion::V4(2),
+            Some(ip("10.0.2.15")),
+            &[],
+        );
+        assert_eq!(a.fstype, "nfs4");
+        assert_eq!(
+            a.data,
+            "vers=4.2,proto=tcp,clientaddr=10.0.2.15,timeo=600,retrans=2,addr=10.0.2.2"
+        );
+
+        let user: Vec<String> = ["udp", "timeo=14", "v3", "lock", "addr=1.2.3.4"]
+            .map(String::from)
+            .to_vec();
+        let a = mount_args(ip("10.0.2.2"), "/x", NfsVersion::V3, None, &user);
+        assert_eq!(a.data, "retrans=2,udp,timeo=14,v3,lock,addr=10.0.2.2");
+    }
+
+    #[test]
+    fn server_choice_priority() {
+        let pinned = NfsRoot::parse("10.0.0.1:/a").unwrap();
+        let rp = NfsRoot::parse("10.0.0.2:/b").unwrap();
+        let bare = NfsRoot::parse("/b").unwrap();
+        let (s3, s4) = (Some(ip("10.0.0.3")), Some(ip("10.0.0.4")));
+        assert_eq!(
+            choose_server(Some(&pinned), Some(&rp), s3, s4),
+            Some((ip("10.0.0.1"), ServerSource::Nfsroot))
+        );
+        assert_eq!(
+            choose_server(Some(&bare), Some(&rp), s3, s4),
+            Some((ip("10.0.0.2"), ServerSource::RootPath))
+        );
+        assert_eq!(
+            choose_server(None, Some(&bare), s3, s4),
+            Some((ip("10.0.0.3"), ServerSource::NextServer))
+        );
+        assert_eq!(
+            choose_server(None, None, Some(Ipv4Addr::UNSPECIFIED), s4),
+            Some((ip("10.0.0.4"), ServerSource::ServerId))
+        );
+        assert_eq!(choose_server(None, None, None, None), None);
+    }
+}
