@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Boots one diskless client in QEMU against a private NFS server and says whether the boot did
+# what was expected. Exit status: 0 pass, 1 fail, 2 usage or setup error.
+#
+# Everything runs in fresh namespaces (see qemu/ns-boot.sh): nfs-ganesha exports DIR as
+# /srv/system (v3 path) and /system (v4 pseudo path) on the namespace's loopback, which the
+# guest reaches as 10.0.2.2 through QEMU user-mode networking (DHCP gives it 10.0.2.15/24).
+# Nothing outlives the run: QEMU and the servers die with the PID namespace, and that is checked.
+set -euo pipefail
+# shellcheck source=qemu/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+usage() {
+  cat <<'EOF'
+usage: qemu/boot.sh --initrd FILE [--export DIR] [options]
+
+  --initrd FILE      initramfs to boot (required)
+  --export DIR       system tree to serve over NFS (required unless --nfs none); its manifest
+                     is taken before and after the boot and must not change
+  --nfs MODE         v3   rpcbind + ganesha serving NFSv3 and v4, guest mounts v3 (default)
+                     v4   ganesha serving NFSv4 only, no rpcbind, guest mounts v4
+                     none no server at all (the guest's mount must fail)
+                     external  use the server qemu/serve.sh runs around us (guest mounts
+                          v4 if that server is v4-only, else v3)
+  --append ARGS      extra kernel command line (repeatable)
+  --cmdline ARGS     replace the default command line
+                     (console=ttyS0 panic=-1 nfsroot=10.0.2.2:<path> unionroot.nfsvers=<3|4>)
+  --expect ERE       must appear on the console (repeatable; all must match)
+  --forbid ERE       must not appear (repeatable); QEMU is stopped as soon as it does
+  --until ERE        stop QEMU as soon as this appears (for boots that wait forever)
+  --timeout SEC      hard limit for the QEMU run (default 60); reaching it fails the boot
+  --dir DIR          run directory for logs (default out/boot/<time>-<pid>)
+  --log FILE         console log (default DIR/console.log)
+  --console          show the console live on stdout
+  --net MODE         user (default: -netdev user + virtio-net-pci) or none
+  --qemu-arg ARG     extra QEMU argument (repeatable)
+  --mem MB           guest memory (default 512)
+  --accel A          auto (default: KVM only if a probe boot works, else TCG), tcg or kvm
+  --kernel-dir DIR   kernel cache dir (default: output of qemu/fetch-kernel.sh)
+  -q, --quiet        print only the verdict line
+EOF
+}
+
+initrd="" export_dir="" nfs=v3 cmdline="" timeout=60 dir="" log="" console=0 net=user
+mem=512 accel=${UNIONROOT_ACCEL:-auto} kdir="" quiet=0
+appends=() expects=() forbids=() untils=() qemu_extra=()
+need() { [ $# -ge 2 ] || { usage >&2; echo "boot.sh: $1 needs a value" >&2; exit 2; }; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --initrd) need "$@"; initrd=$2; shift ;;
+    --export) need "$@"; export_dir=$2; shift ;;
+    --nfs) need "$@"; nfs=$2; shift ;;
+    --append) need "$@"; appends+=("$2"); shift ;;
+    --cmdline) need "$@"; cmdline=$2; shift ;;
+    --expect) need "$@"; expects+=("$2"); shift ;;
+    --forbid) need "$@"; forbids+=("$2"); shift ;;
+    --until) need "$@"; untils+=("$2"); shift ;;
+    --timeout) need "$@"; timeout=$2; shift ;;
+    --dir) need "$@"; dir=$2; shift ;;
+    --log) need "$@"; log=$2; shift ;;
+    --console) console=1 ;;
+    --net) need "$@"; net=$2; shift ;;
+    --qemu-arg) need "$@"; qemu_extra+=("$2"); shift ;;
+    --mem) need "$@"; mem=$2; shift ;;
+    --accel) need "$@"; accel=$2; shift ;;
+    --kernel-dir) need "$@"; kdir=$2; shift ;;
+    -q | --quiet) quiet=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; echo "boot.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+setup_fail() { echo "boot.sh: $*" >&2; exit 2; }
+say() { [ "$quiet" = 1 ] || echo "boot: $*"; }
+[ -n "$initrd" ] || { usage >&2; setup_fail "--initrd is required"; }
+[ -f "$initrd" ] || setup_fail "no initramfs at $initrd"
+case $nfs in
+  v3 | v4 | none) ;;
+  external) [ -n "${UR_SERVED_NFS:-}" ] || setup_fail "--nfs external outside qemu/serve.sh" ;;
+  *) setup_fail "--nfs must be v3, v4, none or external" ;;
+esac
+case $net in user | none) ;; *) setup_fail "--net must be user or none" ;; esac
+[[ $timeout =~ ^[0-9]+$ ]] || setup_fail "--timeout takes whole seconds"
+if [ "$nfs" = v3 ] || [ "$nfs" = v4 ]; then
+  [ -n "$export_dir" ] || setup_fail "--export DIR is required with --nfs $nfs"
+fi
+if [ -n "$export_dir" ]; then
+  [ -d "$export_dir" ] || setup_fail "export $export_dir is not a directory"
+  export_dir=$(realpath "$export_dir")
+fi
+[ "$(id -u)" = 0 ] || setup_fail "needs root (namespaces, mounts, ganesha)"
+
+[ -n "$kdir" ] || kdir=$(ur_kernel_dir) || setup_fail "no kernel (qemu/fetch-kernel.sh failed)"
+vmlinux=$kdir/vmlinux
+[ -f "$vmlinux" ] || setup_fail "no vmlinux in $kdir"
+[ -n "$dir" ] || dir=$UR_OUT/boot/$(date +%Y%m%d-%H%M%S)-$$
+mkdir -p "$dir"
+dir=$(realpath "$dir")
+[ -n "$log" ] || log=$dir/console.log
+mkdir -p "$(dirname "$log")"
+log=$(realpath -m "$log")
+rm -f "$log" "$dir/stop"
+
+# KVM here may be a paravirtual one without VMX/SVM: QEMU then aborts or crawls. Trust it only
+# after a probe boot (no initramfs: the kernel panics and, with panic=-1 and -no-reboot, QEMU
+# exits) finishes in time; cache the answer per host kernel and QEMU version.
+kvm_works() {
+  [ -w /dev/kvm ] || return 1
+  local key cache
+  key=$(printf '%s %s' "$(uname -r)" "$(qemu-system-x86_64 --version | head -1)" | sha256sum | cut -c1-16)
+  cache=${UNIONROOT_CACHE:-$HOME/.cache/unionroot}/kvm-probe-$key
+  if [ ! -f "$cache" ]; then
+    mkdir -p "$(dirname "$cache")"
+    if timeout 20 qemu-system-x86_64 -accel kvm -cpu host -m 256 -nographic -no-reboot -nic none \
+      -kernel "$vmlinux" -append "console=ttyS0 panic=-1" </dev/null 2>&1 |
+      grep -aq 'Kernel panic'; then
+      echo yes >"$cache"
+    else
+      echo no >"$cache"
+    fi
+  fi
+  [ "$(cat "$cache")" = yes ]
+}
+case $accel in
+  auto) if kvm_works; then accel=kvm; else accel=tcg; fi ;;
+  tcg | kvm) ;;
+  *) setup_fail "--accel must be auto, tcg or kvm" ;;
+esac
+
+if [ -z "$cmdline" ]; then
+  case $nfs/${UR_SERVED_NFS:-} in
+    v4/* | external/v4) cmdline="console=ttyS0 panic=-1 nfsroot=10.0.2.2:/system unionroot.nfsvers=4" ;;
+    *) cmdline="console=ttyS0 panic=-1 nfsroot=10.0.2.2:/srv/system unionroot.nfsvers=3" ;;
+  esac
+fi
+for a in ${appends[@]+"${appends[@]}"}; do cmdline="$cmdline $a"; done
+
+qemu=(qemu-system-x86_64 -accel "$accel")
+[ "$accel" = kvm ] && qemu+=(-cpu host)
+qemu+=(-m "$mem" -smp 1 -nographic -no-reboot
+  -kernel "$vmlinux" -initrd "$(realpath "$initrd")" -append "$cmdline")
+# shellcheck disable=SC2054 # the commas belong to QEMU's option syntax
+[ "$net" = user ] && qemu+=(-netdev user,id=n0 -device virtio-net-pci,netdev=n0)
+qemu+=(${qemu_extra[@]+"${qemu_extra[@]}"})
+printf '%q ' "${qemu[@]}" >"$dir/qemu-cmd"
+echo >>"$dir/qemu-cmd"
+
+manifest_hash() { sha256sum "$1" | cut -c1-16; }
+if [ -n "$export_dir" ]; then
+  ur_manifest "$export_dir" >"$dir/manifest-before"
+fi
+
+say "nfs=$nfs accel=$accel timeout=${timeout}s log=$log"
+say "cmdline: $cmdline"
+
+export UR_DIR=$dir UR_LOG=$log UR_NFS=$nfs UR_EXPORT=$export_dir UR_TIMEOUT=$timeout
+UR_UNTIL=$(printf '%s\n' ${untils[@]+"${untils[@]}"})
+UR_FORBID=$(printf '%s\n' ${forbids[@]+"${forbids[@]}"})
+export UR_UNTIL UR_FORBID
+
+t0=${EPOCHREALTIME/./}
+# With --nfs external the server runs in our network namespace (qemu/serve.sh): share it.
+ns_flags=(--mount)
+[ "$nfs" = external ] || ns_flags+=(--net)
+ur_ns_start "${ns_flags[@]}" -- boot "${qemu[@]}" >"$dir/ns-init.out" 2>&1
+
+tailpid=""
+# shellcheck disable=SC2317 # called by the trap
+on_exit() {
+  ur_ns_stop
+  [ -z "$tailpid" ] || kill "$tailpid" 2>/dev/null || true
+}
+trap on_exit EXIT
+trap 'echo "boot: interrupted; log=$log" >&2; exit 130' INT TERM HUP
+
+if [ "$console" = 1 ]; then
+  tail -n +1 -F -s 0.1 --pid="$UR_NS_UPID" "$log" 2>/dev/null &
+  tailpid=$!
+fi
+
+# ns-init.sh enforces the timeout itself; this is the backstop in case it hangs.
+ur_ns_wait $((timeout + 20)) || true
+t1=${EPOCHREALTIME/./}
+if [ -n "$tailpid" ]; then
+  wait "$tailpid" 2>/dev/null || true
+  tailpid=""
+fi
+wall=$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.2f", d / 1e6 }')
+
+failures=()
+stop=$(cat "$dir/stop" 2>/dev/null ||
+  echo "namespace setup failed: $(tail -3 "$dir/ns-init.out" | tr '\n' ' ')")
+
+if [ -z "$UR_NS_ID" ]; then
+  failures+=("could not identify the namespace's PID 1; leftovers unchecked")
+else
+  mapfile -t left < <(ur_ns_leftovers)
+  if [ ${#left[@]} -gt 0 ]; then
+    failures+=("processes left behind: ${left[*]}")
+    kill -KILL "${left[@]}" 2>/dev/null || true
+  fi
+fi
+
+case $stop in
+  "qemu exited rc=0" | until:*) ;;
+  *) failures+=("run ended by: $stop") ;;
+esac
+[ -s "$log" ] || failures+=("empty console log")
+for re in ${expects[@]+"${expects[@]}"}; do
+  grep -aqE -- "$re" "$log" 2>/dev/null || failures+=("missing: $re")
+done
+for re in ${forbids[@]+"${forbids[@]}"}; do
+  grep -aqE -- "$re" "$log" 2>/dev/null && failures+=("forbidden: $re")
+done
+
+if [ -n "$export_dir" ]; then
+  ur_manifest "$export_dir" >"$dir/manifest-after"
+  hb=$(manifest_hash "$dir/manifest-before") ha=$(manifest_hash "$dir/manifest-after")
+  say "export manifest: before $hb after $ha ($(wc -l <"$dir/manifest-after") entries)"
+  if [ "$hb" != "$ha" ]; then
+    failures+=("export changed: diff $dir/manifest-before $dir/manifest-after")
+  fi
+fi
+
+{
+  echo "wall=$wall"
+  echo "stop=$stop"
+  echo "accel=$accel"
+  echo "failures=${#failures[@]}"
+} >"$dir/result"
+for f in ${failures[@]+"${failures[@]}"}; do echo "boot: FAIL: $f"; done
+if [ ${#failures[@]} -eq 0 ]; then
+  echo "boot: PASS in ${wall}s ($stop; ${#expects[@]} expects) log=$log"
+  exit 0
+fi
+echo "boot: FAIL in ${wall}s ($stop) log=$log"
+exit 1

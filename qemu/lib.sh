@@ -1,0 +1,134 @@
+# shellcheck shell=bash disable=SC2034 # the UR_* variables are for the sourcing scripts
+# Helpers shared by qemu/*.sh and tests/e2e.sh. Source it; it defines functions and UR_* paths
+# and has no side effects beyond that.
+
+UR_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+UR_QEMU=$UR_ROOT/qemu
+UR_FIXTURES=$UR_ROOT/tests/fixtures
+UR_OUT=${UNIONROOT_OUT:-$UR_ROOT/out}
+# The modules every test initramfs carries. virtio_pci is the transport virtio_net sits on; it is
+# not a modules.dep dependency of virtio_net, so it has to be named.
+UR_MODULES=(virtio_pci virtio_net nfsv3 nfsv4 overlay)
+
+ur_die() { echo "${0##*/}: $*" >&2; exit 1; }
+ur_log() { echo "${0##*/}: $*" >&2; }
+
+# ur_kernel_dir: the cached kernel directory (vmlinux, lib/modules/<ver>, version).
+ur_kernel_dir() {
+  if [ -n "${UNIONROOT_KERNEL_DIR:-}" ]; then echo "$UNIONROOT_KERNEL_DIR"; return; fi
+  "$UR_QEMU/fetch-kernel.sh"
+}
+
+# ur_bins: builds (unless UNIONROOT_NO_BUILD=1) and sets UR_TOOL (host tool) and UR_LINUXRC.
+ur_bins() {
+  UR_TOOL=${UNIONROOT_TOOL:-$UR_ROOT/target/release/unionroot}
+  UR_LINUXRC=${UNIONROOT_LINUXRC:-$UR_ROOT/target/x86_64-unknown-linux-musl/release/linuxrc}
+  if [ "${UNIONROOT_NO_BUILD:-0}" != 1 ]; then
+    (cd "$UR_ROOT" &&
+      cargo build -q --release -p unionroot &&
+      cargo build -q --release --target x86_64-unknown-linux-musl -p linuxrc) >&2 ||
+      ur_die "cargo build failed"
+  fi
+  [ -x "$UR_TOOL" ] || ur_die "no host tool at $UR_TOOL (cargo build --release -p unionroot)"
+  [ -x "$UR_LINUXRC" ] || ur_die "no linuxrc at $UR_LINUXRC (make linuxrc)"
+}
+
+# ur_build_tree DIR: the exported busybox system tree, with tests/fixtures/real-init.sh as
+# /sbin/init.
+ur_build_tree() {
+  "$UR_TOOL" setup-tree --busybox "${UNIONROOT_BUSYBOX:-/bin/busybox}" \
+    --init-script "$UR_FIXTURES/real-init.sh" -o "$1" --force >&2
+}
+
+# ur_build_initramfs KDIR INIT OUT [extra host-tool args...]: an initramfs with INIT as /init and
+# the UR_MODULES (and their dependencies) of the kernel in KDIR.
+ur_build_initramfs() {
+  local kdir=$1 init=$2 out=$3 ver m
+  shift 3
+  ver=$(cat "$kdir/version")
+  local args=(initramfs --modules-dir "$kdir/lib/modules/$ver" --init "$init" -o "$out" --force)
+  for m in "${UR_MODULES[@]}"; do args+=(--module "$m"); done
+  "$UR_TOOL" "${args[@]}" "$@" >&2
+}
+
+# ur_ktime ERE LOG: the kernel timestamp (seconds) of the first console line matching ERE.
+ur_ktime() {
+  grep -aE -m1 -- "$1" "$2" 2>/dev/null | sed -nE 's/^[^[]*\[ *([0-9]+\.[0-9]+)\].*/\1/p'
+}
+
+# ur_median: the median of the numbers on stdin, one a line ("-" when there are none).
+ur_median() {
+  sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) { print "-"; exit }
+    if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ur_manifest DIR: one line per entry of DIR (type, mode, owner, size, then the sha256 of a file,
+# the target of a symlink or "-", then the path), sorted, so two manifests compare byte for byte.
+ur_manifest() {
+  (
+    cd "$1" || exit 1
+    find . -xdev -type l -printf '%y %m %U:%G %s ->%l %p\n'
+    find . -xdev ! -type f ! -type l -printf '%y %m %U:%G %s - %p\n'
+    find . -xdev -type f -printf '%y %m %U:%G %s %p\n' | while IFS= read -r line; do
+      path=${line#* * * * }
+      printf '%s %s %s\n' "${line% "$path"}" "$(sha256sum <"$path" | cut -d' ' -f1)" "$path"
+    done
+  ) | LC_ALL=C sort -k6
+}
+
+# Running qemu/ns-init.sh in fresh namespaces, and proving nothing of it survives.
+#
+# ur_ns_start UNSHARE-FLAGS... -- ARGS...: starts `unshare FLAGS ns-init.sh ARGS` in the
+# background; sets UR_NS_UPID (unshare), UR_NS_INIT (the namespace's PID 1) and UR_NS_ID (its PID
+# namespace, e.g. pid:[4026532300]). Stdout/stderr are inherited.
+ur_ns_start() {
+  local flags=()
+  while [ "$1" != -- ]; do flags+=("$1"); shift; done
+  shift
+  # --kill-child: should our caller be killed outright, unshare dies and takes the namespace along.
+  unshare "${flags[@]}" --pid --fork --mount-proc --kill-child=SIGKILL "$UR_QEMU/ns-init.sh" "$@" &
+  UR_NS_UPID=$! UR_NS_INIT="" UR_NS_ID=""
+  for _ in $(seq 300); do
+    UR_NS_INIT=$(cat "/proc/$UR_NS_UPID/task/$UR_NS_UPID/children" 2>/dev/null || true)
+    UR_NS_INIT=${UR_NS_INIT%% *}
+    [ -z "$UR_NS_INIT" ] || UR_NS_ID=$(readlink "/proc/$UR_NS_INIT/ns/pid" 2>/dev/null || true)
+    [ -n "$UR_NS_ID" ] && return 0
+    kill -0 "$UR_NS_UPID" 2>/dev/null || return 0
+    sleep 0.01
+  done
+}
+
+# ur_ns_stop: asks the namespace's PID 1 to clean up, then kills the whole namespace.
+ur_ns_stop() {
+  # Only while that PID still is the namespace's init: never signal a recycled PID.
+  [ -n "${UR_NS_INIT:-}" ] && [ "$(readlink "/proc/$UR_NS_INIT/ns/pid" 2>/dev/null)" = "$UR_NS_ID" ] ||
+    return 0
+  kill -TERM "$UR_NS_INIT" 2>/dev/null || return 0
+  for _ in $(seq 40); do kill -0 "$UR_NS_UPID" 2>/dev/null || return 0; sleep 0.1; done
+  # SIGKILL to a PID namespace's init kills every process in that namespace.
+  kill -KILL "$UR_NS_INIT" 2>/dev/null || true
+}
+
+# ur_ns_wait [SECONDS]: waits for the namespace to end (stopping it after SECONDS); returns
+# ns-init's exit status.
+ur_ns_wait() {
+  local rc=0
+  if [ -n "${1:-}" ]; then
+    for _ in $(seq $(($1 * 10))); do kill -0 "$UR_NS_UPID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$UR_NS_UPID" 2>/dev/null && ur_ns_stop
+  fi
+  wait "$UR_NS_UPID" 2>/dev/null || rc=$?
+  UR_NS_INIT=""
+  return "$rc"
+}
+
+# ur_ns_leftovers: prints the PIDs of processes still in the namespace (normally none).
+ur_ns_leftovers() {
+  local p
+  [ -n "${UR_NS_ID:-}" ] || return 0
+  for p in /proc/[0-9]*; do
+    [ "$(readlink "$p/ns/pid" 2>/dev/null)" = "$UR_NS_ID" ] && echo "${p#/proc/}"
+  done
+  return 0
+}
