@@ -1,0 +1,10 @@
+//! The `unionroot` host tool: builds the client initramfs and the busybox setup tree of a
+//! unionroot diskless cluster.
+//!
+//! Pure logic (the file-tree model, cpio encoding, module selection, signature stripping, the
+//! static-ELF check, tree planning) lives in modules with unit tests; the subcommand modules
+//! read inputs, call it, and write outputs atomically. `main.rs` only parses arguments.
+#![forbid(unsafe_code)]
+
+pub mod cpio;
+pub mod fstree;
