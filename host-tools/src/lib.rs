@@ -7,4 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cpio;
+pub mod elf;
 pub mod fstree;
+pub mod kmod;
+pub mod modsig;
