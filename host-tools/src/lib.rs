@@ -6,8 +6,21 @@
 //! read inputs, call it, and write outputs atomically. `main.rs` only parses arguments.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod cpio;
 pub mod elf;
 pub mod fstree;
+pub mod initramfs;
 pub mod kmod;
+pub mod materialize;
 pub mod modsig;
+pub mod output;
+pub mod setup_tree;
+
+/// Runs one parsed command line.
+pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    match cli.command {
+        cli::Command::Initramfs(a) => initramfs::run(&a),
+        cli::Command::SetupTree(a) => setup_tree::run(&a),
+    }
+}

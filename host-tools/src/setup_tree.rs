@@ -1,0 +1,318 @@
+//! `unionroot setup-tree`: the busybox-based root tree of the seed recipe's `/client/setup`
+//! ("make a statically linked binary ... mkdir dev proc sys mnt"), which the server exports and
+//! the QEMU harness also uses as the demo's system tree.
+//!
+//! Busybox is installed once as `/bin/busybox`; every applet from `busybox --list-full` becomes
+//! a relative symlink to it, as `make install` would create, so the tree stays valid wherever it
+//! is mounted. Anything installed explicitly wins over an applet of the same path.
+
+use crate::cli::SetupTreeArgs;
+use crate::elf::{self, ElfError};
+use crate::fstree::{components, Entry, Kind, Tree, TreeError};
+use crate::materialize::write_tree;
+use crate::output::{build_dir_atomic, check_dir_target, Outcome};
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+pub const BUSYBOX_PATH: &str = "bin/busybox";
+
+/// Directories of the tree and their modes: world-writable sticky temp dirs, a private /root.
+pub const DIRS: [(&str, u32); 12] = [
+    ("dev", 0o755),
+    ("proc", 0o755),
+    ("sys", 0o755),
+    ("mnt", 0o755),
+    ("run", 0o755),
+    ("tmp", 0o1777),
+    ("etc", 0o755),
+    ("root", 0o700),
+    ("home", 0o755),
+    ("var/tmp", 0o1777),
+    ("newroot", 0o755),
+    ("lib/modules", 0o755),
+];
+
+/// Applets never linked: busybox's `linuxrc` applet would shadow unionroot's own `/linuxrc`.
+pub const SKIPPED_APPLETS: [&str; 1] = ["linuxrc"];
+
+/// Parses `busybox --list-full` output: one relative install path per line (`bin/ls`,
+/// `usr/sbin/chroot`, ...).
+pub fn parse_applet_list(text: &str) -> Result<Vec<String>, TreeError> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| components(l).map(|c| c.join("/")))
+        .collect()
+}
+
+/// The symlink target that reaches `/bin/busybox` from the directory holding `link`, relative
+/// so that it also resolves inside a tree that is not mounted at `/`.
+pub fn link_target(link: &[String]) -> String {
+    let target = ["bin", "busybox"];
+    let parent = &link[..link.len().saturating_sub(1)];
+    let common = parent
+        .iter()
+        .zip(target.iter())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut s = "../".repeat(parent.len() - common);
+    s.push_str(&target[common..].join("/"));
+    s
+}
+
+/// Files given on the command line, already read.
+#[derive(Debug, Default)]
+pub struct Extras {
+    pub linuxrc: Option<Vec<u8>>,
+    pub config: Option<Vec<u8>>,
+    pub init_script: Option<Vec<u8>>,
+}
+
+/// The planned tree and the applets that were not linked (with the reason).
+#[derive(Debug)]
+pub struct TreePlan {
+    pub tree: Tree,
+    pub links: usize,
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Lays out the tree from the busybox bytes, its applet list and the extra files.
+pub fn plan_tree(
+    busybox: Vec<u8>,
+    applets: &[String],
+    extras: Extras,
+) -> Result<TreePlan, TreeError> {
+    let mut tree = Tree::new();
+    let entry = |path: &str, perm, kind, origin: &str| Entry {
+        path: path.to_string(),
+        perm,
+        kind,
+        origin: origin.to_string(),
+    };
+    for (d, perm) in DIRS {
+        tree.insert(entry(d, perm, Kind::Dir, "base layout"))?;
+    }
+    tree.insert(entry(BUSYBOX_PATH, 0o755, Kind::File(busybox), "--busybox"))?;
+    if let Some(d) = extras.linuxrc {
+        tree.insert(entry("linuxrc", 0o755, Kind::File(d), "--linuxrc"))?;
+    }
+    if let Some(d) = extras.config {
+        tree.insert(entry(
+            crate::initramfs::CONFIG_PATH,
+            0o644,
+            Kind::File(d),
+            "--config",
+        ))?;
+    }
+    if let Some(d) = extras.init_script {
+        tree.insert(entry("sbin/init", 0o755, Kind::File(d), "--init-script"))?;
+    }
+    let (mut links, mut skipped) = (0, Vec::new());
+    for a in applets {
+        let comps = components(a)?;
+        let why = if SKIPPED_APPLETS.contains(&a.as_str()) {
+            "never linked".to_string()
+        } else if let Some(e) = tree.get(a) {
+            format!("provided by {}", e.origin)
+        } else if !tree.is_free(a) {
+            "collides with an installed path".to_string()
+        } else {
+            tree.insert(entry(
+                a,
+                0o777,
+                Kind::Symlink(link_target(&comps)),
+                "applet",
+            ))?;
+            links += 1;
+            continue;
+        };
+        skipped.push((a.clone(), why));
+    }
+    Ok(TreePlan {
+        tree,
+        links,
+        skipped,
+    })
+}
+
+/// Runs `busybox --list-full` and parses its output.
+fn list_applets(busybox: &Path) -> Result<Vec<String>> {
+    let out = Command::new(busybox).arg("--list-full").output().with_context(|| {
+        format!(
+            "cannot run {} --list-full to list its applets; it must be executable on this host (same architecture)",
+            busybox.display()
+        )
+    })?;
+    if !out.status.success() {
+        bail!(
+            "{} --list-full failed ({}): {}; is it a busybox built with the --list-full option?",
+            busybox.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8(out.stdout)
+        .with_context(|| format!("{} --list-full printed non-UTF-8 output", busybox.display()))?;
+    let applets = parse_applet_list(&text)
+        .with_context(|| format!("unexpected output from {} --list-full", busybox.display()))?;
+    if applets.is_empty() {
+        bail!(
+            "{} --list-full listed no applets; pass a full busybox build",
+            busybox.display()
+        );
+    }
+    Ok(applets)
+}
+
+fn read_opt(path: &Option<std::path::PathBuf>, flag: &str) -> Result<Option<Vec<u8>>> {
+    path.as_ref()
+        .map(|p| {
+            if p.is_dir() {
+                bail!("{flag} {} is a directory; pass a file", p.display());
+            }
+            fs::read(p)
+                .with_context(|| format!("cannot read {flag} {}; check the path", p.display()))
+        })
+        .transpose()
+}
+
+pub fn run(args: &SetupTreeArgs) -> Result<()> {
+    if !args.dry_run {
+        check_dir_target(&args.output, args.force)?;
+    }
+    // An absolute path, so that running it never searches $PATH for a bare name.
+    let busybox = fs::canonicalize(&args.busybox).with_context(|| {
+        format!(
+            "cannot find --busybox {}; check the path",
+            args.busybox.display()
+        )
+    })?;
+    let given = args.busybox.display();
+    let bytes = fs::read(&busybox).with_context(|| format!("cannot read --busybox {given}"))?;
+    match elf::check_static(&bytes) {
+        Ok(_) => {}
+        Err(e @ (ElfError::Dynamic { .. } | ElfError::NeedsLibraries(_))) => bail!(
+            "--busybox {given} is {e}. Use a statically linked busybox: on Debian, install busybox-static, whose /bin/busybox is static"
+        ),
+        Err(e) => bail!("--busybox {given} is not a usable busybox: {e}"),
+    }
+    let applets = list_applets(&busybox)?;
+    let extras = Extras {
+        linuxrc: read_opt(&args.linuxrc, "--linuxrc")?,
+        config: read_opt(&args.config, "--config")?,
+        init_script: read_opt(&args.init_script, "--init-script")?,
+    };
+    let plan = plan_tree(bytes, &applets, extras).context("cannot lay out the setup tree")?;
+    let skipped: Vec<String> = plan
+        .skipped
+        .iter()
+        .map(|(a, why)| format!("{a} ({why})"))
+        .collect();
+    let line = format!(
+        "{} entries, {} applet links, skipped {}",
+        plan.tree.len(),
+        plan.links,
+        if skipped.is_empty() {
+            "none".to_string()
+        } else {
+            skipped.join(", ")
+        }
+    );
+    let out = args.output.display();
+    if args.dry_run {
+        for e in plan.tree.entries() {
+            println!("{e}");
+        }
+        println!("dry run: would build {out}: {line}");
+        return Ok(());
+    }
+    match build_dir_atomic(&args.output, args.force, |root| {
+        write_tree(&plan.tree, root)
+    })? {
+        Outcome::Replaced => println!("replaced {out}: {line}"),
+        Outcome::Created | Outcome::Unchanged => println!("built {out}: {line}"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comps(p: &str) -> Vec<String> {
+        components(p).unwrap()
+    }
+
+    #[test]
+    fn link_targets_are_relative_to_the_link() {
+        assert_eq!(link_target(&comps("bin/ls")), "busybox");
+        assert_eq!(link_target(&comps("sbin/ifconfig")), "../bin/busybox");
+        assert_eq!(link_target(&comps("usr/bin/awk")), "../../bin/busybox");
+        assert_eq!(link_target(&comps("linuxrc")), "bin/busybox");
+    }
+
+    #[test]
+    fn applet_list_parsing() {
+        assert_eq!(
+            parse_applet_list("bin/ls\n\nusr/bin/awk\nlinuxrc\n").unwrap(),
+            ["bin/ls", "usr/bin/awk", "linuxrc"]
+        );
+        assert!(parse_applet_list("bin/../../etc/passwd\n").is_err());
+    }
+
+    #[test]
+    fn plan_skips_linuxrc_and_installed_paths() {
+        let applets: Vec<String> = [
+            "bin/sh",
+            "bin/busybox",
+            "sbin/init",
+            "linuxrc",
+            "usr/bin/awk",
+            "sbin/ifconfig",
+            "tmp",
+        ]
+        .map(String::from)
+        .to_vec();
+        let extras = Extras {
+            linuxrc: Some(b"rc".to_vec()),
+            config: Some(b"conf".to_vec()),
+            init_script: Some(b"#!/bin/sh\n".to_vec()),
+        };
+        let p = plan_tree(b"\x7fELF".to_vec(), &applets, extras).unwrap();
+        assert_eq!(p.links, 3);
+        let skipped: Vec<&str> = p.skipped.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(skipped, ["bin/busybox", "sbin/init", "linuxrc", "tmp"]);
+        let t = &p.tree;
+        assert_eq!(
+            t.get("sbin/init").unwrap().kind,
+            Kind::File(b"#!/bin/sh\n".to_vec())
+        );
+        assert_eq!(t.get("sbin/init").unwrap().perm, 0o755);
+        assert_eq!(t.get("linuxrc").unwrap().kind, Kind::File(b"rc".to_vec()));
+        assert_eq!(t.get("etc/unionroot.conf").unwrap().perm, 0o644);
+        assert_eq!(
+            t.get("sbin/ifconfig").unwrap().kind,
+            Kind::Symlink("../bin/busybox".into())
+        );
+        assert_eq!(
+            t.get("bin/sh").unwrap().kind,
+            Kind::Symlink("busybox".into())
+        );
+        assert_eq!(t.get("tmp").unwrap().mode(), 0o041777);
+        assert_eq!(t.get("var/tmp").unwrap().mode(), 0o041777);
+        assert_eq!(t.get("var").unwrap().mode(), 0o040755);
+        assert_eq!(t.get("bin/busybox").unwrap().mode(), 0o100755);
+    }
+
+    #[test]
+    fn without_init_script_init_is_an_applet() {
+        let p = plan_tree(Vec::new(), &["sbin/init".to_string()], Extras::default()).unwrap();
+        assert_eq!(
+            p.tree.get("sbin/init").unwrap().kind,
+            Kind::Symlink("../bin/busybox".into())
+        );
+        assert!(p.tree.get("linuxrc").is_none());
+    }
+}
