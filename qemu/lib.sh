@@ -51,11 +51,11 @@ ur_build_initramfs() {
   "$UR_TOOL" "${args[@]}" "$@" >&2
 }
 
-# ur_ktime ERE LOG: the kernel timestamp (seconds) of the first console line matching ERE;
-# prints nothing (and still succeeds) when there is none.
+# ur_ktime ERE LOG: the kernel timestamp (seconds) of the first kernel-timestamped console line
+# matching ERE; prints nothing (and still succeeds) when there is none.
 ur_ktime() {
-  { grep -aE -m1 -- "$1" "$2" 2>/dev/null || true; } |
-    sed -nE 's/^[^[]*\[ *([0-9]+\.[0-9]+)\].*/\1/p'
+  { grep -aE -- "$1" "$2" 2>/dev/null |
+    sed -nE '/^[^[]*\[ *[0-9]+\.[0-9]+\]/ { s/^[^[]*\[ *([0-9]+\.[0-9]+)\].*/\1/p; q }'; } || true
 }
 
 # ur_median: the median of the numbers on stdin, one a line ("-" when there are none).

@@ -103,7 +103,7 @@ case_no_server() {
     --forbid 'unionroot-demo: real init started' || return 1
   # The retry bound holds: from the first mount attempt to FATAL at most the timeout plus
   # slack for one attempt in flight; the waiting line follows FATAL promptly.
-  within 'linuxrc: mount ' 'linuxrc: FATAL' $((timeout_s + 2)) &&
+  within 'linuxrc: mount -t nfs' 'linuxrc: FATAL' $((timeout_s + 2)) &&
     within 'linuxrc: FATAL' 'linuxrc: boot failed; waiting' 2
 }
 
