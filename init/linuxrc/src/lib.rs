@@ -4,6 +4,7 @@
 //! planned boot steps against it; `net` and `dhcp_driver` own sockets; `klog` writes to
 //! `/dev/kmsg`. `main.rs` only wires these together and owns the fatal path.
 
+pub mod boot;
 pub mod dhcp_driver;
 pub mod exec;
 pub mod klog;
