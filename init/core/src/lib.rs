@@ -6,6 +6,7 @@
 
 pub mod cmdline;
 pub mod dhcp;
+pub mod handoff;
 pub mod modules;
 pub mod nfs;
 pub mod plan;

@@ -61,12 +61,24 @@ impl ModuleDb {
             })?;
             let path = path.trim();
             if path.is_empty() {
-                return Err(ModError::BadLine { line: i + 1, text: raw.to_string() });
+                return Err(ModError::BadLine {
+                    line: i + 1,
+                    text: raw.to_string(),
+                });
             }
             let deps = deps.split_whitespace().map(module_name).collect();
-            entries.insert(module_name(path), Entry { path: path.to_string(), deps });
+            entries.insert(
+                module_name(path),
+                Entry {
+                    path: path.to_string(),
+                    deps,
+                },
+            );
         }
-        Ok(ModuleDb { entries, aliases: Vec::new() })
+        Ok(ModuleDb {
+            entries,
+            aliases: Vec::new(),
+        })
     }
 
     /// Adds `modules.alias` text (`alias <glob> <module>` lines) for modalias matching.
@@ -89,7 +101,9 @@ impl ModuleDb {
     }
 
     pub fn path(&self, name: &str) -> Option<&str> {
-        self.entries.get(&module_name(name)).map(|e| e.path.as_str())
+        self.entries
+            .get(&module_name(name))
+            .map(|e| e.path.as_str())
     }
 
     pub fn len(&self) -> usize {
@@ -134,7 +148,10 @@ impl ModuleDb {
             Some(false) => return Err(ModError::Cycle(name.to_string())),
             None => {}
         }
-        let entry = self.entries.get(name).ok_or_else(|| ModError::Unknown(name.to_string()))?;
+        let entry = self
+            .entries
+            .get(name)
+            .ok_or_else(|| ModError::Unknown(name.to_string()))?;
         state.insert(name.to_string(), false);
         // depmod lists a module's deps so that the last must be loaded first; walking them in
         // reverse keeps that order among independent deps.
@@ -142,19 +159,29 @@ impl ModuleDb {
             self.visit(dep, state, out)?;
         }
         state.insert(name.to_string(), true);
-        out.push(ModRef { name: name.to_string(), path: entry.path.clone() });
+        out.push(ModRef {
+            name: name.to_string(),
+            path: entry.path.clone(),
+        });
         Ok(())
     }
 }
 
 /// Module names from `modules.builtin` (one `kernel/...ko` path per line).
 pub fn parse_builtin(text: &str) -> BTreeSet<String> {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(module_name).collect()
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(module_name)
+        .collect()
 }
 
 /// Names of loaded modules from `/proc/modules` (first field of each line).
 pub fn parse_proc_modules(text: &str) -> BTreeSet<String> {
-    text.lines().filter_map(|l| l.split_whitespace().next()).map(module_name).collect()
+    text.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(module_name)
+        .collect()
 }
 
 /// fnmatch(3)-style matching of `*`, `?` and `[...]`, enough for modules.alias patterns.
@@ -260,7 +287,12 @@ kernel/drivers/net/ethernet/intel/e1000/e1000.ko:
         assert_eq!(n.len(), 9, "{n:?}");
         let pos = |m: &str| n.iter().position(|x| *x == m).unwrap();
         for (m, deps) in [
-            ("nfsv3", &["nfs", "nfs_acl", "lockd", "sunrpc", "grace", "fscache", "netfs"][..]),
+            (
+                "nfsv3",
+                &[
+                    "nfs", "nfs_acl", "lockd", "sunrpc", "grace", "fscache", "netfs",
+                ][..],
+            ),
             ("nfs", &["lockd", "sunrpc", "grace", "fscache", "netfs"][..]),
             ("lockd", &["sunrpc", "grace"][..]),
             ("fscache", &["netfs"][..]),
@@ -275,17 +307,26 @@ kernel/drivers/net/ethernet/intel/e1000/e1000.ko:
     #[test]
     fn dash_and_underscore_are_the_same_module() {
         let db = ModuleDb::parse_dep("kernel/a/virtio-net.ko:\n").unwrap();
-        assert_eq!(names(&db.load_order(&["virtio_net"]).unwrap()), ["virtio_net"]);
+        assert_eq!(
+            names(&db.load_order(&["virtio_net"]).unwrap()),
+            ["virtio_net"]
+        );
         assert_eq!(module_name("kernel/x/nfs-acl.ko.zst"), "nfs_acl");
     }
 
     #[test]
     fn unknown_module_and_bad_line_and_cycle_are_named_errors() {
         let db = ModuleDb::parse_dep(DEP).unwrap();
-        assert_eq!(db.load_order(&["zfs"]).unwrap_err(), ModError::Unknown("zfs".into()));
+        assert_eq!(
+            db.load_order(&["zfs"]).unwrap_err(),
+            ModError::Unknown("zfs".into())
+        );
         assert_eq!(
             ModuleDb::parse_dep("ok.ko:\ngarbage\n").unwrap_err(),
-            ModError::BadLine { line: 2, text: "garbage".into() }
+            ModError::BadLine {
+                line: 2,
+                text: "garbage".into()
+            }
         );
         let cyc = ModuleDb::parse_dep("a.ko: b.ko\nb.ko: a.ko\n").unwrap();
         assert!(matches!(cyc.load_order(&["a"]), Err(ModError::Cycle(_))));
@@ -295,7 +336,8 @@ kernel/drivers/net/ethernet/intel/e1000/e1000.ko:
     fn builtin_and_proc_modules() {
         let b = parse_builtin("kernel/fs/ext4/ext4.ko\nkernel/drivers/virtio/virtio-pci.ko\n");
         assert!(b.contains("ext4") && b.contains("virtio_pci"));
-        let p = parse_proc_modules("nfsv3 45056 1 - Live 0x0000000000000000\noverlay 1 0 - Live 0x0\n");
+        let p =
+            parse_proc_modules("nfsv3 45056 1 - Live 0x0000000000000000\noverlay 1 0 - Live 0x0\n");
         assert_eq!(p.into_iter().collect::<Vec<_>>(), ["nfsv3", "overlay"]);
     }
 
@@ -307,12 +349,17 @@ kernel/drivers/net/ethernet/intel/e1000/e1000.ko:
              alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\n\
              alias fs-nfs4 nfsv4\n",
         );
-        assert_eq!(db.resolve_alias("virtio:d00000001v00001AF4"), ["virtio_net"]);
+        assert_eq!(
+            db.resolve_alias("virtio:d00000001v00001AF4"),
+            ["virtio_net"]
+        );
         assert_eq!(
             db.resolve_alias("pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00"),
             ["e1000"]
         );
-        assert!(db.resolve_alias("pci:v000010ECd00008139sv0sd0bc02sc00i00").is_empty());
+        assert!(db
+            .resolve_alias("pci:v000010ECd00008139sv0sd0bc02sc00i00")
+            .is_empty());
         assert!(glob_match(b"a[0-9]c", b"a5c"));
         assert!(!glob_match(b"a[!0-9]c", b"a5c"));
         assert!(glob_match(b"*", b""));

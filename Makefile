@@ -1,0 +1,49 @@
+# unionroot: `make demo` boots one client in QEMU against a local NFS server;
+# `make test` runs every test tier, QEMU boots included. Both set up the machine first.
+SHELL := /bin/bash
+CARGO ?= cargo
+MUSL := x86_64-unknown-linux-musl
+LINUXRC := target/$(MUSL)/release/linuxrc
+UNIONROOT := target/release/unionroot
+N ?= 5
+export UNIONROOT_CACHE ?= $(HOME)/.cache/unionroot
+
+.PHONY: all setup kernel linuxrc host demo test unit lint e2e bench clean
+
+all: linuxrc host
+
+# apt packages and the rustup musl target (idempotent; quick when already done)
+setup:
+	@scripts/setup-host.sh
+
+# Debian's stock kernel, cached under $(UNIONROOT_CACHE) keyed by version
+kernel: setup
+	@qemu/fetch-kernel.sh >/dev/null
+
+linuxrc: setup
+	$(CARGO) build --release --locked --target $(MUSL) -p linuxrc
+
+host: setup
+	$(CARGO) build --release --locked -p unionroot
+
+demo: kernel linuxrc host
+	qemu/demo.sh
+
+test: lint unit e2e
+
+unit: setup
+	$(CARGO) test --locked --workspace
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+e2e: kernel linuxrc host
+	tests/e2e.sh
+
+bench: kernel linuxrc host
+	qemu/bench.sh $(N)
+
+clean:
+	$(CARGO) clean
+	rm -rf out

@@ -1,0 +1,217 @@
+//! What linuxrc leaves for the real system, and what it reads from a kernel that configured the
+//! network itself:
+//! - `/run/net-<iface>.conf` in the format klibc's ipconfig writes and Debian's initramfs-tools
+//!   passes on (read by initramfs-tools' `configure_networking`, cloud-init and ifupdown hooks);
+//! - `/etc/resolv.conf` (resolv.conf(5));
+//! - `/proc/net/pnp`, the kernel's IP autoconfig summary (`net/ipv4/ipconfig.c`), present when
+//!   the kernel ran `ip=` itself (the `init=/linuxrc` NFS-root mode).
+
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+/// The network as it was configured, whatever configured it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetInfo {
+    pub device: String,
+    /// `dhcp`, `static` or `kernel` (the kernel's own autoconfig).
+    pub proto: String,
+    pub address: Option<Ipv4Addr>,
+    pub prefix: u8,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub hostname: Option<String>,
+    pub domain: Option<String>,
+    pub root_server: Option<Ipv4Addr>,
+    pub root_path: Option<String>,
+    pub bootfile: Option<String>,
+    pub lease_secs: Option<u32>,
+}
+
+fn netmask(prefix: u8) -> Ipv4Addr {
+    Ipv4Addr::from(
+        u32::MAX
+            .checked_shl(32 - u32::from(prefix.min(32)))
+            .unwrap_or(0),
+    )
+}
+
+fn quote(v: &str) -> String {
+    // Shell single quotes: the file is sourced by sh.
+    format!("'{}'", v.replace('\'', "'\\''"))
+}
+
+/// `/run/net-<device>.conf` in klibc ipconfig's shell-variable format.
+pub fn initramfs_tools_conf(n: &NetInfo, uptime_secs: u64) -> String {
+    let a = |x: Option<Ipv4Addr>| x.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string();
+    let mask = netmask(n.prefix);
+    let bcast = n
+        .address
+        .map(|ad| Ipv4Addr::from(u32::from(ad) | !u32::from(mask)));
+    let mut s = String::new();
+    let mut kv = |k: &str, v: String| {
+        let _ = writeln!(s, "{k}={}", quote(&v));
+    };
+    kv("DEVICE", n.device.clone());
+    kv("PROTO", n.proto.clone());
+    kv("IPV4ADDR", a(n.address));
+    kv("IPV4BROADCAST", a(bcast));
+    kv("IPV4NETMASK", mask.to_string());
+    kv("IPV4GATEWAY", a(n.gateway));
+    kv("IPV4DNS0", a(n.dns.first().copied()));
+    kv("IPV4DNS1", a(n.dns.get(1).copied()));
+    kv("HOSTNAME", n.hostname.clone().unwrap_or_default());
+    kv("DNSDOMAIN", n.domain.clone().unwrap_or_default());
+    kv("NISDOMAIN", String::new());
+    kv("ROOTSERVER", a(n.root_server));
+    kv("ROOTPATH", n.root_path.clone().unwrap_or_default());
+    kv("filename", n.bootfile.clone().unwrap_or_default());
+    kv("UPTIME", uptime_secs.to_string());
+    kv("DHCPLEASETIME", n.lease_secs.unwrap_or(0).to_string());
+    kv("DOMAINSEARCH", n.domain.clone().unwrap_or_default());
+    s
+}
+
+/// resolv.conf(5) for the new root; `None` when there is nothing to say (keep the tree's own).
+pub fn resolv_conf(n: &NetInfo) -> Option<String> {
+    if n.dns.is_empty() && n.domain.is_none() {
+        return None;
+    }
+    let mut s =
+        String::from("# written by unionroot's linuxrc from the boot-time network configuration\n");
+    if let Some(d) = &n.domain {
+        let _ = writeln!(s, "search {d}");
+    }
+    for d in n.dns.iter().take(3) {
+        let _ = writeln!(s, "nameserver {d}");
+    }
+    Some(s)
+}
+
+/// The kernel's `/proc/net/pnp`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pnp {
+    /// `DHCP`, `BOOTP`, `RARP` or `MANUAL`.
+    pub proto: String,
+    pub domain: Option<String>,
+    pub nameservers: Vec<Ipv4Addr>,
+    pub bootserver: Option<Ipv4Addr>,
+}
+
+/// Parses `/proc/net/pnp`. Returns `None` when the kernel did no autoconfiguration (the file is
+/// then absent or empty).
+pub fn parse_pnp(text: &str) -> Option<Pnp> {
+    let mut p = Pnp::default();
+    let mut seen = false;
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        match (it.next(), it.next()) {
+            (Some("#PROTO:"), Some(v)) => {
+                p.proto = v.to_string();
+                seen = true;
+            }
+            (Some("#MANUAL"), _) => {
+                p.proto = "MANUAL".into();
+                seen = true;
+            }
+            (Some("domain"), Some(v)) => p.domain = Some(v.to_string()),
+            (Some("nameserver"), Some(v)) => {
+                if let Ok(a) = v.parse::<Ipv4Addr>() {
+                    if !a.is_unspecified() {
+                        p.nameservers.push(a);
+                    }
+                }
+            }
+            (Some("bootserver"), Some(v)) => {
+                p.bootserver = v.parse().ok().filter(|a: &Ipv4Addr| !a.is_unspecified())
+            }
+            _ => {}
+        }
+    }
+    seen.then_some(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn info() -> NetInfo {
+        NetInfo {
+            device: "eth0".into(),
+            proto: "dhcp".into(),
+            address: Some(ip("10.0.2.15")),
+            prefix: 24,
+            gateway: Some(ip("10.0.2.2")),
+            dns: vec![ip("10.0.2.3")],
+            hostname: Some("node1".into()),
+            domain: Some("cluster.lan".into()),
+            root_server: Some(ip("10.0.2.2")),
+            root_path: Some("/srv/system".into()),
+            bootfile: None,
+            lease_secs: Some(86400),
+        }
+    }
+
+    #[test]
+    fn net_conf_has_the_klibc_variables() {
+        let s = initramfs_tools_conf(&info(), 3);
+        for line in [
+            "DEVICE='eth0'",
+            "PROTO='dhcp'",
+            "IPV4ADDR='10.0.2.15'",
+            "IPV4BROADCAST='10.0.2.255'",
+            "IPV4NETMASK='255.255.255.0'",
+            "IPV4GATEWAY='10.0.2.2'",
+            "IPV4DNS0='10.0.2.3'",
+            "IPV4DNS1='0.0.0.0'",
+            "HOSTNAME='node1'",
+            "DNSDOMAIN='cluster.lan'",
+            "ROOTSERVER='10.0.2.2'",
+            "ROOTPATH='/srv/system'",
+            "UPTIME='3'",
+            "DHCPLEASETIME='86400'",
+        ] {
+            assert!(s.lines().any(|l| l == line), "missing {line} in\n{s}");
+        }
+        let quoted = NetInfo {
+            hostname: Some("it's".into()),
+            ..info()
+        };
+        assert!(initramfs_tools_conf(&quoted, 0).contains("HOSTNAME='it'\\''s'"));
+    }
+
+    #[test]
+    fn netmask_edges() {
+        assert_eq!(netmask(0), ip("0.0.0.0"));
+        assert_eq!(netmask(8), ip("255.0.0.0"));
+        assert_eq!(netmask(32), ip("255.255.255.255"));
+    }
+
+    #[test]
+    fn resolv_conf_only_when_there_is_something() {
+        assert_eq!(
+            resolv_conf(&info())
+                .unwrap()
+                .lines()
+                .skip(1)
+                .collect::<Vec<_>>(),
+            ["search cluster.lan", "nameserver 10.0.2.3"]
+        );
+        assert_eq!(resolv_conf(&NetInfo::default()), None);
+    }
+
+    #[test]
+    fn pnp_from_the_kernel() {
+        let p = parse_pnp("#PROTO: DHCP\ndomain cluster.lan\nnameserver 10.0.2.3\nnameserver 0.0.0.0\nbootserver 10.0.2.2\n")
+            .unwrap();
+        assert_eq!(p.proto, "DHCP");
+        assert_eq!(p.domain.as_deref(), Some("cluster.lan"));
+        assert_eq!(p.nameservers, [ip("10.0.2.3")]);
+        assert_eq!(p.bootserver, Some(ip("10.0.2.2")));
+        assert_eq!(parse_pnp(""), None);
+        assert_eq!(parse_pnp("#MANUAL\n").unwrap().proto, "MANUAL");
+    }
+}
