@@ -171,7 +171,12 @@ on_exit() {
   [ -z "$tailpid" ] || kill "$tailpid" 2>/dev/null || true
 }
 trap on_exit EXIT
-trap 'echo "boot: interrupted; log=$log" >&2; exit 130' INT TERM HUP
+# shellcheck disable=SC2317 # called by the trap
+on_signal() {
+  echo "boot: interrupted; log=$log" >&2
+  on_exit
+}
+ur_signal_traps on_signal
 
 if [ "$console" = 1 ]; then
   tail -n +1 -F -s 0.1 --pid="$UR_NS_UPID" "$log" 2>/dev/null &

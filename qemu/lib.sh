@@ -13,6 +13,16 @@ UR_MODULES=(virtio_pci virtio_net nfsv3 nfsv4 overlay)
 ur_die() { echo "${0##*/}: $*" >&2; exit 1; }
 ur_log() { echo "${0##*/}: $*" >&2; }
 
+# ur_signal_traps CMD: on INT, TERM or HUP run CMD, then die of that same signal, so that the
+# caller (make, tests/e2e.sh, a shell loop) sees the interruption and stops as well.
+ur_signal_traps() {
+  local sig
+  for sig in INT TERM HUP; do
+    # shellcheck disable=SC2064 # expand $sig now, $$ later
+    trap "$1; trap - EXIT $sig; kill -s $sig \$\$" "$sig"
+  done
+}
+
 # ur_kernel_dir: the cached kernel directory (vmlinux, lib/modules/<ver>, version).
 ur_kernel_dir() {
   if [ -n "${UNIONROOT_KERNEL_DIR:-}" ]; then echo "$UNIONROOT_KERNEL_DIR"; return; fi

@@ -32,7 +32,7 @@ mkdir -p "$dir"
 export UR_DIR UR_NFS=$nfs UR_EXPORT
 UR_DIR=$(realpath "$dir") UR_EXPORT=$(realpath "$export_dir")
 trap 'ur_ns_stop' EXIT
-trap 'exit 130' INT TERM HUP
+ur_signal_traps ur_ns_stop
 ur_ns_start --net --mount -- serve "$@"
 rc=0
 ur_ns_wait "" || rc=$?

@@ -128,6 +128,9 @@ mkdir -p "$OUT"
 ur_build_tree "$TREE"
 ur_build_initramfs "$KDIR" "$UR_LINUXRC" "$IMG"
 
+# shellcheck disable=SC2317 # called by the trap
+on_signal() { echo "interrupted during $CASE" >&2; }
+ur_signal_traps on_signal
 passed=0 failed=0
 for CASE in "${selected[@]}"; do
   rm -rf "${OUT:?}/$CASE"
