@@ -35,8 +35,8 @@ ur_bins() {
   UR_LINUXRC=${UNIONROOT_LINUXRC:-$UR_ROOT/target/x86_64-unknown-linux-musl/release/linuxrc}
   if [ "${UNIONROOT_NO_BUILD:-0}" != 1 ]; then
     (cd "$UR_ROOT" &&
-      cargo build -q --release -p unionroot &&
-      cargo build -q --release --target x86_64-unknown-linux-musl -p linuxrc) >&2 ||
+      cargo build -q --release --locked -p unionroot &&
+      cargo build -q --release --locked --target x86_64-unknown-linux-musl -p linuxrc) >&2 ||
       ur_die "cargo build failed"
   fi
   [ -x "$UR_TOOL" ] || ur_die "no host tool at $UR_TOOL (cargo build --release -p unionroot)"
