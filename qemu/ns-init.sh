@@ -18,6 +18,9 @@ set -euo pipefail
 mode=$1
 shift
 pids=()
+t_start=${EPOCHREALTIME/./}
+# note WHAT: a timing line for the run directory's ns-init.out.
+note() { echo "ns-init: +$(((${EPOCHREALTIME/./} - t_start) / 1000)) ms: $*"; }
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
   local p alive
@@ -32,6 +35,7 @@ cleanup() {
   done
   for p in ${pids[@]+"${pids[@]}"}; do kill -KILL "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  note "stopped"
 }
 # As PID 1 of a namespace we only receive the signals we handle: handle them by cleaning up.
 trap cleanup EXIT
@@ -96,6 +100,8 @@ case $UR_NFS in
   *) echo "ns-init: bad UR_NFS=$UR_NFS" >&2; exit 1 ;;
 esac
 
+note "servers up ($UR_NFS)"
+
 if [ "$mode" = serve ]; then
   export UR_SERVED_NFS=$UR_NFS
   "$@" &
@@ -128,3 +134,4 @@ if [ -z "$stop" ]; then
   stop="qemu exited rc=$rc"
 fi
 echo "$stop" >"$UR_DIR/stop"
+note "$stop"
