@@ -99,7 +99,7 @@ dir=$(realpath "$dir")
 [ -n "$log" ] || log=$dir/console.log
 mkdir -p "$(dirname "$log")"
 log=$(realpath -m "$log")
-rm -f "$log" "$dir/stop"
+rm -f "$log" "$dir/stop" "$dir/timings"
 
 # KVM here may be a paravirtual one without VMX/SVM: QEMU then aborts or crawls. Trust it only
 # after a probe boot (no initramfs: the kernel panics and, with panic=-1 and -no-reboot, QEMU

@@ -12,15 +12,15 @@
 # Environment (set by the caller): UR_DIR (run directory), UR_NFS (v3|v4|none|external),
 # UR_EXPORT; for boot also UR_LOG (console log), UR_TIMEOUT (s), UR_UNTIL and UR_FORBID
 # (newline-separated EREs). Writes into UR_DIR: ganesha.conf, ganesha.log, ganesha.out,
-# rpcbind.log and, for boot, "stop" (why QEMU ended).
+# rpcbind.log, timings and, for boot, "stop" (why QEMU ended).
 set -euo pipefail
 
 mode=$1
 shift
 pids=()
 t_start=${EPOCHREALTIME/./}
-# note WHAT: a timing line for the run directory's ns-init.out.
-note() { echo "ns-init: +$(((${EPOCHREALTIME/./} - t_start) / 1000)) ms: $*"; }
+# note WHAT: a timing line in the run directory's "timings".
+note() { echo "+$(((${EPOCHREALTIME/./} - t_start) / 1000)) ms: $*" >>"$UR_DIR/timings"; }
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
   local p alive
