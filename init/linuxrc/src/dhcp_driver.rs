@@ -11,11 +11,9 @@
 //! frame says which client it is for, so one socket serves every interface.
 
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use nix::errno::Errno;
@@ -341,30 +339,16 @@ fn udp_socket(nic: &Nic) -> Result<OwnedFd, DriverError> {
     Ok(fd)
 }
 
-/// Seeds a client's xids and jitter from /dev/urandom, else from the clock and the MAC (which
-/// still differs between nodes that boot at the same instant).
+/// Seeds a client's xids and jitter. Not from /dev/urandom: on Linux ≥ 5.18 reading it before
+/// the CRNG is ready runs the jitter-entropy generator, which took over a second of a TCG boot.
+/// std's `RandomState` keys come from getrandom(GRND_INSECURE), which never blocks; the MAC and
+/// ifindex keep nodes that boot at the same instant apart even if those keys were weak.
 fn seed(nic: &Nic) -> u64 {
-    let mut bytes = [0u8; 8];
-    let random = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    match random {
-        Ok(()) => u64::from_ne_bytes(bytes),
-        Err(e) => {
-            debug!(
-                "dhcp {}: /dev/urandom: {e}; seeding from the clock",
-                nic.name
-            );
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default();
-            let mut mac = [0u8; 8];
-            for (dst, src) in mac.iter_mut().zip(nic.mac) {
-                *dst = src;
-            }
-            // Truncating the nanoseconds keeps their fast-changing low bits.
-            (nanos as u64) ^ u64::from_le_bytes(mac) ^ u64::from(nic.ifindex).rotate_left(48)
-        }
-    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(&nic.mac);
+    h.write_u32(nic.ifindex);
+    h.finish()
 }
 
 /// Rounds up to whole milliseconds, so that poll does not wake just before a deadline.
