@@ -270,6 +270,8 @@ pub struct Config {
     pub nfsroot: Option<NfsRoot>,
     /// `BOOTIF=01-aa-bb-cc-dd-ee-ff` from pxelinux `IPAPPEND 2`.
     pub bootif: Option<[u8; 6]>,
+    /// `unionroot.mac=aa:bb:cc:dd:ee:ff`: boot from the interface with this MAC.
+    pub mac: Option<[u8; 6]>,
     /// `unionroot.nfsvers=`; a version in the `nfsroot=` options wins over it.
     pub nfs_version: NfsVersion,
     /// tmpfs `size=` for the writable upper layer (`unionroot.size=`), e.g. `50%` or `512m`.
@@ -295,6 +297,7 @@ impl Default for Config {
             ip: IpConfig::dhcp(),
             nfsroot: None,
             bootif: None,
+            mac: None,
             nfs_version: NfsVersion::V3,
             overlay_size: "50%".into(),
             init: "/sbin/init".into(),
@@ -359,6 +362,11 @@ impl Config {
             ("BOOTIF", Some(v)) => {
                 self.bootif =
                     Some(parse_bootif(v).ok_or_else(|| bad("expected 01-aa-bb-cc-dd-ee-ff"))?)
+            }
+            ("unionroot.mac", Some(v)) => {
+                self.mac = Some(
+                    parse_mac(v).ok_or_else(|| bad("expected a MAC such as 52:54:00:12:34:56"))?,
+                )
             }
             ("unionroot.nfsvers", Some(v)) => self.nfs_version = NfsVersion::parse(v)?,
             ("unionroot.size", Some(v)) => {
@@ -425,6 +433,22 @@ pub fn parse_bootif(v: &str) -> Option<[u8; 6]> {
     };
     let mut mac = [0u8; 6];
     for (m, h) in mac.iter_mut().zip(hex) {
+        if h.len() != 2 {
+            return None;
+        }
+        *m = u8::from_str_radix(h, 16).ok()?;
+    }
+    Some(mac)
+}
+
+/// `aa:bb:cc:dd:ee:ff` (also with `-` separators) into a MAC.
+pub fn parse_mac(v: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = v.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (m, h) in mac.iter_mut().zip(&parts) {
         if h.len() != 2 {
             return None;
         }
@@ -634,6 +658,10 @@ mod tests {
             Some([0x52, 0x54, 0, 0x12, 0x34, 0x56])
         );
         assert_eq!(parse_bootif("06-52-54-00-12-34-56"), None);
+        let c = Config::parse("unionroot.mac=52:54:00:AB:cd:01", "").unwrap();
+        assert_eq!(c.mac, Some([0x52, 0x54, 0, 0xab, 0xcd, 1]));
+        assert_eq!(parse_mac("52:54:00:ab:cd"), None);
+        assert_eq!(parse_mac("52:54:00:ab:cd:0g"), None);
         let c = Config::parse("", "unionroot.nfsvers=4 nfsroot=/x,vers=3").unwrap();
         assert_eq!(c.effective_nfs_version().unwrap(), NfsVersion::V3);
     }

@@ -260,6 +260,23 @@ fn candidates(cfg: &Config, nics: &[Nic]) -> Result<Vec<Nic>, Failure> {
         log::info!("using {}: its MAC {m} is BOOTIF from pxelinux", nic.name);
         return Ok(vec![nic]);
     }
+    if let Some(mac) = cfg.mac {
+        let m = net::format_mac(&mac);
+        let nic = nics.iter().find(|n| n.mac == mac).cloned().ok_or_else(|| {
+            Failure::new(
+                "network",
+                format!("unionroot.mac={m} matches no interface"),
+                "check the MAC in the node's configuration",
+            )
+        })?;
+        log::info!("using {}: its MAC {m} is unionroot.mac", nic.name);
+        return Ok(vec![nic]);
+    }
+    let names: Vec<&str> = nics.iter().map(|n| n.name.as_str()).collect();
+    log::info!(
+        "no interface named by ip=, BOOTIF or unionroot.mac: trying all of {}",
+        names.join(" ")
+    );
     Ok(nics.to_vec())
 }
 
