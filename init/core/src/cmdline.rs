@@ -280,6 +280,19 @@ pub struct Config {
     pub init: String,
     /// Arguments after `--` on the command line, passed to the real init.
     pub init_args: Vec<String>,
+    /// Read-only lower layers (`unionroot.lower=`, repeatable), bottom first. Empty means the
+    /// one given by `nfsroot=` or DHCP's root-path.
+    pub lowers: Vec<NfsRoot>,
+    /// Read-write NFS mounts placed into the new root (`unionroot.mount=/home=<server>:<path>`).
+    pub mounts: Vec<(String, NfsRoot)>,
+    /// The export holding per-node directories (`unionroot.persist=<server>:<path>`); each of
+    /// `persist_paths` is bind-mounted from `<export>/nodes/<hostname><path>`.
+    pub persist: Option<NfsRoot>,
+    /// `unionroot.persist_paths=/var/log,/etc/ssh`.
+    pub persist_paths: Vec<String>,
+    /// How long one server may take to accept a connection before the next is tried
+    /// (`unionroot.server_timeout=`).
+    pub server_timeout: Duration,
     /// Extra modules to load, e.g. NIC drivers (`unionroot.modules=a,b`).
     pub modules: Vec<String>,
     pub dhcp_timeout: Duration,
@@ -302,6 +315,11 @@ impl Default for Config {
             overlay_size: "50%".into(),
             init: "/sbin/init".into(),
             init_args: Vec::new(),
+            lowers: Vec::new(),
+            mounts: Vec::new(),
+            persist: None,
+            persist_paths: Vec::new(),
+            server_timeout: Duration::from_secs(3),
             modules: Vec::new(),
             dhcp_timeout: Duration::from_secs(120),
             mount_timeout: Duration::from_secs(60),
@@ -381,6 +399,29 @@ impl Config {
                 }
                 self.init = v.to_string();
             }
+            ("unionroot.lower", Some(v)) => self.lowers.push(NfsRoot::parse(v)?),
+            ("unionroot.mount", Some(v)) => {
+                let (target, spec) = v
+                    .split_once('=')
+                    .ok_or_else(|| bad("expected <mount point>=[<server>:]<path>[,<options>]"))?;
+                if !target.starts_with('/') || target == "/" {
+                    return Err(bad("the mount point must be an absolute path other than /"));
+                }
+                self.mounts
+                    .push((target.to_string(), NfsRoot::parse(spec)?));
+            }
+            ("unionroot.persist", Some(v)) => self.persist = Some(NfsRoot::parse(v)?),
+            ("unionroot.persist_paths", Some(v)) => {
+                for p in v.split(',').filter(|p| !p.is_empty()) {
+                    if !p.starts_with('/') || p == "/" || p.split('/').any(|c| c == "..") {
+                        return Err(bad(
+                            "each persistent path must be absolute, not /, and without '..'",
+                        ));
+                    }
+                    self.persist_paths.push(p.trim_end_matches('/').to_string());
+                }
+            }
+            ("unionroot.server_timeout", v) => self.server_timeout = secs(v)?,
             ("unionroot.modules", Some(v)) => self
                 .modules
                 .extend(v.split(',').filter(|m| !m.is_empty()).map(String::from)),
@@ -607,10 +648,35 @@ mod tests {
         let c = Config::parse(file, "BOOT_IMAGE=/vmlinuz console=ttyS0 nfsroot=10.0.2.2:/srv/system unionroot.size=1g -- single x").unwrap();
         assert_eq!(c.nfs_version, NfsVersion::V4(2));
         assert_eq!(c.overlay_size, "1g");
-        assert_eq!(c.nfsroot.as_ref().unwrap().server, Some(ip("10.0.2.2")));
+        assert_eq!(c.nfsroot.as_ref().unwrap().servers, [ip("10.0.2.2")]);
         assert_eq!(c.init_args, ["single", "x"]);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         assert_eq!(c.ip.mode(), IpMode::Dhcp);
+    }
+
+    #[test]
+    fn root_pieces() {
+        let file = "unionroot.lower=10.0.0.1|10.0.0.2:/srv/base\nunionroot.lower=10.0.0.3:/srv/tools,nodev\n\
+                    unionroot.mount=/home=10.0.0.1:/srv/home,rw\nunionroot.persist=10.0.0.1:/srv/nodes\n\
+                    unionroot.persist_paths=/var/log,/etc/ssh/\n";
+        let c = Config::parse(file, "").unwrap();
+        assert_eq!(c.lowers.len(), 2);
+        assert_eq!(c.lowers[0].servers, [ip("10.0.0.1"), ip("10.0.0.2")]);
+        assert_eq!(c.lowers[1].path, "/srv/tools");
+        assert_eq!(c.mounts[0].0, "/home");
+        assert_eq!(c.mounts[0].1.options, ["rw"]);
+        assert_eq!(c.persist.as_ref().unwrap().path, "/srv/nodes");
+        assert_eq!(c.persist_paths, ["/var/log", "/etc/ssh"]);
+        for bad in [
+            "unionroot.mount=home=1.2.3.4:/x",
+            "unionroot.mount=/home",
+            "unionroot.persist_paths=/var/../etc",
+        ] {
+            assert!(
+                matches!(Config::parse("", bad), Err(CmdlineError::BadValue { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

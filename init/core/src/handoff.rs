@@ -130,6 +130,19 @@ pub fn parse_pnp(text: &str) -> Option<Pnp> {
     seen.then_some(p)
 }
 
+/// The default route's gateway on `iface` from `/proc/net/route` (hex, little-endian fields).
+pub fn default_gateway(route: &str, iface: &str) -> Option<Ipv4Addr> {
+    route.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            [name, "00000000", gw, ..] if *name == iface => u32::from_str_radix(gw, 16)
+                .ok()
+                .map(|g| Ipv4Addr::from(g.swap_bytes())),
+            _ => None,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +214,16 @@ mod tests {
             ["search cluster.lan", "nameserver 10.0.2.3"]
         );
         assert_eq!(resolv_conf(&NetInfo::default()), None);
+    }
+
+    #[test]
+    fn default_gateway_from_proc_net_route() {
+        let r =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                 eth0\t00000000\t0202000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+                 eth0\t0002000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        assert_eq!(default_gateway(r, "eth0"), Some(ip("10.0.2.2")));
+        assert_eq!(default_gateway(r, "eth1"), None);
     }
 
     #[test]

@@ -66,17 +66,18 @@ impl fmt::Display for NfsVersion {
     }
 }
 
-/// A parsed `nfsroot=` (or DHCP root-path, which has the same shape).
+/// A parsed `nfsroot=` (or DHCP root-path, or a `unionroot.` piece: same shape). Several
+/// servers may be given as `a|b|c:` for failover; they are tried in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NfsRoot {
-    pub server: Option<Ipv4Addr>,
+    pub servers: Vec<Ipv4Addr>,
     pub path: String,
     /// Options exactly as given after the path, in order.
     pub options: Vec<String>,
 }
 
 impl NfsRoot {
-    /// Parses `[<server-ip>:]<root-dir>[,<nfs-options>]`. `%s` in the path is left for
+    /// Parses `[<server-ip>[|<server-ip>...]:]<root-dir>[,<nfs-options>]`. `%s` in the path is left for
     /// [`NfsRoot::expand`], which substitutes the client address once it is known.
     pub fn parse(text: &str) -> Result<Self, NfsError> {
         let text = text.trim();
@@ -84,14 +85,18 @@ impl NfsRoot {
             Some((h, o)) => (h, o),
             None => (text, ""),
         };
-        let (server, path) = match head.split_once(':') {
+        let (servers, path) = match head.split_once(':') {
             Some((s, p)) => {
-                let server = s
-                    .parse::<Ipv4Addr>()
-                    .map_err(|_| NfsError::BadServer(s.to_string()))?;
-                (Some(server), p)
+                let servers = s
+                    .split('|')
+                    .map(|a| {
+                        a.parse::<Ipv4Addr>()
+                            .map_err(|_| NfsError::BadServer(a.to_string()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                (servers, p)
             }
-            None => (None, head),
+            None => (Vec::new(), head),
         };
         if path.is_empty() {
             return Err(NfsError::EmptyPath(text.to_string()));
@@ -106,7 +111,7 @@ impl NfsRoot {
             .map(String::from)
             .collect();
         Ok(NfsRoot {
-            server,
+            servers,
             path: path.to_string(),
             options,
         })
@@ -141,8 +146,9 @@ impl NfsRoot {
 
 impl fmt::Display for NfsRoot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(s) = self.server {
-            write!(f, "{s}:")?;
+        if !self.servers.is_empty() {
+            let s: Vec<String> = self.servers.iter().map(|a| a.to_string()).collect();
+            write!(f, "{}:", s.join("|"))?;
         }
         write!(f, "{}", self.path)?;
         for o in &self.options {
@@ -155,6 +161,9 @@ impl fmt::Display for NfsRoot {
 /// Everything mount(2) needs for one NFS mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NfsMountArgs {
+    /// The server and the port its NFS service listens on (for the reachability probe).
+    pub server: Ipv4Addr,
+    pub port: u16,
     pub source: String,
     pub fstype: &'static str,
     pub data: String,
@@ -163,8 +172,9 @@ pub struct NfsMountArgs {
 /// Builds the mount(2) arguments for an NFS mount.
 ///
 /// Defaults: TCP, `timeo=600,retrans=2` (nfs(5)'s TCP defaults, stated so that a reader of the
-/// log sees them), and for v3 `nolock`: a read-only shared root needs no locking, and NLM would
-/// need rpc.statd, which an initramfs does not have. v4 passes `clientaddr=` because the kernel
+/// log sees them), and for read-only v3 pieces `nolock`: a read-only shared tree needs no locking,
+/// and NLM would need rpc.statd, which an initramfs does not have. Read-write pieces keep locking
+/// (the real system starts rpc.statd). v4 passes `clientaddr=` because the kernel
 /// cannot always pick the callback address by itself this early. Options given by the user
 /// replace a default with the same key.
 pub fn mount_args(
@@ -172,12 +182,16 @@ pub fn mount_args(
     path: &str,
     version: NfsVersion,
     client: Option<Ipv4Addr>,
+    read_only: bool,
     user_options: &[String],
 ) -> NfsMountArgs {
     let mut opts: Vec<String> = Vec::new();
     match version {
         NfsVersion::V3 => {
-            opts.extend(["vers=3", "proto=tcp", "nolock"].map(String::from));
+            opts.extend(["vers=3", "proto=tcp"].map(String::from));
+            if read_only {
+                opts.push("nolock".into());
+            }
         }
         NfsVersion::V4(minor) => {
             opts.push(format!("vers=4.{minor}"));
@@ -203,7 +217,15 @@ pub fn mount_args(
     }
     opts.retain(|o| option_key(o) != "addr");
     opts.push(format!("addr={server}"));
+    let port = opts
+        .iter()
+        .find_map(|o| o.strip_prefix("port="))
+        .and_then(|p| p.parse().ok())
+        .filter(|p| *p != 0)
+        .unwrap_or(2049);
     NfsMountArgs {
+        server,
+        port,
         source: format!("{server}:{path}"),
         fstype: version.fstype(),
         data: opts.join(","),
@@ -223,6 +245,27 @@ fn is_version_key(k: &str) -> bool {
 
 fn is_proto_key(k: &str) -> bool {
     matches!(k, "proto" | "tcp" | "udp")
+}
+
+/// Splits mount(2) flag words (`ro`, `rw`, `nosuid`, `suid`, `nodev`, `dev`, `noexec`, `exec`)
+/// out of a piece's options, applying them to `flags`; the rest is NFS mount data.
+pub fn split_vfs_options(options: &[String], mut flags: u64) -> (u64, Vec<String>) {
+    use crate::plan::ms;
+    let mut rest = Vec::new();
+    for o in options {
+        match o.as_str() {
+            "ro" => flags |= ms::RDONLY,
+            "rw" => flags &= !ms::RDONLY,
+            "nosuid" => flags |= ms::NOSUID,
+            "suid" => flags &= !ms::NOSUID,
+            "nodev" => flags |= ms::NODEV,
+            "dev" => flags &= !ms::NODEV,
+            "noexec" => flags |= ms::NOEXEC,
+            "exec" => flags &= !ms::NOEXEC,
+            _ => rest.push(o.clone()),
+        }
+    }
+    (flags, rest)
 }
 
 /// Where the NFS server's address came from, for the log line that says which one was used.
@@ -254,11 +297,11 @@ pub fn choose_server(
     server_id: Option<Ipv4Addr>,
 ) -> Option<(Ipv4Addr, ServerSource)> {
     nfsroot
-        .and_then(|r| r.server)
+        .and_then(|r| r.servers.first().copied())
         .map(|s| (s, ServerSource::Nfsroot))
         .or_else(|| {
             root_path
-                .and_then(|r| r.server)
+                .and_then(|r| r.servers.first().copied())
                 .map(|s| (s, ServerSource::RootPath))
         })
         .or_else(|| {
@@ -292,7 +335,7 @@ mod tests {
         ];
         for (text, server, path, opts) in cases {
             let r = NfsRoot::parse(text).unwrap();
-            assert_eq!(r.server, server.map(ip), "{text}");
+            assert_eq!(r.servers.first().copied(), server.map(ip), "{text}");
             assert_eq!(r.path, *path, "{text}");
             assert_eq!(
                 r.options,
@@ -305,6 +348,24 @@ mod tests {
             NfsRoot::parse("/nodes/%s").unwrap().expand(ip("10.0.2.15")),
             "/nodes/10.0.2.15"
         );
+    }
+
+    #[test]
+    fn failover_servers_and_vfs_flags() {
+        let r = NfsRoot::parse("10.0.0.1|10.0.0.2:/srv/tools,vers=4,nodev,rw").unwrap();
+        assert_eq!(r.servers, [ip("10.0.0.1"), ip("10.0.0.2")]);
+        assert_eq!(
+            r.to_string(),
+            "10.0.0.1|10.0.0.2:/srv/tools,vers=4,nodev,rw"
+        );
+        assert_eq!(
+            NfsRoot::parse("10.0.0.1|x:/a").unwrap_err(),
+            NfsError::BadServer("x".into())
+        );
+        use crate::plan::ms;
+        let (flags, rest) = split_vfs_options(&r.options, ms::RDONLY | ms::NOSUID);
+        assert_eq!(flags, ms::NOSUID | ms::NODEV);
+        assert_eq!(rest, ["vers=4"]);
     }
 
     #[test]
@@ -342,7 +403,14 @@ mod tests {
 
     #[test]
     fn mount_args_defaults_and_overrides() {
-        let a = mount_args(ip("10.0.2.2"), "/srv/system", NfsVersion::V3, None, &[]);
+        let a = mount_args(
+            ip("10.0.2.2"),
+            "/srv/system",
+            NfsVersion::V3,
+            None,
+            true,
+            &[],
+        );
         assert_eq!(a.source, "10.0.2.2:/srv/system");
         assert_eq!(a.fstype, "nfs");
         assert_eq!(
@@ -355,6 +423,7 @@ mod tests {
             "/system",
             NfsVersion::V4(2),
             Some(ip("10.0.2.15")),
+            true,
             &[],
         );
         assert_eq!(a.fstype, "nfs4");
@@ -366,8 +435,17 @@ mod tests {
         let user: Vec<String> = ["udp", "timeo=14", "v3", "lock", "addr=1.2.3.4"]
             .map(String::from)
             .to_vec();
-        let a = mount_args(ip("10.0.2.2"), "/x", NfsVersion::V3, None, &user);
+        let a = mount_args(ip("10.0.2.2"), "/x", NfsVersion::V3, None, true, &user);
         assert_eq!(a.data, "retrans=2,udp,timeo=14,v3,lock,addr=10.0.2.2");
+        assert_eq!(a.port, 2049);
+        // Read-write v3 keeps locking; port= is what the probe checks.
+        let user = vec!["port=2050".to_string()];
+        let a = mount_args(ip("10.0.2.2"), "/home", NfsVersion::V3, None, false, &user);
+        assert_eq!(
+            a.data,
+            "vers=3,proto=tcp,timeo=600,retrans=2,port=2050,addr=10.0.2.2"
+        );
+        assert_eq!((a.server, a.port), (ip("10.0.2.2"), 2050));
     }
 
     #[test]

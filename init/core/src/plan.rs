@@ -43,9 +43,17 @@ pub enum Step {
         fstype: String,
         flags: u64,
         data: String,
-        /// Keep retrying transient failures (server unreachable, refused, timed out) this long.
-        retry: Option<Duration>,
     },
+    /// An NFS mount with failover: the candidates (one per server) are tried in order, each
+    /// after a bounded reachability probe, round after round until `retry` has passed.
+    NfsMount {
+        candidates: Vec<NfsMountArgs>,
+        target: String,
+        flags: u64,
+        retry: Duration,
+    },
+    /// A precondition, checked before the step that needs it so that its failure has a name.
+    Check(Check),
     /// Move an existing mount (`mount --move`).
     MoveMount {
         from: String,
@@ -63,7 +71,31 @@ pub enum Step {
         init: String,
         args: Vec<String>,
     },
+    /// systemd switch-root's sequence from a real (NFS) root: make mounts private, move
+    /// [`CARRIED`] across, `pivot_root` with the old root put under `/run`, detach it, exec init.
+    PivotRoot {
+        new_root: String,
+        init: String,
+        args: Vec<String>,
+    },
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The filesystem type is listed in /proc/filesystems.
+    FsSupported(String),
+    IsDir(String),
+    /// At least this many bytes are free in the filesystem holding `path`.
+    HasRoom {
+        path: String,
+        min_bytes: u64,
+    },
+}
+
+/// Where the old root goes during `pivot_root` (under the carried /run, then detached).
+pub const OLD_ROOT: &str = "/run/unionroot/oldroot";
+/// Where the per-node persistent export is mounted.
+pub const PERSIST_DIR: &str = "/run/unionroot/persist";
 
 fn flag_words(flags: u64) -> Vec<&'static str> {
     [
@@ -82,13 +114,59 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Step::Mkdir { path, mode } => write!(f, "mkdir -p -m {mode:o} {path}"),
+            Step::NfsMount {
+                candidates,
+                target,
+                flags,
+                ..
+            } => {
+                let Some(first) = candidates.first() else {
+                    return write!(f, "mount (no NFS server) {target}");
+                };
+                let mut opts = flag_words(*flags);
+                opts.push(&first.data);
+                write!(
+                    f,
+                    "mount -t {} -o {} {} {target}",
+                    first.fstype,
+                    opts.join(","),
+                    first.source
+                )?;
+                let rest: Vec<&str> = candidates
+                    .iter()
+                    .skip(1)
+                    .map(|c| c.source.as_str())
+                    .collect();
+                if !rest.is_empty() {
+                    write!(f, " (failover: {})", rest.join(", "))?;
+                }
+                Ok(())
+            }
+            Step::Check(Check::FsSupported(fs)) => write!(f, "grep -qw {fs} /proc/filesystems"),
+            Step::Check(Check::IsDir(p)) => write!(f, "test -d {p}"),
+            Step::Check(Check::HasRoom { path, min_bytes }) => {
+                write!(f, "test $(stat -f -c '%a*%S' {path}) -ge {min_bytes}")
+            }
+            Step::PivotRoot {
+                new_root,
+                init,
+                args,
+            } => {
+                write!(
+                    f,
+                    "pivot_root {new_root} {new_root}{OLD_ROOT}; umount -l {OLD_ROOT}; exec {init}"
+                )?;
+                for a in args {
+                    write!(f, " {a}")?;
+                }
+                Ok(())
+            }
             Step::Mount {
                 source,
                 target,
                 fstype,
                 flags,
                 data,
-                ..
             } => {
                 let mut opts = flag_words(*flags);
                 if !data.is_empty() {
@@ -128,7 +206,6 @@ fn mount(source: &str, target: &str, fstype: &str, flags: u64, data: &str) -> St
         fstype: fstype.into(),
         flags,
         data: data.into(),
-        retry: None,
     }
 }
 
@@ -206,17 +283,51 @@ pub fn module_steps(
         .collect())
 }
 
+/// One NFS piece, resolved: a mount(2) argument set per server (in failover order) and the
+/// mount flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NfsPiece {
+    pub candidates: Vec<NfsMountArgs>,
+    pub flags: u64,
+}
+
+/// Per-node persistent paths: `<export>/nodes/<node><path>` bind-mounted over each path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Persist {
+    pub piece: NfsPiece,
+    pub node: String,
+    pub paths: Vec<String>,
+}
+
 /// Everything needed to build the union root.
 #[derive(Debug, Clone)]
 pub struct RootPlan {
-    pub nfs: NfsMountArgs,
-    /// How long to keep retrying the NFS mount while the server is unreachable.
+    /// Read-only layers, bottom first.
+    pub lowers: Vec<NfsPiece>,
+    /// Read-write NFS mounts placed into the new root, by mount point.
+    pub rw_mounts: Vec<(String, NfsPiece)>,
+    pub persist: Option<Persist>,
+    /// How long to keep retrying NFS mounts while no server is reachable.
     pub mount_timeout: Duration,
     /// tmpfs `size=` for the writable layer.
     pub overlay_size: String,
     pub init: String,
     pub init_args: Vec<String>,
+    /// From a real (NFS) root: pivot_root instead of switch_root.
+    pub pivot: bool,
 }
+
+/// Mount point of lower layer `i` (0 is the bottom).
+pub fn lower_dir(i: usize) -> String {
+    if i == 0 {
+        LOWER_DIR.to_string()
+    } else {
+        format!("{LOWER_DIR}{i}")
+    }
+}
+
+/// The writable layer must have at least this much room, or the first write fails.
+pub const MIN_UPPER_BYTES: u64 = 1 << 20;
 
 /// Overlay options that are safe over an NFS lower (overlayfs.rst, "Non-standard behavior" and
 /// the feature sections): `index` and `xino` need stable inode numbers and file handles across
@@ -225,20 +336,35 @@ pub struct RootPlan {
 /// the upper would not know. All four default to kernel config values, so state them.
 pub const SAFE_OVERLAY_OPTS: &str = "index=off,metacopy=off,redirect_dir=off,xino=off";
 
+fn nfs(piece: &NfsPiece, target: &str, retry: Duration) -> Step {
+    Step::NfsMount {
+        candidates: piece.candidates.clone(),
+        target: target.into(),
+        flags: piece.flags,
+        retry,
+    }
+}
+
+fn join(root: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        root.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
 /// Steps from "network is up" to "exec the real init".
 pub fn root_steps(p: &RootPlan) -> Vec<Step> {
-    vec![
-        mkdir(LOWER_DIR, 0o755),
-        // Read-only, but not nosuid/nodev: this is the system's own root (sudo, /dev nodes in
-        // chroots), and the overlay passes the lower's files through.
-        Step::Mount {
-            source: p.nfs.source.clone(),
-            target: LOWER_DIR.into(),
-            fstype: p.nfs.fstype.into(),
-            flags: ms::RDONLY,
-            data: p.nfs.data.clone(),
-            retry: Some(p.mount_timeout),
-        },
+    let mut steps = vec![Step::Check(Check::FsSupported("overlay".into()))];
+    let mut dirs = Vec::new();
+    for (i, l) in p.lowers.iter().enumerate() {
+        let dir = lower_dir(i);
+        steps.push(mkdir(&dir, 0o755));
+        steps.push(nfs(l, &dir, p.mount_timeout));
+        steps.push(Step::Check(Check::IsDir(dir.clone())));
+        dirs.push(dir);
+    }
+    steps.extend([
         mkdir(RW_DIR, 0o755),
         mount(
             "tmpfs",
@@ -247,24 +373,55 @@ pub fn root_steps(p: &RootPlan) -> Vec<Step> {
             0,
             &format!("size={},mode=0755", p.overlay_size),
         ),
+        Step::Check(Check::HasRoom {
+            path: RW_DIR.into(),
+            min_bytes: MIN_UPPER_BYTES,
+        }),
         mkdir(UPPER_DIR, 0o755),
         mkdir(WORK_DIR, 0o755),
         mkdir(NEW_ROOT, 0o755),
-        mount(
-            "overlay",
-            NEW_ROOT,
-            "overlay",
-            0,
-            &format!(
-                "lowerdir={LOWER_DIR},upperdir={UPPER_DIR},workdir={WORK_DIR},{SAFE_OVERLAY_OPTS}"
-            ),
-        ),
+    ]);
+    // overlayfs lists lower layers top first.
+    dirs.reverse();
+    let lowerdir = dirs.join(":");
+    steps.push(mount(
+        "overlay",
+        NEW_ROOT,
+        "overlay",
+        0,
+        &format!("lowerdir={lowerdir},upperdir={UPPER_DIR},workdir={WORK_DIR},{SAFE_OVERLAY_OPTS}"),
+    ));
+    for (target, piece) in &p.rw_mounts {
+        let at = join(NEW_ROOT, target);
+        steps.push(mkdir(&at, 0o755));
+        steps.push(nfs(piece, &at, p.mount_timeout));
+    }
+    if let Some(per) = &p.persist {
+        steps.push(mkdir(PERSIST_DIR, 0o755));
+        steps.push(nfs(&per.piece, PERSIST_DIR, p.mount_timeout));
+        for path in &per.paths {
+            let src = format!("{PERSIST_DIR}/nodes/{}{path}", per.node);
+            let at = join(NEW_ROOT, path);
+            steps.push(mkdir(&src, 0o755));
+            steps.push(mkdir(&at, 0o755));
+            steps.push(mount(&src, &at, "", ms::BIND, ""));
+        }
+    }
+    let (new_root, init, args) = (NEW_ROOT.to_string(), p.init.clone(), p.init_args.clone());
+    steps.push(if p.pivot {
+        Step::PivotRoot {
+            new_root,
+            init,
+            args,
+        }
+    } else {
         Step::SwitchRoot {
-            new_root: NEW_ROOT.into(),
-            init: p.init.clone(),
-            args: p.init_args.clone(),
-        },
-    ]
+            new_root,
+            init,
+            args,
+        }
+    });
+    steps
 }
 
 #[cfg(test)]
@@ -325,30 +482,41 @@ mod tests {
         assert!(module_steps(&db, &needs, "/x").is_err());
     }
 
-    #[test]
-    fn root_plan_is_nfs_then_tmpfs_then_overlay_then_switch() {
-        let nfs = mount_args(
-            "10.0.2.2".parse().unwrap(),
-            "/srv/system",
-            NfsVersion::V3,
-            None,
-            &[],
-        );
-        let plan = RootPlan {
-            nfs,
+    fn piece(servers: &[&str], path: &str, flags: u64, ro: bool) -> NfsPiece {
+        let candidates = servers
+            .iter()
+            .map(|s| mount_args(s.parse().unwrap(), path, NfsVersion::V3, None, ro, &[]))
+            .collect();
+        NfsPiece { candidates, flags }
+    }
+
+    fn plan(lowers: Vec<NfsPiece>) -> RootPlan {
+        RootPlan {
+            lowers,
+            rw_mounts: Vec::new(),
+            persist: None,
             mount_timeout: Duration::from_secs(30),
             overlay_size: "256m".into(),
             init: "/sbin/init".into(),
             init_args: vec!["single".into()],
-        };
-        let lines: Vec<String> = root_steps(&plan).iter().map(|s| s.to_string()).collect();
+            pivot: false,
+        }
+    }
+
+    #[test]
+    fn root_plan_is_nfs_then_tmpfs_then_overlay_then_switch() {
+        let p = plan(vec![piece(&["10.0.2.2"], "/srv/system", ms::RDONLY, true)]);
+        let lines: Vec<String> = root_steps(&p).iter().map(|s| s.to_string()).collect();
         assert_eq!(
             lines,
             [
+                "grep -qw overlay /proc/filesystems",
                 "mkdir -p -m 755 /run/unionroot/lower",
                 "mount -t nfs -o ro,vers=3,proto=tcp,nolock,timeo=600,retrans=2,addr=10.0.2.2 10.0.2.2:/srv/system /run/unionroot/lower",
+                "test -d /run/unionroot/lower",
                 "mkdir -p -m 755 /run/unionroot/rw",
                 "mount -t tmpfs -o size=256m,mode=0755 tmpfs /run/unionroot/rw",
+                "test $(stat -f -c '%a*%S' /run/unionroot/rw) -ge 1048576",
                 "mkdir -p -m 755 /run/unionroot/rw/upper",
                 "mkdir -p -m 755 /run/unionroot/rw/work",
                 "mkdir -p -m 755 /newroot",
@@ -356,9 +524,63 @@ mod tests {
                 "switch_root /newroot /sbin/init single",
             ]
         );
-        let steps = root_steps(&plan);
         assert!(
-            matches!(&steps[1], Step::Mount { retry: Some(d), .. } if *d == Duration::from_secs(30))
+            matches!(&root_steps(&p)[2], Step::NfsMount { retry, .. } if *retry == Duration::from_secs(30))
         );
+    }
+
+    #[test]
+    fn full_stack_two_lowers_failover_rw_persist_and_pivot() {
+        let mut p = plan(vec![
+            piece(&["10.0.0.1", "10.0.0.2"], "/srv/base", ms::RDONLY, true),
+            piece(&["10.0.0.3"], "/srv/tools", ms::RDONLY | ms::NODEV, true),
+        ]);
+        p.rw_mounts.push((
+            "/home".into(),
+            piece(&["10.0.0.1"], "/srv/home", ms::NOSUID | ms::NODEV, false),
+        ));
+        p.persist = Some(Persist {
+            piece: piece(&["10.0.0.1"], "/srv/persist", ms::NOSUID | ms::NODEV, false),
+            node: "node7".into(),
+            paths: vec!["/var/log".into()],
+        });
+        p.pivot = true;
+        let lines: Vec<String> = root_steps(&p).iter().map(|s| s.to_string()).collect();
+        let find = |needle: &str| {
+            lines
+                .iter()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("{needle} in {lines:#?}"))
+        };
+        assert!(lines[find("10.0.0.1:/srv/base")]
+            .ends_with("/run/unionroot/lower (failover: 10.0.0.2:/srv/base)"));
+        assert!(lines[find("10.0.0.3:/srv/tools")].starts_with("mount -t nfs -o ro,nodev,"));
+        // The cluster-software layer is on top: listed first.
+        assert!(lines[find("overlay /newroot")]
+            .contains("lowerdir=/run/unionroot/lower1:/run/unionroot/lower,"));
+        let home = &lines[find("10.0.0.1:/srv/home")];
+        assert!(
+            home.starts_with("mount -t nfs -o nosuid,nodev,vers=3,proto=tcp,timeo")
+                && home.ends_with(" /newroot/home"),
+            "{home}"
+        );
+        assert!(
+            !home.contains("nolock"),
+            "read-write pieces keep locking: {home}"
+        );
+        assert!(
+            find("overlay /newroot") < find("/newroot/home"),
+            "rw mounts go on top of the overlay"
+        );
+        let bind = find("mount --bind");
+        assert_eq!(
+            lines[bind],
+            "mount --bind /run/unionroot/persist/nodes/node7/var/log /newroot/var/log"
+        );
+        assert_eq!(
+            lines[bind - 2],
+            "mkdir -p -m 755 /run/unionroot/persist/nodes/node7/var/log"
+        );
+        assert_eq!(lines.last().unwrap(), "pivot_root /newroot /newroot/run/unionroot/oldroot; umount -l /run/unionroot/oldroot; exec /sbin/init single");
     }
 }

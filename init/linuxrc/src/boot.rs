@@ -11,10 +11,12 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 use unionroot_core::cmdline::{Config, IpConfig, IpMode};
 use unionroot_core::dhcp::Lease;
-use unionroot_core::handoff::{initramfs_tools_conf, resolv_conf, NetInfo};
+use unionroot_core::handoff::{
+    default_gateway, initramfs_tools_conf, parse_pnp, resolv_conf, NetInfo, Pnp,
+};
 use unionroot_core::modules::{parse_builtin, parse_proc_modules, ModuleDb};
-use unionroot_core::nfs::{choose_server, mount_args, NfsRoot};
-use unionroot_core::plan::{self, ModuleNeeds, RootPlan, Step};
+use unionroot_core::nfs::{choose_server, mount_args, split_vfs_options, NfsRoot};
+use unionroot_core::plan::{self, ms, ModuleNeeds, NfsPiece, Persist, RootPlan, Step};
 
 pub const CONFIG_FILE: &str = "/etc/unionroot.conf";
 
@@ -280,8 +282,68 @@ fn candidates(cfg: &Config, nics: &[Nic]) -> Result<Vec<Nic>, Failure> {
     Ok(nics.to_vec())
 }
 
-/// Phase 4: bring up the network as `ip=` says.
-pub fn network(cfg: &Config) -> Result<Option<NetState>, Failure> {
+/// The network the kernel configured itself (`ip=` handled by IP_PNP, as with
+/// `init=/linuxrc` from an NFS root): the interface holding an IPv4 address, plus what
+/// `/proc/net/pnp` says. Running DHCP again would only risk a different address under the NFS root.
+fn kernel_configured(sys: &mut dyn Sys, pnp: Pnp) -> Result<NetState, Failure> {
+    let nics = net::ethernet_nics();
+    let addrs = nix::ifaddrs::getifaddrs()
+        .map_err(|e| Failure::new("network", format!("getifaddrs: {e}"), ""))?;
+    let found = addrs.into_iter().find_map(|ifa| {
+        let addr = ifa.address.as_ref()?.as_sockaddr_in()?.ip();
+        let nic = nics.iter().find(|n| n.name == ifa.interface_name)?.clone();
+        let prefix = ifa
+            .netmask
+            .as_ref()
+            .and_then(|m| m.as_sockaddr_in())
+            .map_or(24, |m| u32::from(m.ip()).leading_ones() as u8);
+        Some((nic, addr, prefix))
+    });
+    let (nic, address, prefix) = found.ok_or_else(|| {
+        Failure::new(
+            "network",
+            "/proc/net/pnp exists but no Ethernet interface has an IPv4 address",
+            "check the kernel's ip= and IP-Config lines",
+        )
+    })?;
+    let gateway = sys
+        .read_file("/proc/net/route")
+        .ok()
+        .and_then(|r| default_gateway(&r, &nic.name));
+    log::info!(
+        "{}: {address}/{prefix} configured by the kernel ({}), reusing it: no DHCP",
+        nic.name,
+        pnp.proto
+    );
+    let info = NetInfo {
+        device: nic.name.clone(),
+        proto: "kernel".into(),
+        address: Some(address),
+        prefix,
+        gateway,
+        dns: pnp.nameservers,
+        domain: pnp.domain,
+        root_server: pnp.bootserver,
+        ..Default::default()
+    };
+    Ok(NetState {
+        nic,
+        address,
+        lease: None,
+        info,
+    })
+}
+
+/// Phase 4: bring up the network as `ip=` says, unless the kernel already did.
+pub fn network(sys: &mut dyn Sys, cfg: &Config) -> Result<Option<NetState>, Failure> {
+    if let Some(pnp) = sys
+        .read_file("/proc/net/pnp")
+        .ok()
+        .as_deref()
+        .and_then(parse_pnp)
+    {
+        return kernel_configured(sys, pnp).map(Some);
+    }
     let mode = cfg.ip.mode();
     if mode == IpMode::Off {
         log::info!("ip=off: not configuring the network");
@@ -422,8 +484,28 @@ fn configure_dhcp(nl: &Netlink, cfg: &Config, cands: &[Nic]) -> Result<NetState,
     })
 }
 
-/// Phase 5 input: where the system tree comes from.
-pub fn root_plan(cfg: &Config, net: Option<&NetState>) -> Result<RootPlan, Failure> {
+/// Is `/` a real filesystem (the seed's NFS-root mode) rather than an initramfs?
+pub fn root_is_real(sys: &mut dyn Sys) -> bool {
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    !matches!(sys.fs_magic("/"), Ok(RAMFS_MAGIC | TMPFS_MAGIC))
+}
+
+/// The host name to use for per-node paths: the one handed off, else the kernel's (set by its
+/// own autoconfig), else the address.
+fn node_name(net: Option<&NetState>) -> Option<String> {
+    net.and_then(|n| n.info.hostname.clone())
+        .or_else(|| {
+            nix::sys::utsname::uname()
+                .ok()
+                .map(|u| u.nodename().to_string_lossy().into_owned())
+                .filter(|h| !h.is_empty() && h != "(none)")
+        })
+        .or_else(|| net.map(|n| n.address.to_string()))
+}
+
+/// Phase 5 input: where each piece of the root comes from.
+pub fn root_plan(cfg: &Config, net: Option<&NetState>, pivot: bool) -> Result<RootPlan, Failure> {
     let lease = net.and_then(|n| n.lease.as_ref());
     let root_path = match lease.and_then(|l| l.root_path.as_deref()) {
         Some(rp) => Some(NfsRoot::parse(rp).map_err(|e| {
@@ -435,38 +517,105 @@ pub fn root_plan(cfg: &Config, net: Option<&NetState>) -> Result<RootPlan, Failu
         })?),
         None => None,
     };
-    let (server, source) = choose_server(
-        cfg.nfsroot.as_ref(),
+    // From an NFS root, nfsroot= names the kernel's own root (the setup tree), not the system.
+    let nfsroot = if pivot { None } else { cfg.nfsroot.as_ref() };
+    let default_server = choose_server(
+        nfsroot,
         root_path.as_ref(),
-        lease.and_then(|l| l.siaddr),
+        lease
+            .and_then(|l| l.siaddr)
+            .or_else(|| net.and_then(|n| n.info.root_server)),
         lease.map(|l| l.server_id),
-    )
-    .ok_or_else(|| {
-        Failure::new(
-            "root",
-            "no NFS server known",
-            "give nfsroot=<server>:<path> or a DHCP root-path",
-        )
-    })?;
-    let root = cfg.nfsroot.as_ref().or(root_path.as_ref()).ok_or_else(|| {
-        Failure::new(
-            "root",
-            "no NFS root path",
-            "give nfsroot=[<server>:]<path> or DHCP option 17 (root-path)",
-        )
-    })?;
-    log::info!("nfs server {server}, from {source}");
-    let version = cfg
-        .effective_nfs_version()
-        .map_err(|e| Failure::new("root", e.to_string(), ""))?;
+    );
+    if let Some((server, source)) = default_server {
+        log::info!("nfs server {server}, from {source}");
+    }
     let client = net.map(|n| n.address);
-    let path = client.map_or(root.path.clone(), |c| root.expand(c));
+    let resolve = |piece: &NfsRoot, flags: u64| -> Result<NfsPiece, Failure> {
+        let servers = if piece.servers.is_empty() {
+            vec![default_server.map(|(s, _)| s).ok_or_else(|| {
+                Failure::new(
+                    "root",
+                    format!("no NFS server known for {piece}"),
+                    "give the server in the piece, nfsroot= or DHCP",
+                )
+            })?]
+        } else {
+            piece.servers.clone()
+        };
+        let path = client.map_or(piece.path.clone(), |c| piece.expand(c));
+        let version = piece
+            .version_in_options()
+            .map_err(|e| Failure::new("root", e.to_string(), ""))?
+            .unwrap_or(cfg.nfs_version);
+        let (flags, opts) = split_vfs_options(&piece.options, flags);
+        let ro = flags & ms::RDONLY != 0;
+        let candidates = servers
+            .iter()
+            .map(|s| mount_args(*s, &path, version, client, ro, &opts))
+            .collect();
+        Ok(NfsPiece { candidates, flags })
+    };
+    let lowers: Vec<NfsRoot> = if cfg.lowers.is_empty() {
+        let base = nfsroot.or(root_path.as_ref()).ok_or_else(|| {
+            let hint = if pivot {
+                "from an NFS root, set unionroot.lower=<server>:<path> in the setup tree's /etc/unionroot.conf"
+            } else {
+                "give nfsroot=[<server>:]<path>, unionroot.lower=, or DHCP option 17 (root-path)"
+            };
+            Failure::new("root", "no system tree to mount", hint)
+        })?;
+        vec![base.clone()]
+    } else {
+        cfg.lowers.clone()
+    };
+    // The base system stays suid- and dev-capable (it is the system); extra layers and
+    // read-write mounts get nodev (and nosuid for read-write), unless their options say otherwise.
+    let lowers = lowers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            resolve(
+                l,
+                if i == 0 {
+                    ms::RDONLY
+                } else {
+                    ms::RDONLY | ms::NODEV
+                },
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let rw_mounts = cfg
+        .mounts
+        .iter()
+        .map(|(at, piece)| Ok((at.clone(), resolve(piece, ms::NOSUID | ms::NODEV)?)))
+        .collect::<Result<Vec<_>, Failure>>()?;
+    let persist = match &cfg.persist {
+        Some(piece) if !cfg.persist_paths.is_empty() => {
+            let node = node_name(net).ok_or_else(|| {
+                Failure::new(
+                    "root",
+                    "per-node paths need a host name",
+                    "give one by DHCP option 12 or ip=",
+                )
+            })?;
+            Some(Persist {
+                piece: resolve(piece, ms::NOSUID | ms::NODEV)?,
+                node,
+                paths: cfg.persist_paths.clone(),
+            })
+        }
+        _ => None,
+    };
     Ok(RootPlan {
-        nfs: mount_args(server, &path, version, client, &root.options),
+        lowers,
+        rw_mounts,
+        persist,
         mount_timeout: cfg.mount_timeout,
         overlay_size: cfg.overlay_size.clone(),
         init: cfg.init.clone(),
         init_args: cfg.init_args.clone(),
+        pivot,
     })
 }
 

@@ -6,7 +6,8 @@ use crate::sys::{Kind, Sys};
 use nix::errno::Errno;
 use std::time::Duration;
 use thiserror::Error;
-use unionroot_core::plan::{ms, Step, CARRIED};
+use unionroot_core::nfs::NfsMountArgs;
+use unionroot_core::plan::{ms, Check, Step, CARRIED, OLD_ROOT};
 
 const RAMFS_MAGIC: i64 = 0x8584_58f6;
 const TMPFS_MAGIC: i64 = 0x0102_1994;
@@ -28,6 +29,12 @@ pub enum ExecError {
     },
     #[error("switch_root refused: {what}")]
     SwitchRoot { what: String, hint: String },
+    #[error("`{step}` failed: {what}")]
+    Check {
+        step: String,
+        what: String,
+        hint: String,
+    },
 }
 
 impl ExecError {
@@ -35,7 +42,8 @@ impl ExecError {
         match self {
             ExecError::Step { hint, .. }
             | ExecError::GaveUp { hint, .. }
-            | ExecError::SwitchRoot { hint, .. } => hint,
+            | ExecError::SwitchRoot { hint, .. }
+            | ExecError::Check { hint, .. } => hint,
         }
     }
 }
@@ -57,8 +65,9 @@ fn transient(e: Errno) -> bool {
 
 fn hint_for(step: &Step, e: Errno) -> String {
     match (step, e) {
-        (Step::Mount { fstype, source, .. }, _) if fstype.starts_with("nfs") => {
-            let server = source.split(':').next().unwrap_or(source);
+        (Step::NfsMount { candidates, .. }, _) => {
+            let servers: Vec<String> = candidates.iter().map(|c| c.server.to_string()).collect();
+            let server = servers.join(" or ");
             match e {
                 Errno::EACCES | Errno::ENOENT | Errno::EPERM => format!(
                     "the server {server} refused the path: check its exports (NFSv3 mounts the export path, NFSv4 the pseudo path) and nfsroot="
@@ -107,47 +116,16 @@ pub fn run_step(sys: &mut dyn Sys, step: &Step) -> Result<(), ExecError> {
             fstype,
             flags,
             data,
+        } => sys
+            .mount(source, target, fstype, *flags, data)
+            .map_err(fail),
+        Step::NfsMount {
+            candidates,
+            target,
+            flags,
             retry,
-        } => {
-            let started = sys.now();
-            let mut delay = Duration::from_millis(250);
-            let mut attempts = 0u32;
-            loop {
-                attempts += 1;
-                match sys.mount(source, target, fstype, *flags, data) {
-                    Ok(()) => {
-                        if attempts > 1 {
-                            log::info!("mounted {target} after {attempts} attempts");
-                        }
-                        return Ok(());
-                    }
-                    Err(e) => {
-                        let bound = match retry {
-                            Some(b) if transient(e) => *b,
-                            _ => return Err(fail(e)),
-                        };
-                        let waited = sys.now().saturating_sub(started);
-                        if waited >= bound {
-                            return Err(ExecError::GaveUp {
-                                step: step.to_string(),
-                                errno: e,
-                                waited,
-                                hint: hint_for(step, e),
-                            });
-                        }
-                        if attempts == 1 || attempts.is_power_of_two() {
-                            log::warn!(
-                                "{target}: {e} ({}); retrying for up to {} s more",
-                                e.desc(),
-                                bound.saturating_sub(waited).as_secs()
-                            );
-                        }
-                        sys.sleep(delay.min(bound.saturating_sub(waited)));
-                        delay = (delay * 2).min(Duration::from_secs(2));
-                    }
-                }
-            }
-        }
+        } => nfs_mount(sys, step, candidates, target, *flags, *retry),
+        Step::Check(c) => check(sys, step, c),
         Step::MoveMount { from, to } => sys.mount(from, to, "", ms::MOVE, "").map_err(fail),
         Step::LoadModule { path, .. } => match sys.finit_module(path) {
             Ok(()) | Err(Errno::EEXIST) => Ok(()),
@@ -158,7 +136,126 @@ pub fn run_step(sys: &mut dyn Sys, step: &Step) -> Result<(), ExecError> {
             init,
             args,
         } => switch_root(sys, new_root, init, args),
+        Step::PivotRoot {
+            new_root,
+            init,
+            args,
+        } => pivot_root(sys, new_root, init, args),
     }
+}
+
+/// Failover and retry for one NFS piece: each round tries every server in order, first with a
+/// TCP probe bounded by [`PROBE_TIMEOUT`] (a blackholed server would otherwise hold mount(2) for
+/// minutes, timeo=600 being the NFS default), then the mount itself. Transient failures move on
+/// to the next server; a reachable server refusing the path ends it at once.
+fn nfs_mount(
+    sys: &mut dyn Sys,
+    step: &Step,
+    candidates: &[NfsMountArgs],
+    target: &str,
+    flags: u64,
+    retry: Duration,
+) -> Result<(), ExecError> {
+    let started = sys.now();
+    let mut delay = Duration::from_millis(250);
+    let mut round = 0u32;
+    let mut last = Errno::EHOSTUNREACH;
+    loop {
+        round += 1;
+        for (i, c) in candidates.iter().enumerate() {
+            let result = sys
+                .tcp_probe(c.server, c.port, PROBE_TIMEOUT)
+                .and_then(|()| sys.mount(&c.source, target, c.fstype, flags, &c.data));
+            match result {
+                Ok(()) => {
+                    if candidates.len() > 1 || round > 1 {
+                        let n = candidates.len();
+                        log::info!(
+                            "{target}: served by {} (server {} of {n}, round {round})",
+                            c.server,
+                            i + 1
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(e) if transient(e) => {
+                    if round == 1 || round.is_power_of_two() {
+                        log::warn!("{}: {e} ({})", c.source, e.desc());
+                    }
+                    last = e;
+                }
+                Err(e) => {
+                    return Err(ExecError::Step {
+                        step: format!("mount {} {target}", c.source),
+                        errno: e,
+                        hint: hint_for(step, e),
+                    })
+                }
+            }
+        }
+        let waited = sys.now().saturating_sub(started);
+        if waited >= retry {
+            return Err(ExecError::GaveUp {
+                step: step.to_string(),
+                errno: last,
+                waited,
+                hint: hint_for(step, last),
+            });
+        }
+        if round == 1 {
+            log::warn!(
+                "no NFS server for {target} yet; retrying for up to {} s",
+                retry.saturating_sub(waited).as_secs()
+            );
+        }
+        sys.sleep(delay.min(retry.saturating_sub(waited)));
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// How long one server may take to accept a TCP connection.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn check(sys: &mut dyn Sys, step: &Step, c: &Check) -> Result<(), ExecError> {
+    let refuse = |what: String, hint: &str| ExecError::Check {
+        step: step.to_string(),
+        what,
+        hint: hint.into(),
+    };
+    match c {
+        Check::FsSupported(fs) => {
+            let list = sys.read_file("/proc/filesystems").unwrap_or_default();
+            if !list
+                .lines()
+                .any(|l| l.split_whitespace().last() == Some(fs.as_str()))
+            {
+                return Err(refuse(
+                    format!("the kernel does not support {fs} (not in /proc/filesystems)"),
+                    "put its module in the initramfs, or build the kernel with it",
+                ));
+            }
+        }
+        Check::IsDir(p) => {
+            if sys.kind(p) != Kind::Dir {
+                return Err(refuse(
+                    format!("{p} is not a directory"),
+                    "the export must be a directory tree",
+                ));
+            }
+        }
+        Check::HasRoom { path, min_bytes } => {
+            let free = sys
+                .free_bytes(path)
+                .map_err(|e| refuse(format!("statfs {path}: {e}"), ""))?;
+            if free < *min_bytes {
+                return Err(refuse(
+                    format!("{path} has {free} bytes free, less than {min_bytes}"),
+                    "raise unionroot.size= or give the node more memory",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn join(root: &str, path: &str) -> String {
@@ -186,16 +283,57 @@ fn resolve_in_root(sys: &mut dyn Sys, root: &str, path: &str) -> (String, Kind) 
     (cur, Kind::Other)
 }
 
+fn refuse(what: String, hint: &str) -> ExecError {
+    ExecError::SwitchRoot {
+        what,
+        hint: hint.into(),
+    }
+}
+
+fn step_err(step: String, errno: Errno) -> ExecError {
+    ExecError::Step {
+        step,
+        errno,
+        hint: String::new(),
+    }
+}
+
+/// The real init must exist and be executable inside the new root.
+fn check_init(sys: &mut dyn Sys, new_root: &str, init: &str) -> Result<(), ExecError> {
+    match resolve_in_root(sys, new_root, init) {
+        (_, Kind::File { executable: true }) => Ok(()),
+        (at, Kind::File { executable: false }) => Err(refuse(
+            format!("init {init} ({at}) is not executable in the new root"),
+            "chmod +x it in the exported system tree",
+        )),
+        (at, _) => Err(refuse(
+            format!("init {init} does not exist in the new root (looked for {at})"),
+            "set unionroot.init= to the real init of the exported system tree",
+        )),
+    }
+}
+
+/// Moves the API filesystems into the new root (a missing mount point is created there).
+fn move_carried(sys: &mut dyn Sys, new_root: &str) -> Result<(), ExecError> {
+    for d in CARRIED {
+        let step = Step::MoveMount {
+            from: d.into(),
+            to: join(new_root, d),
+        };
+        log::info!("{step}");
+        let _ = sys.mkdir(&join(new_root, d), 0o755);
+        sys.mount(d, &join(new_root, d), "", ms::MOVE, "")
+            .map_err(|e| step_err(step.to_string(), e))?;
+    }
+    Ok(())
+}
+
 fn switch_root(
     sys: &mut dyn Sys,
     new_root: &str,
     init: &str,
     args: &[String],
 ) -> Result<(), ExecError> {
-    let refuse = |what: String, hint: &str| ExecError::SwitchRoot {
-        what,
-        hint: hint.into(),
-    };
     let errno_of = |what: &str, e: Errno| refuse(format!("{what}: {e}"), "");
     let root_dev = sys.device_of("/").map_err(|e| errno_of("stat /", e))?;
     let new_dev = sys
@@ -207,21 +345,7 @@ fn switch_root(
             "the overlay mount did not take effect",
         ));
     }
-    match resolve_in_root(sys, new_root, init) {
-        (_, Kind::File { executable: true }) => {}
-        (at, Kind::File { executable: false }) => {
-            return Err(refuse(
-                format!("init {init} ({at}) is not executable in the new root"),
-                "chmod +x it in the exported system tree",
-            ));
-        }
-        (at, _) => {
-            return Err(refuse(
-                format!("init {init} does not exist in the new root (looked for {at})"),
-                "set unionroot.init= to the real init of the exported system tree",
-            ));
-        }
-    }
+    check_init(sys, new_root, init)?;
     let magic = sys.fs_magic("/").map_err(|e| errno_of("statfs /", e))?;
     if magic != RAMFS_MAGIC && magic != TMPFS_MAGIC {
         return Err(refuse(
@@ -229,45 +353,60 @@ fn switch_root(
             "from a real root, linuxrc must pivot_root instead",
         ));
     }
-    for d in CARRIED {
-        let target = join(new_root, d);
-        let step = Step::MoveMount {
-            from: d.into(),
-            to: target.clone(),
-        };
-        log::info!("{step}");
-        let _ = sys.mkdir(&target, 0o755);
-        sys.mount(d, &target, "", ms::MOVE, "")
-            .map_err(|e| ExecError::Step {
-                step: step.to_string(),
-                errno: e,
-                hint: String::new(),
-            })?;
-    }
+    move_carried(sys, new_root)?;
     log::info!("rm -rf (initramfs contents, not crossing mounts)");
     // Failing to free the initramfs wastes memory but does not stop the boot.
     if let Err(e) = sys.remove_same_device("/") {
         log::warn!("could not delete the initramfs contents: {e}");
     }
-    let step_err = |s: &str, e: Errno| ExecError::Step {
-        step: s.into(),
-        errno: e,
-        hint: String::new(),
-    };
     sys.chdir(new_root)
-        .map_err(|e| step_err(&format!("cd {new_root}"), e))?;
+        .map_err(|e| step_err(format!("cd {new_root}"), e))?;
     sys.mount(".", "/", "", ms::MOVE, "")
-        .map_err(|e| step_err(&format!("mount --move {new_root} /"), e))?;
-    sys.chroot(".").map_err(|e| step_err("chroot .", e))?;
-    sys.chdir("/").map_err(|e| step_err("cd /", e))?;
+        .map_err(|e| step_err(format!("mount --move {new_root} /"), e))?;
+    sys.chroot(".")
+        .map_err(|e| step_err("chroot .".into(), e))?;
+    sys.chdir("/").map_err(|e| step_err("cd /".into(), e))?;
     let e = sys.exec(init, args);
-    Err(step_err(&format!("exec {init}"), e))
+    Err(step_err(format!("exec {init}"), e))
+}
+
+/// From a real root (the seed's `init=/linuxrc` on an NFS root), following systemd's
+/// `switch-root.c`: check init, make every mount private (pivot_root(2) refuses shared
+/// propagation), carry /dev /proc /sys /run across, pivot with the old root put under the
+/// carried /run, detach it, exec init. Nothing is deleted: the old root is a shared export.
+fn pivot_root(
+    sys: &mut dyn Sys,
+    new_root: &str,
+    init: &str,
+    args: &[String],
+) -> Result<(), ExecError> {
+    check_init(sys, new_root, init)?;
+    sys.mount("none", "/", "", ms::REC | ms::PRIVATE, "")
+        .map_err(|e| step_err("mount --make-rprivate /".into(), e))?;
+    move_carried(sys, new_root)?;
+    let put_old = join(new_root, OLD_ROOT);
+    let _ = sys.mkdir(&put_old, 0o700);
+    sys.chdir(new_root)
+        .map_err(|e| step_err(format!("cd {new_root}"), e))?;
+    sys.pivot_root(".", &put_old).map_err(|e| {
+        refuse(
+            format!("pivot_root {new_root} {put_old}: {e}"),
+            "is the new root a mount point?",
+        )
+    })?;
+    sys.chdir("/").map_err(|e| step_err("cd /".into(), e))?;
+    if let Err(e) = sys.umount_detach(OLD_ROOT) {
+        log::warn!("cannot detach the old root at {OLD_ROOT}: {e}");
+    }
+    let e = sys.exec(init, args);
+    Err(step_err(format!("exec {init}"), e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sys::{Call, Recorder};
+    use unionroot_core::nfs::{mount_args, NfsVersion};
 
     fn mnt(source: &str, target: &str, fstype: &str, flags: u64, data: &str) -> Call {
         Call::Mount {
@@ -387,28 +526,56 @@ mod tests {
         }
     }
 
+    fn nfs_step(servers: &[&str]) -> Step {
+        let candidates = servers
+            .iter()
+            .map(|s| {
+                mount_args(
+                    s.parse().unwrap(),
+                    "/srv/system",
+                    NfsVersion::V3,
+                    None,
+                    true,
+                    &[],
+                )
+            })
+            .collect();
+        Step::NfsMount {
+            candidates,
+            target: "/run/unionroot/lower".into(),
+            flags: ms::RDONLY,
+            retry: Duration::from_secs(5),
+        }
+    }
+
+    fn mounts(r: &Recorder) -> Vec<String> {
+        r.calls
+            .iter()
+            .filter_map(|c| {
+                if let Call::Mount { source, .. } = c {
+                    Some(source.clone())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
     #[test]
     fn nfs_mount_retries_transient_errors_until_the_bound() {
-        let step = Step::Mount {
-            source: "10.0.2.2:/srv/system".into(),
-            target: "/run/unionroot/lower".into(),
-            fstype: "nfs".into(),
-            flags: ms::RDONLY,
-            data: "vers=3".into(),
-            retry: Some(Duration::from_secs(5)),
-        };
+        let step = nfs_step(&["10.0.2.2"]);
         // Comes up after 3 refusals.
         let mut r = Recorder {
             fail_mount: Some(("/run/unionroot/lower".into(), Errno::ECONNREFUSED, 3)),
             ..Default::default()
         };
         run_step(&mut r, &step).unwrap();
-        let mounts = r
-            .calls
-            .iter()
-            .filter(|c| matches!(c, Call::Mount { .. }))
-            .count();
-        assert_eq!(mounts, 4);
+        assert_eq!(mounts(&r).len(), 4);
+        assert!(
+            matches!(r.calls[0], Call::Probe(_, 2049)),
+            "probe before mount: {:?}",
+            r.calls
+        );
         // Never comes up: gives up once the bound has passed, naming the server in the hint.
         let mut r = Recorder {
             fail_mount: Some((
@@ -435,7 +602,7 @@ mod tests {
             r.clock
         );
         assert!(e.hint().contains("10.0.2.2"), "{}", e.hint());
-        // A wrong path is not transient: one attempt, and the hint talks about exports.
+        // A wrong path is not transient: one attempt, and the message names server and path.
         let mut r = Recorder {
             fail_mount: Some(("/run/unionroot/lower".into(), Errno::EACCES, usize::MAX)),
             ..Default::default()
@@ -448,8 +615,123 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(r.calls.len(), 1);
+        assert_eq!(mounts(&r).len(), 1);
+        assert!(e.to_string().contains("10.0.2.2:/srv/system"), "{e}");
         assert!(e.hint().contains("exports"));
+    }
+
+    #[test]
+    fn nfs_failover_skips_a_dead_server_and_gives_up_naming_both() {
+        let step = nfs_step(&["10.0.0.1", "10.0.0.2"]);
+        let mut r = Recorder::default();
+        r.dead.insert("10.0.0.1".parse().unwrap());
+        run_step(&mut r, &step).unwrap();
+        assert_eq!(
+            mounts(&r),
+            ["10.0.0.2:/srv/system"],
+            "the dead server is never mounted from"
+        );
+        assert_eq!(
+            r.calls
+                .iter()
+                .filter(|c| matches!(c, Call::Probe(..)))
+                .count(),
+            2
+        );
+        let mut r = Recorder::default();
+        r.dead
+            .extend(["10.0.0.1", "10.0.0.2"].map(|a| a.parse::<std::net::Ipv4Addr>().unwrap()));
+        let e = run_step(&mut r, &step).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ExecError::GaveUp {
+                    errno: Errno::EHOSTUNREACH,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.hint().contains("10.0.0.1 or 10.0.0.2"), "{}", e.hint());
+        assert!(mounts(&r).is_empty());
+    }
+
+    #[test]
+    fn checks_name_what_is_missing() {
+        let mut r = Recorder::default();
+        r.files
+            .insert("/proc/filesystems".into(), "nodev\ttmpfs\n\tnfs\n".into());
+        let e = run_step(&mut r, &Step::Check(Check::FsSupported("overlay".into()))).unwrap_err();
+        assert!(e.to_string().contains("does not support overlay"), "{e}");
+        r.files.insert(
+            "/proc/filesystems".into(),
+            "nodev\ttmpfs\nnodev\toverlay\n".into(),
+        );
+        run_step(&mut r, &Step::Check(Check::FsSupported("overlay".into()))).unwrap();
+        let e = run_step(&mut r, &Step::Check(Check::IsDir("/x".into()))).unwrap_err();
+        assert!(e.to_string().contains("/x is not a directory"));
+        r.free = 4096;
+        let room = Step::Check(Check::HasRoom {
+            path: "/run/unionroot/rw".into(),
+            min_bytes: 1 << 20,
+        });
+        let e = run_step(&mut r, &room).unwrap_err();
+        assert!(
+            e.to_string().contains("4096 bytes free") && e.hint().contains("unionroot.size"),
+            "{e}"
+        );
+        r.free = 2 << 20;
+        run_step(&mut r, &room).unwrap();
+    }
+
+    #[test]
+    fn pivot_root_exact_sequence_and_failures() {
+        let step = Step::PivotRoot {
+            new_root: "/newroot".into(),
+            init: "/sbin/init".into(),
+            args: vec![],
+        };
+        let mut r = ready_recorder();
+        r.root_magic = 0x6969;
+        let _ = run_step(&mut r, &step);
+        let mut expect = vec![mnt("none", "/", "", ms::REC | ms::PRIVATE, "")];
+        for d in CARRIED {
+            expect.push(Call::Mkdir(format!("/newroot{d}")));
+            expect.push(mnt(d, &format!("/newroot{d}"), "", ms::MOVE, ""));
+        }
+        expect.extend([
+            Call::Mkdir("/newroot/run/unionroot/oldroot".into()),
+            Call::Chdir("/newroot".into()),
+            Call::PivotRoot(".".into(), "/newroot/run/unionroot/oldroot".into()),
+            Call::Chdir("/".into()),
+            Call::UmountDetach("/run/unionroot/oldroot".into()),
+            Call::Exec("/sbin/init".into(), vec![]),
+        ]);
+        assert_eq!(r.calls, expect);
+        assert!(
+            !r.calls
+                .iter()
+                .any(|c| matches!(c, Call::RemoveSameDevice(_))),
+            "never delete a real root"
+        );
+        // pivot_root failing stops before exec, with a hint.
+        let n = expect
+            .iter()
+            .position(|c| matches!(c, Call::PivotRoot(..)))
+            .unwrap();
+        let mut r = ready_recorder();
+        r.fail_at = Some((n, Errno::EINVAL));
+        let e = run_step(&mut r, &step).unwrap_err();
+        assert!(
+            e.to_string().contains("pivot_root") && e.hint().contains("mount point"),
+            "{e}"
+        );
+        assert_eq!(r.calls.len(), n + 1);
+        // A missing init refuses before anything is touched.
+        let mut r = ready_recorder();
+        r.kinds.clear();
+        assert!(run_step(&mut r, &step).is_err());
+        assert!(r.calls.is_empty());
     }
 
     #[test]

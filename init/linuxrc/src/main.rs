@@ -32,9 +32,13 @@ fn run(sys: &mut dyn Sys, on_fail: &mut OnFail) -> Result<(), Failure> {
     t.mark("mounts+config", sys.now());
     boot::load_modules(sys, &cfg)?;
     t.mark("modules", sys.now());
-    let net = boot::network(&cfg)?;
+    let net = boot::network(sys, &cfg)?;
     t.mark("network", sys.now());
-    let plan = boot::root_plan(&cfg, net.as_ref())?;
+    let pivot = boot::root_is_real(sys);
+    if pivot {
+        log::info!("/ is a real filesystem (init=/linuxrc from an NFS root): will pivot_root");
+    }
+    let plan = boot::root_plan(&cfg, net.as_ref(), pivot)?;
     boot::root(sys, &plan, net.as_ref(), |sys| {
         t.mark("root", sys.now());
         log::info!("exec {} ({})", plan.init, t.summary(sys.now()));

@@ -44,6 +44,15 @@ pub trait Sys {
     fn sethostname(&mut self, name: &str) -> Result<(), Errno>;
     fn write_file(&mut self, path: &str, contents: &[u8]) -> Result<(), Errno>;
     fn read_file(&mut self, path: &str) -> Result<String, Errno>;
+    /// Opens (and closes) a TCP connection, bounded by `timeout`: is the server's NFS port up?
+    fn tcp_probe(
+        &mut self,
+        addr: std::net::Ipv4Addr,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<(), Errno>;
+    /// Bytes available to unprivileged users in the filesystem holding `path`.
+    fn free_bytes(&mut self, path: &str) -> Result<u64, Errno>;
     /// Monotonic time; the same clock the kernel stamps its log lines with.
     fn now(&mut self) -> Duration;
     fn sleep(&mut self, d: Duration);
@@ -187,6 +196,23 @@ impl Sys for LinuxSys {
         std::fs::read_to_string(path).map_err(io_errno)
     }
 
+    fn tcp_probe(
+        &mut self,
+        addr: std::net::Ipv4Addr,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<(), Errno> {
+        let sa = std::net::SocketAddr::from((addr, port));
+        std::net::TcpStream::connect_timeout(&sa, timeout)
+            .map(drop)
+            .map_err(io_errno)
+    }
+
+    fn free_bytes(&mut self, path: &str) -> Result<u64, Errno> {
+        let s = nix::sys::statvfs::statvfs(path)?;
+        Ok(s.blocks_available() * s.fragment_size())
+    }
+
     fn now(&mut self) -> Duration {
         nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
             .map(Duration::from)
@@ -222,6 +248,7 @@ pub enum Call {
     Exec(String, Vec<String>),
     SetHostname(String),
     WriteFile(String),
+    Probe(std::net::Ipv4Addr, u16),
     Sleep(Duration),
 }
 
@@ -239,6 +266,10 @@ pub struct Recorder {
     pub files: std::collections::HashMap<String, String>,
     pub root_magic: i64,
     pub clock: Duration,
+    /// Servers whose probe fails (EHOSTUNREACH, after 1 s of simulated time).
+    pub dead: std::collections::HashSet<std::net::Ipv4Addr>,
+    /// Free bytes reported for every path.
+    pub free: u64,
 }
 
 impl Recorder {
@@ -322,6 +353,22 @@ impl Sys for Recorder {
     }
     fn read_file(&mut self, path: &str) -> Result<String, Errno> {
         self.files.get(path).cloned().ok_or(Errno::ENOENT)
+    }
+    fn tcp_probe(
+        &mut self,
+        addr: std::net::Ipv4Addr,
+        port: u16,
+        _timeout: Duration,
+    ) -> Result<(), Errno> {
+        self.calls.push(Call::Probe(addr, port));
+        if self.dead.contains(&addr) {
+            self.clock += Duration::from_secs(1);
+            return Err(Errno::EHOSTUNREACH);
+        }
+        Ok(())
+    }
+    fn free_bytes(&mut self, _path: &str) -> Result<u64, Errno> {
+        Ok(self.free)
     }
     fn now(&mut self) -> Duration {
         self.clock
