@@ -162,6 +162,9 @@ fn nfs_mount(
     let mut last = Errno::EHOSTUNREACH;
     loop {
         round += 1;
+        // A reachable server that refuses (wrong path, permissions) will not change its mind, but
+        // the next server in the list may have the export: remember the refusal and go on.
+        let mut refused = None;
         for (i, c) in candidates.iter().enumerate() {
             let result = sys
                 .tcp_probe(c.server, c.port, PROBE_TIMEOUT)
@@ -185,13 +188,17 @@ fn nfs_mount(
                     last = e;
                 }
                 Err(e) => {
-                    return Err(ExecError::Step {
+                    log::warn!("{}: {e} ({})", c.source, e.desc());
+                    refused.get_or_insert(ExecError::Step {
                         step: format!("mount {} {target}", c.source),
                         errno: e,
                         hint: hint_for(step, e),
-                    })
+                    });
                 }
             }
+        }
+        if let Some(e) = refused {
+            return Err(e);
         }
         let waited = sys.now().saturating_sub(started);
         if waited >= retry {
@@ -654,6 +661,13 @@ mod tests {
         );
         assert!(e.hint().contains("10.0.0.1 or 10.0.0.2"), "{}", e.hint());
         assert!(mounts(&r).is_empty());
+        // The first server refuses the path: the second is still tried, and serves.
+        let mut r = Recorder {
+            fail_mount: Some(("/run/unionroot/lower".into(), Errno::EACCES, 1)),
+            ..Default::default()
+        };
+        run_step(&mut r, &step).unwrap();
+        assert_eq!(mounts(&r), ["10.0.0.1:/srv/system", "10.0.0.2:/srv/system"]);
     }
 
     #[test]
