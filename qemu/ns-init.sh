@@ -69,6 +69,15 @@ start_servers() {
   mount --bind "$UR_EXPORT" /srv/system
   # Read-only at the VFS too: not even a misconfigured export can write to the tree.
   mount -o remount,bind,ro /srv/system
+  # Further exports (boot.sh --export NAME=DIR[:rw]), lines "NAME DIR ro|rw" in UR_EXPORTS:
+  # each at /srv/NAME, read-only at the VFS too unless rw.
+  local name edir emode id=1
+  while read -r name edir emode; do
+    [ -n "$name" ] || continue
+    mkdir -p "/srv/$name"
+    mount --bind "$edir" "/srv/$name"
+    [ "$emode" = rw ] || mount -o remount,bind,ro "/srv/$name"
+  done <<<"${UR_EXPORTS:-}"
   if [ "$UR_NFS" = v3 ]; then
     # ganesha registers its v3 services with rpcbind and dies without it.
     protocols="3, 4"
@@ -88,6 +97,28 @@ EXPORT { Export_Id = 1; Path = /srv/system; Pseudo = /system; Access_Type = RO;
          Squash = No_Root_Squash; SecType = sys; Protocols = $protocols; Transports = TCP;
          FSAL { Name = VFS; } }
 EOF
+  # The further exports: v3 path /srv/NAME, v4 pseudo path /NAME.
+  while read -r name edir emode; do
+    [ -n "$name" ] || continue
+    id=$((id + 1))
+    cat <<EOF
+EXPORT { Export_Id = $id; Path = /srv/$name; Pseudo = /$name; Access_Type = ${emode^^};
+         Squash = No_Root_Squash; SecType = sys; Protocols = $protocols; Transports = TCP;
+         FSAL { Name = VFS; } }
+EOF
+  done <<<"${UR_EXPORTS:-}" >>"$UR_DIR/ganesha.conf"
+  # boot.sh --nfs-delay S: ganesha starts S seconds from now (QEMU starts a few ms later), in
+  # the background, as a server that boots after its clients.
+  if [ "${UR_NFS_DELAY:-0}" != 0 ]; then
+    (
+      sleep "$UR_NFS_DELAY"
+      note "ganesha starting (delay=$UR_NFS_DELAY s)"
+      exec ganesha.nfsd -F -f "$UR_DIR/ganesha.conf" -L "$UR_DIR/ganesha.log" -N NIV_EVENT \
+        -p /run/ganesha.pid
+    ) >"$UR_DIR/ganesha.out" 2>&1 &
+    pids=("$!" "${pids[@]}")
+    return 0
+  fi
   ganesha.nfsd -F -f "$UR_DIR/ganesha.conf" -L "$UR_DIR/ganesha.log" -N NIV_EVENT \
     -p /run/ganesha.pid >"$UR_DIR/ganesha.out" 2>&1 &
   pids=("$!" "${pids[@]}")
