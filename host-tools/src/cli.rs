@@ -5,8 +5,17 @@ use crate::fstree;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-/// Builds what a unionroot diskless cluster needs: the clients' initramfs and the busybox-based
-/// setup tree that the server exports.
+/// Builds what a unionroot diskless cluster needs from one cluster.toml: the busybox setup tree,
+/// the clients' initramfs, the TFTP root, and the DHCP, NFS and TFTP server configuration; checks
+/// a kernel config for netbooting; and backs up disks.
+///
+/// Every command that writes builds its output beside the target and renames it into place,
+/// leaves an identical output alone, replaces a different one only with --force (saying what
+/// would change), and prints its plan with --dry-run.
+///
+/// Exit status: 0 success (also "unchanged"), 1 failure, 2 usage error, 3 invalid cluster.toml,
+/// 4 refused (output exists and differs without --force, or an unsafe backup), 5 kernel-check
+/// found missing options, 6 backup did not verify.
 #[derive(Debug, Parser)]
 #[command(name = "unionroot", version, propagate_version = true)]
 pub struct Cli {
@@ -28,6 +37,236 @@ pub enum Command {
     ///
     /// The tree is built beside DIR and renamed into place, so DIR is never half-written.
     SetupTree(SetupTreeArgs),
+    /// Validate a cluster.toml and print what it describes: server, exports, nodes, and each
+    /// node's kernel command line.
+    Check(CheckArgs),
+    /// Print (or write) the /etc/unionroot.conf that linuxrc reads, generated from cluster.toml.
+    Conf(TextArgs),
+    /// Print one node's kernel command line (the APPEND of its pxelinux.cfg/01-<mac>).
+    Append(AppendArgs),
+    /// Build the TFTP root: pxelinux.0, ldlinux.c32, the kernel, the initramfs,
+    /// pxelinux.cfg/default, one pxelinux.cfg/01-<mac> per node (APPEND and IPAPPEND 2), and the
+    /// iPXE script boot.ipxe.
+    ///
+    /// The tree is compared with what is at DIR: identical means nothing is written; different
+    /// needs --force, and is then built beside DIR and swapped in.
+    Pxe(PxeArgs),
+    /// Write the DHCP server's configuration: an ISC dhcpd.conf (check it with
+    /// `dhcpd -t -cf FILE`) or a dnsmasq configuration (`dnsmasq --test -C FILE`).
+    Dhcp(DhcpArgs),
+    /// Write the NFS exports: /etc/exports lines for the kernel server, or an nfs-ganesha
+    /// configuration. Warns about risky exports such as read-write with no_root_squash.
+    Exports(ExportsArgs),
+    /// Write the TFTP server's settings: the seed's inetd.conf line for in.tftpd, or dnsmasq's
+    /// TFTP options.
+    Tftp(TftpArgs),
+    /// Read a kernel .config and say, for each boot mode, which options are missing or only
+    /// modules. Exits 5 if a requested mode lacks options.
+    KernelCheck(KernelCheckArgs),
+    /// Copy a block device or image file to another device or image file with a progress bar,
+    /// then read both back and compare SHA-256 hashes.
+    ///
+    /// Refuses a source mounted read-write, a mounted destination, a destination device smaller
+    /// than the source, and an existing destination without --force. An image destination is
+    /// written beside its name and renamed only after it verified.
+    Backup(BackupArgs),
+    /// Write the manual pages (unionroot.1, unionroot-<command>.1) generated from this CLI.
+    Man(ManArgs),
+}
+
+/// `-c/--cluster FILE`, for the commands that work from the cluster description alone.
+#[derive(Debug, Args)]
+pub struct ClusterArg {
+    /// The cluster description (see examples/cluster.toml); relative paths in it are relative to
+    /// its directory
+    #[arg(short = 'c', long = "cluster", value_name = "FILE")]
+    pub cluster: PathBuf,
+}
+
+/// Where a generated text goes.
+#[derive(Debug, Args)]
+pub struct OutArgs {
+    /// Write to FILE (atomically) instead of standard output
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Replace FILE if it exists with different contents
+    #[arg(long)]
+    pub force: bool,
+
+    /// Say whether FILE would be created, replaced (with a diff) or left alone; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+}
+
+#[derive(Debug, Args)]
+pub struct TextArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AppendArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+    /// The node's name, as in cluster.toml
+    #[arg(value_name = "NODE")]
+    pub node: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PxeArgs {
+    /// The cluster description
+    #[arg(short = 'c', long = "cluster", value_name = "FILE")]
+    pub cluster: PathBuf,
+
+    /// Only these nodes get a pxelinux.cfg/01-<mac> file and an iPXE entry (repeatable;
+    /// default: all)
+    #[arg(long = "node", value_name = "NAME")]
+    pub nodes: Vec<String>,
+
+    /// The initramfs to serve (default: paths.initramfs)
+    #[arg(long, value_name = "FILE")]
+    pub initramfs: Option<PathBuf>,
+
+    /// The TFTP root to build (default: paths.tftp_root)
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: Option<PathBuf>,
+
+    /// Replace DIR if it exists and differs
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print the tree and what would change; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DhcpFormat {
+    /// ISC dhcpd's dhcpd.conf
+    Isc,
+    /// a dnsmasq configuration file
+    Dnsmasq,
+}
+
+#[derive(Debug, Args)]
+pub struct DhcpArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+    /// Which server the configuration is for
+    #[arg(long, value_enum, default_value_t = DhcpFormat::Isc, value_name = "KIND")]
+    pub format: DhcpFormat,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportsFormat {
+    /// /etc/exports lines for the kernel NFS server (exportfs -ra)
+    Knfsd,
+    /// an nfs-ganesha configuration file
+    Ganesha,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportsArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+    /// Which server the exports are for
+    #[arg(long, value_enum, default_value_t = ExportsFormat::Knfsd, value_name = "KIND")]
+    pub format: ExportsFormat,
+    /// Refuse (exit 4) instead of warning when an export is risky
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TftpFormat {
+    /// the inetd.conf line for tftpd-hpa's in.tftpd
+    Inetd,
+    /// dnsmasq's built-in TFTP server
+    Dnsmasq,
+}
+
+#[derive(Debug, Args)]
+pub struct TftpArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+    /// Which server the settings are for
+    #[arg(long, value_enum, default_value_t = TftpFormat::Inetd, value_name = "KIND")]
+    pub format: TftpFormat,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckMode {
+    /// both modes
+    All,
+    /// pxelinux loads kernel and initramfs; linuxrc is /init and loads modules
+    Initramfs,
+    /// the seed's root=/dev/nfs init=/linuxrc: everything built in
+    Nfsroot,
+}
+
+#[derive(Debug, Args)]
+pub struct KernelCheckArgs {
+    /// The kernel's .config (default: kernel.config from --cluster)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Take the NFS version, NIC drivers and compression from this cluster description
+    #[arg(short = 'c', long = "cluster", value_name = "FILE")]
+    pub cluster: Option<PathBuf>,
+
+    /// Which boot mode to check
+    #[arg(long, value_enum, default_value_t = CheckMode::All, value_name = "MODE")]
+    pub mode: CheckMode,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The block device or image file to copy
+    #[arg(long = "from", value_name = "SRC")]
+    pub from: PathBuf,
+
+    /// The block device or image file to write
+    #[arg(long = "to", value_name = "DST")]
+    pub to: PathBuf,
+
+    /// Bytes per read and write
+    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
+    pub block_size: usize,
+
+    /// Overwrite an existing destination
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print the plan and the safety checks' verdict; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory to write the pages into (created if missing)
+    #[arg(long = "out", value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Replace pages that differ
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,10 +304,15 @@ pub fn parse_add(s: &str) -> Result<AddSpec, String> {
 
 #[derive(Debug, Args)]
 pub struct InitramfsArgs {
+    /// Take the modules directory, the modules, linuxrc, the config, the compression and the
+    /// output from this cluster description; the other flags override it (--module adds)
+    #[arg(short = 'c', long = "cluster", value_name = "FILE")]
+    pub cluster: Option<PathBuf>,
+
     /// A kernel's lib/modules/<release> directory with depmod's output (modules.dep); its
     /// basename is the release
-    #[arg(long, value_name = "DIR")]
-    pub modules_dir: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "cluster")]
+    pub modules_dir: Option<PathBuf>,
 
     /// A module to include with all its dependencies (repeatable), e.g. virtio_net, nfsv3,
     /// overlay. Modules built into the kernel are skipped
@@ -76,8 +320,8 @@ pub struct InitramfsArgs {
     pub modules: Vec<String>,
 
     /// The program to run as /init (mode 0755): linuxrc, or a busybox shell script
-    #[arg(long, value_name = "FILE")]
-    pub init: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "cluster")]
+    pub init: Option<PathBuf>,
 
     /// Installed as /etc/unionroot.conf (mode 0644)
     #[arg(long, value_name = "FILE")]
@@ -87,9 +331,9 @@ pub struct InitramfsArgs {
     #[arg(long = "add", value_name = "SRC:DEST", value_parser = parse_add)]
     pub add: Vec<AddSpec>,
 
-    /// Compression of the archive
-    #[arg(long, value_enum, default_value_t = Compress::Zstd, value_name = "KIND")]
-    pub compress: Compress,
+    /// Compression of the archive [default: zstd, or initramfs.compress]
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub compress: Option<Compress>,
 
     /// Drop the PKCS#7 signatures appended to the modules (smaller; the kernel then loads
     /// them unsigned, which is allowed unless MODULE_SIG_FORCE is set, and taints it)
@@ -97,8 +341,13 @@ pub struct InitramfsArgs {
     pub strip_signatures: bool,
 
     /// Where to write the archive (atomically: a temporary file beside it is renamed)
-    #[arg(short = 'o', long = "output", value_name = "OUT")]
-    pub output: PathBuf,
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "OUT",
+        required_unless_present = "cluster"
+    )]
+    pub output: Option<PathBuf>,
 
     /// Replace OUT if it exists with different contents
     #[arg(long)]
@@ -111,10 +360,15 @@ pub struct InitramfsArgs {
 
 #[derive(Debug, Args)]
 pub struct SetupTreeArgs {
+    /// Take busybox, linuxrc, the config, the init script and the output from this cluster
+    /// description (the config is generated from it); the other flags override it
+    #[arg(short = 'c', long = "cluster", value_name = "FILE")]
+    pub cluster: Option<PathBuf>,
+
     /// A statically linked busybox (Debian: /bin/busybox from busybox-static); it is run
     /// with --list-full to learn its applets
-    #[arg(long, value_name = "FILE")]
-    pub busybox: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "cluster")]
+    pub busybox: Option<PathBuf>,
 
     /// Installed as /linuxrc (mode 0755)
     #[arg(long, value_name = "FILE")]
@@ -129,10 +383,15 @@ pub struct SetupTreeArgs {
     pub init_script: Option<PathBuf>,
 
     /// The directory to create
-    #[arg(short = 'o', long = "output", value_name = "DIR")]
-    pub output: PathBuf,
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "DIR",
+        required_unless_present = "cluster"
+    )]
+    pub output: Option<PathBuf>,
 
-    /// Replace DIR if it exists (the old tree is swapped out, then deleted)
+    /// Replace DIR if it exists and differs (the old tree is swapped out, then deleted)
     #[arg(long)]
     pub force: bool,
 
@@ -211,6 +470,11 @@ mod tests {
             panic!("wrong subcommand")
         };
         assert_eq!(a.modules, ["a", "b"]);
-        assert_eq!(a.compress, Compress::None);
+        assert_eq!(a.compress, Some(Compress::None));
+        // With a cluster file, the paths may come from it.
+        let ok = Cli::try_parse_from(["unionroot", "initramfs", "-c", "cluster.toml"]).unwrap();
+        assert!(matches!(ok.command, Command::Initramfs(_)));
+        let ok = Cli::try_parse_from(["unionroot", "setup-tree", "--cluster", "c.toml"]).unwrap();
+        assert!(matches!(ok.command, Command::SetupTree(_)));
     }
 }

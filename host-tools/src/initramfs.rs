@@ -6,14 +6,15 @@
 //! device nodes the kernel and early userspace need before devtmpfs is mounted (this kernel has
 //! `DEVTMPFS_MOUNT` off, and the kernel opens `/dev/console` for `/init`'s stdio).
 
-use crate::cli::{Compress, InitramfsArgs};
+use crate::cli::{AddSpec, Compress, InitramfsArgs};
+use crate::cluster;
 use crate::fstree::{Entry, Kind, Tree};
-use crate::output::{write_file_atomic, Outcome};
+use crate::output::{plan_file, write_file_atomic, Outcome};
 use crate::{cpio, kmod, modsig};
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// zstd level for the archive. Measured on the Debian 6.1 NFS/virtio/overlay closure (6.3 MB of
 /// cpio): level 9 gives 1.13 MB in 0.3 s, level 19 gives 0.99 MB in 4-5 s. Decompression speed
@@ -97,8 +98,73 @@ fn exec_perm(path: &Path) -> Result<u32> {
     Ok(if mode & 0o111 != 0 { 0o755 } else { 0o644 })
 }
 
+/// The inputs after merging the flags with the cluster file (flags win; `--module` adds).
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub modules_dir: PathBuf,
+    pub modules: Vec<String>,
+    pub init: PathBuf,
+    /// The config file's bytes and where they came from (`--config` or the cluster file).
+    pub config: Option<(Vec<u8>, String)>,
+    pub add: Vec<AddSpec>,
+    pub compress: Compress,
+    pub strip_signatures: bool,
+    pub output: PathBuf,
+}
+
+/// Merges `args` with the cluster file, if one is given.
+pub fn resolve(args: &InitramfsArgs) -> Result<Inputs> {
+    let c = args.cluster.as_deref().map(cluster::load).transpose()?;
+    let missing = |flag: &str| anyhow::anyhow!("pass {flag} or --cluster FILE");
+    let config = match (&args.config, &c) {
+        (Some(p), _) => Some((
+            read(p, "--config", "pass the unionroot.conf to install")?,
+            "--config".to_string(),
+        )),
+        (None, Some(c)) => Some((
+            crate::bootargs::config_file(c).into_bytes(),
+            "cluster file".to_string(),
+        )),
+        (None, None) => None,
+    };
+    let mut modules = c
+        .as_ref()
+        .map(|c| c.initramfs_modules())
+        .unwrap_or_default();
+    for m in &args.modules {
+        if !modules.contains(m) {
+            modules.push(m.clone());
+        }
+    }
+    Ok(Inputs {
+        modules_dir: args
+            .modules_dir
+            .clone()
+            .or_else(|| c.as_ref().map(|c| c.modules_dir.clone()))
+            .ok_or_else(|| missing("--modules-dir"))?,
+        modules,
+        init: args
+            .init
+            .clone()
+            .or_else(|| c.as_ref().map(|c| c.linuxrc.clone()))
+            .ok_or_else(|| missing("--init"))?,
+        config,
+        add: args.add.clone(),
+        compress: args
+            .compress
+            .or(c.as_ref().map(|c| c.compress))
+            .unwrap_or(Compress::Zstd),
+        strip_signatures: args.strip_signatures || c.as_ref().is_some_and(|c| c.strip_signatures),
+        output: args
+            .output
+            .clone()
+            .or_else(|| c.as_ref().map(|c| c.initramfs.clone()))
+            .ok_or_else(|| missing("-o"))?,
+    })
+}
+
 /// Reads every input and lays out the archive.
-pub fn plan(args: &InitramfsArgs) -> Result<Plan> {
+pub fn plan(args: &Inputs) -> Result<Plan> {
     let dir = &args.modules_dir;
     let depmod_fix = "--modules-dir must be a kernel's lib/modules/<release> directory after depmod ran (depmod -b <root> <release>)";
     if !dir.is_dir() {
@@ -151,9 +217,8 @@ pub fn plan(args: &InitramfsArgs) -> Result<Plan> {
         "pass the linuxrc binary or an init script",
     )?;
     put(&mut tree, "init", 0o755, init, "--init".into())?;
-    if let Some(c) = &args.config {
-        let data = read(c, "--config", "pass the unionroot.conf to install")?;
-        put(&mut tree, CONFIG_PATH, 0o644, data, "--config".into())?;
+    if let Some((data, origin)) = &args.config {
+        put(&mut tree, CONFIG_PATH, 0o644, data.clone(), origin.clone())?;
     }
     for a in &args.add {
         let origin = format!("--add {}:/{}", a.src.display(), a.dest);
@@ -248,20 +313,26 @@ fn summary(p: &Plan, raw: usize, packed: usize, compress: Compress) -> String {
     s
 }
 
-pub fn run(args: &InitramfsArgs) -> Result<()> {
+pub fn run(cli: &InitramfsArgs) -> Result<()> {
     let mtime = mtime_from_env(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())?;
+    let args = &resolve(cli)?;
     let plan = plan(args)?;
     let (raw, packed) = encode(&plan.tree, mtime, args.compress)?;
     let line = summary(&plan, raw.len(), packed.len(), args.compress);
     let out = args.output.display();
-    if args.dry_run {
+    if cli.dry_run {
         for e in plan.tree.entries() {
             println!("{e}");
         }
-        println!("dry run: would write {out}: {line}");
+        let what = match plan_file(&args.output, &packed)?.0 {
+            Outcome::Created => "would write",
+            Outcome::Replaced => "would replace (needs --force)",
+            Outcome::Unchanged => "would leave unchanged",
+        };
+        println!("dry run: {what} {out}: {line}");
         return Ok(());
     }
-    match write_file_atomic(&args.output, &packed, args.force)? {
+    match write_file_atomic(&args.output, &packed, cli.force)? {
         Outcome::Unchanged => println!("{out} unchanged: {line}"),
         Outcome::Created => println!("wrote {out}: {line}"),
         Outcome::Replaced => println!("replaced {out}: {line}"),

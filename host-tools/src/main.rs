@@ -1,4 +1,4 @@
-//! `unionroot`: see the library crate. Exit codes: 0 success, 1 failure, 2 usage error (clap).
+//! `unionroot`: see the library crate. Exit codes are listed in `unionroot::exit`.
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("unionroot: error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(unionroot::exit::code_of(&e))
         }
     }
 }

@@ -7,6 +7,9 @@
 //! the new tree in, then delete the old one. A failure before the switch removes the temporary
 //! tree; a failure during it puts the old tree back.
 
+use crate::diff;
+use crate::exit;
+use crate::fstree::Tree;
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::io::{ErrorKind, Write};
@@ -61,10 +64,20 @@ pub fn write_file_atomic(out: &Path, bytes: &[u8], force: bool) -> Result<Outcom
             }
         }
         if !force {
-            bail!(
+            let mut msg = format!(
                 "{} already exists with different contents; pass --force to replace it, or choose another -o path",
                 out.display()
             );
+            if md.is_file() {
+                let old =
+                    fs::read(out).with_context(|| format!("cannot read {}", out.display()))?;
+                msg += "\nwhat would change:";
+                for l in diff::elide(diff::describe_file_change(&old, bytes)) {
+                    msg += "\n  ";
+                    msg += &l;
+                }
+            }
+            return Err(exit::refused(msg));
         }
     }
     let dir = parent_dir(out);
@@ -100,6 +113,69 @@ pub fn write_file_atomic(out: &Path, bytes: &[u8], force: bool) -> Result<Outcom
     })
 }
 
+/// What writing `bytes` to `out` would do, for `--dry-run`: the outcome and the changes.
+pub fn plan_file(out: &Path, bytes: &[u8]) -> Result<(Outcome, Vec<String>)> {
+    match exists(out)? {
+        None => Ok((Outcome::Created, Vec::new())),
+        Some(md) if md.is_file() => {
+            let old = fs::read(out).with_context(|| format!("cannot read {}", out.display()))?;
+            if old == bytes {
+                Ok((Outcome::Unchanged, Vec::new()))
+            } else {
+                Ok((Outcome::Replaced, diff::describe_file_change(&old, bytes)))
+            }
+        }
+        Some(_) => Ok((
+            Outcome::Replaced,
+            vec![format!("{} is not a regular file", out.display())],
+        )),
+    }
+}
+
+/// What replacing the directory `dir` by `tree` would change; `None` when `dir` does not exist.
+pub fn plan_dir(dir: &Path, tree: &Tree) -> Result<Option<Vec<String>>> {
+    match exists(dir)? {
+        None => Ok(None),
+        Some(md) if !md.is_dir() => bail!(
+            "{} exists and is not a directory; remove it or choose another -o path",
+            dir.display()
+        ),
+        Some(_) => {
+            let disk = diff::read_dir_tree(dir)
+                .with_context(|| format!("cannot read the existing tree {}", dir.display()))?;
+            Ok(Some(diff::tree_changes(tree, &disk)))
+        }
+    }
+}
+
+/// Makes `dir` hold exactly `tree`: leaves an identical tree alone, refuses to replace a
+/// different one without `force` (listing the changes), else builds the new one beside it with
+/// `build` and swaps it in.
+pub fn sync_dir(
+    dir: &Path,
+    tree: &Tree,
+    force: bool,
+    build: impl FnOnce(&Path) -> Result<()>,
+) -> Result<Outcome> {
+    if let Some(changes) = plan_dir(dir, tree)? {
+        if changes.is_empty() {
+            return Ok(Outcome::Unchanged);
+        }
+        if !force {
+            let mut msg = format!(
+                "{} already exists and differs; pass --force to replace it (the old tree is swapped out atomically), or choose another -o path\nwhat would change:",
+                dir.display()
+            );
+            for l in diff::elide(changes) {
+                msg += "\n  ";
+                msg += &l;
+            }
+            return Err(exit::refused(msg));
+        }
+    }
+    build_dir_atomic(dir, force, build)
+}
+
 /// Removes a temporary tree when dropped, unless it was moved into place.
 struct TempTree {
     path: PathBuf,
@@ -127,10 +203,10 @@ pub fn check_dir_target(dir: &Path, force: bool) -> Result<()> {
             "{} exists and is not a directory; remove it or choose another -o path",
             dir.display()
         ),
-        Some(_) if !force => bail!(
+        Some(_) if !force => Err(exit::refused(format!(
             "{} already exists; pass --force to replace it (the old tree is swapped out atomically), or choose another -o path",
             dir.display()
-        ),
+        ))),
         _ => Ok(()),
     }
 }

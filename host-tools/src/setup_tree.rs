@@ -7,13 +7,14 @@
 //! is mounted. Anything installed explicitly wins over an applet of the same path.
 
 use crate::cli::SetupTreeArgs;
+use crate::cluster;
 use crate::elf::{self, ElfError};
 use crate::fstree::{components, Entry, Kind, Tree, TreeError};
 use crate::materialize::write_tree;
-use crate::output::{build_dir_atomic, check_dir_target, Outcome};
+use crate::output::{plan_dir, sync_dir, Outcome};
 use anyhow::{bail, Context, Result};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub const BUSYBOX_PATH: &str = "bin/busybox";
@@ -179,17 +180,26 @@ fn read_opt(path: &Option<std::path::PathBuf>, flag: &str) -> Result<Option<Vec<
 }
 
 pub fn run(args: &SetupTreeArgs) -> Result<()> {
-    if !args.dry_run {
-        check_dir_target(&args.output, args.force)?;
-    }
+    let c = args.cluster.as_deref().map(cluster::load).transpose()?;
+    let missing = |flag: &str| anyhow::anyhow!("pass {flag} or --cluster FILE");
+    let output = args
+        .output
+        .clone()
+        .or_else(|| c.as_ref().map(|c| c.setup_tree.clone()))
+        .ok_or_else(|| missing("-o"))?;
+    let busybox_arg = args
+        .busybox
+        .clone()
+        .or_else(|| c.as_ref().map(|c| c.busybox.clone()))
+        .ok_or_else(|| missing("--busybox"))?;
     // An absolute path, so that running it never searches $PATH for a bare name.
-    let busybox = fs::canonicalize(&args.busybox).with_context(|| {
+    let busybox = fs::canonicalize(&busybox_arg).with_context(|| {
         format!(
             "cannot find --busybox {}; check the path",
-            args.busybox.display()
+            busybox_arg.display()
         )
     })?;
-    let given = args.busybox.display();
+    let given = busybox_arg.display();
     let bytes = fs::read(&busybox).with_context(|| format!("cannot read --busybox {given}"))?;
     match elf::check_static(&bytes) {
         Ok(_) => {}
@@ -199,10 +209,23 @@ pub fn run(args: &SetupTreeArgs) -> Result<()> {
         Err(e) => bail!("--busybox {given} is not a usable busybox: {e}"),
     }
     let applets = list_applets(&busybox)?;
+    let or_cluster = |flag: &Option<PathBuf>, from: Option<PathBuf>| flag.clone().or(from);
     let extras = Extras {
-        linuxrc: read_opt(&args.linuxrc, "--linuxrc")?,
-        config: read_opt(&args.config, "--config")?,
-        init_script: read_opt(&args.init_script, "--init-script")?,
+        linuxrc: read_opt(
+            &or_cluster(&args.linuxrc, c.as_ref().map(|c| c.linuxrc.clone())),
+            "--linuxrc",
+        )?,
+        config: match (&args.config, &c) {
+            (None, Some(c)) => Some(crate::bootargs::config_file(c).into_bytes()),
+            (p, _) => read_opt(p, "--config")?,
+        },
+        init_script: read_opt(
+            &or_cluster(
+                &args.init_script,
+                c.as_ref().and_then(|c| c.init_script.clone()),
+            ),
+            "--init-script",
+        )?,
     };
     let plan = plan_tree(bytes, &applets, extras).context("cannot lay out the setup tree")?;
     let skipped: Vec<String> = plan
@@ -220,19 +243,29 @@ pub fn run(args: &SetupTreeArgs) -> Result<()> {
             skipped.join(", ")
         }
     );
-    let out = args.output.display();
+    let out = output.display();
     if args.dry_run {
         for e in plan.tree.entries() {
             println!("{e}");
         }
-        println!("dry run: would build {out}: {line}");
+        match plan_dir(&output, &plan.tree)? {
+            None => println!("dry run: would build {out}: {line}"),
+            Some(ch) if ch.is_empty() => println!("dry run: {out} is up to date: {line}"),
+            Some(ch) => {
+                println!("dry run: would replace {out} (needs --force): {line}");
+                for l in ch {
+                    println!("  {l}");
+                }
+            }
+        }
         return Ok(());
     }
-    match build_dir_atomic(&args.output, args.force, |root| {
+    match sync_dir(&output, &plan.tree, args.force, |root| {
         write_tree(&plan.tree, root)
     })? {
         Outcome::Replaced => println!("replaced {out}: {line}"),
-        Outcome::Created | Outcome::Unchanged => println!("built {out}: {line}"),
+        Outcome::Created => println!("built {out}: {line}"),
+        Outcome::Unchanged => println!("{out} unchanged: {line}"),
     }
     Ok(())
 }

@@ -352,10 +352,12 @@ fn overwrite_rules_unchanged_refuse_force() {
     );
 
     let o = f.initramfs("initrd.img", &["--compress", "none"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(4), "refused");
     let e = stderr(&o);
     assert!(
-        e.contains(&f.s("initrd.img")) && e.contains("--force"),
+        e.contains(&f.s("initrd.img"))
+            && e.contains("--force")
+            && e.contains("binary contents differ"),
         "{e}"
     );
     assert_eq!(
@@ -570,21 +572,37 @@ fn setup_tree_from_static_busybox() {
     assert!(want > 200, "busybox-static lists its applets: {want}");
     assert_eq!(links, want, "every applet but {skipped:?}");
 
-    // Refuses to replace without --force, and the tree is untouched.
-    let o = unionroot(&args, &[]);
-    assert_eq!(o.status.code(), Some(1));
+    // A second run with the same inputs changes nothing, not even the directory's inode.
+    let ino = fs::metadata(&tree).unwrap().ino();
+    let again = ok(&unionroot(&args, &[]));
+    assert!(again.contains("unchanged"), "{again}");
+    assert_eq!(fs::metadata(&tree).unwrap().ino(), ino);
+    assert_eq!(snapshot(&tree), s);
+
+    // Different inputs: refused without --force (exit 4), naming what would change, and the
+    // tree is untouched.
+    fs::write(f.path("other.conf"), "unionroot.debug\n").unwrap();
+    let mut changed = args.to_vec();
+    let other = f.s("other.conf");
+    changed[6] = &other;
+    let o = unionroot(&changed, &[]);
+    assert_eq!(o.status.code(), Some(4));
+    let e = stderr(&o);
     assert!(
-        stderr(&o).contains(&f.s("setup")) && stderr(&o).contains("--force"),
-        "{}",
-        stderr(&o)
+        e.contains(&f.s("setup"))
+            && e.contains("--force")
+            && e.contains("~ /etc/unionroot.conf (contents: 18 -> 16 bytes)"),
+        "{e}"
     );
     assert_eq!(snapshot(&tree), s);
 
-    // --force rebuilds an identical tree and leaves nothing beside it.
-    let mut forced = args.to_vec();
-    forced.push("--force");
-    ok(&unionroot(&forced, &[]));
-    assert_eq!(snapshot(&tree), s);
+    // --force rebuilds the tree and leaves nothing beside it.
+    changed.push("--force");
+    let out = ok(&unionroot(&changed, &[]));
+    assert!(out.contains("replaced"), "{out}");
+    let s2 = snapshot(&tree);
+    assert_eq!(s2["etc/unionroot.conf"].2, b"unionroot.debug\n");
+    assert_eq!(s2.len(), s.len());
     assert!(
         siblings(f.dir.path())
             .iter()
