@@ -229,13 +229,16 @@ pub fn dhcp_root_path(c: &Cluster) -> String {
     }
 }
 
-/// The words in front of everything in nfsroot mode: the kernel mounts the NFS root itself.
+/// The words in front of everything in nfsroot mode: the kernel mounts the setup tree itself
+/// and runs linuxrc from it (linuxrc then takes its pieces from the setup tree's config).
 fn mode_words(c: &Cluster) -> Vec<String> {
     match c.mode {
         BootMode::Initramfs => Vec::new(),
-        BootMode::NfsRoot => ["root=/dev/nfs", "init=/linuxrc"]
-            .map(String::from)
-            .to_vec(),
+        BootMode::NfsRoot => vec![
+            "root=/dev/nfs".into(),
+            format!("nfsroot={}", setup_tree_spec(c)),
+            "init=/linuxrc".into(),
+        ],
     }
 }
 

@@ -775,20 +775,20 @@ pub fn parse(
             );
         }
     }
+    // Checked below; from here on the network is taken without host bits, so that one wrong
+    // digit there is one problem, not one per address.
     let subnet = network.zip(netmask).map(|(n, m)| Subnet {
-        network: n,
+        network: Ipv4Addr::from(u32::from(n) & u32::from(m)),
         netmask: m,
     });
-    if let Some(sn) = subnet {
-        if u32::from(sn.network) & !u32::from(sn.netmask) != 0 {
+    if let (Some(n), Some(sn)) = (network, subnet) {
+        if n != sn.network {
             c.err(
                 Some(s.network.span()),
                 "server.network",
                 format!(
-                    "{} has host bits set for netmask {}; the network is {}",
-                    sn.network,
-                    sn.netmask,
-                    Ipv4Addr::from(u32::from(sn.network) & u32::from(sn.netmask))
+                    "{n} has host bits set for netmask {}; the network is {}",
+                    sn.netmask, sn.network
                 ),
             );
         }
@@ -936,7 +936,7 @@ pub fn parse(
             read_only: true,
             root_squash: false,
             mount_point: None,
-            role: format!("read-only layer {}", i + 1),
+            role: format!("layer {}", i + 1),
         })
         .collect();
     let mut mounts = Vec::new();
@@ -1192,6 +1192,14 @@ pub fn parse(
         FileKind::File,
         syslinux_fix,
     );
+
+    if mode == BootMode::NfsRoot && nfs_version != NfsVersion::V3 {
+        c.warnings.push(
+            "pxe.mode = \"nfsroot\" with NFSv4: the kernel mounts the setup tree itself over \
+             NFSv4, which the kernel's NFS-root code supports less widely than v3"
+                .into(),
+        );
+    }
 
     // [boot] and [groups.*]
     let boot = c.boot(&Boot::default(), &raw.boot, "boot");

@@ -1,0 +1,527 @@
+//! `cluster.toml` validation: one valid description, then one edit per error case, each checked
+//! for the field and the line it names. The probe is a fake filesystem, so "missing file" cases
+//! need no temporary files.
+
+use std::path::Path;
+use unionroot::cluster::{parse, ClusterError, FileKind, IpMode, Mac, Problem};
+
+const VALID: &str = r#"
+[server]
+address = "10.0.2.2"
+network = "10.0.2.0"
+netmask = "255.255.255.0"
+router = "10.0.2.1"
+dns = ["10.0.2.3"]
+domain = "cluster.example"
+
+[exports]
+system = "/srv/system"
+layers = ["/srv/apps"]
+
+[[exports.mounts]]
+path = "/srv/home"
+mount_point = "/home"
+
+[paths]
+setup_tree = "/srv/system"
+tftp_root = "/srv/tftp"
+initramfs = "out/initrd.img"
+
+[kernel]
+image = "/boot/vmlinuz"
+modules_dir = "/lib/modules/6.1"
+config = "/boot/config"
+
+[initramfs]
+linuxrc = "bin/linuxrc"
+
+[setup_tree]
+busybox = "/bin/busybox"
+
+[boot]
+kernel_args = ["console=ttyS0"]
+
+[groups.big]
+size = "2g"
+modules = ["r8169"]
+
+[[nodes]]
+name = "lf1"
+mac = "52:54:00:12:34:01"
+ip = "10.0.2.15"
+groups = ["big"]
+
+[[nodes]]
+name = "lf2"
+mac = "52:54:00:12:34:02"
+ip = "10.0.2.16"
+"#;
+
+/// Everything the valid description names exists, as the right kind.
+fn fake_fs(p: &Path) -> Option<FileKind> {
+    let s = p.to_str().unwrap();
+    match s {
+        "/lib/modules/6.1" => Some(FileKind::Dir),
+        "/boot/vmlinuz"
+        | "/boot/config"
+        | "/base/bin/linuxrc"
+        | "/bin/busybox"
+        | "/lib/modules/6.1/modules.dep"
+        | "/usr/lib/PXELINUX/pxelinux.0"
+        | "/usr/lib/syslinux/modules/bios/ldlinux.c32"
+        | "/base/init.sh" => Some(FileKind::File),
+        "/boot" => Some(FileKind::Dir),
+        _ => None,
+    }
+}
+
+fn try_parse(text: &str) -> Result<unionroot::cluster::Cluster, ClusterError> {
+    parse(text, "cluster.toml", Path::new("/base"), &fake_fs)
+}
+
+fn problems(text: &str) -> Vec<Problem> {
+    match try_parse(text) {
+        Err(ClusterError::Invalid { problems, .. }) => problems,
+        other => panic!("expected validation problems, got {other:?}"),
+    }
+}
+
+/// 1-based line of the first occurrence of `needle` in `text`, at or after `from_line`.
+fn line_of(text: &str, needle: &str, from_line: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(from_line.saturating_sub(1))
+        .find(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+        .unwrap_or_else(|| panic!("{needle:?} not in the text"))
+}
+
+/// `VALID` with `from` replaced by `to` (which must occur exactly once, to keep cases honest).
+fn edit(from: &str, to: &str) -> String {
+    assert_eq!(VALID.matches(from).count(), 1, "{from:?} must occur once");
+    VALID.replace(from, to)
+}
+
+/// Asserts exactly one problem, at `field`, on the line that contains `at`, whose message
+/// contains `says`.
+#[track_caller]
+fn one(text: &str, field: &str, at: &str, says: &str) {
+    let p = problems(text);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].field, field, "{p:#?}");
+    assert_eq!(p[0].line, Some(line_of(text, at, 1)), "{p:#?}");
+    assert!(
+        p[0].message.contains(says),
+        "{:?} lacks {says:?}",
+        p[0].message
+    );
+}
+
+#[test]
+fn the_valid_description_parses_with_its_defaults() {
+    let c = try_parse(VALID).unwrap();
+    assert_eq!(c.nodes.len(), 2);
+    assert_eq!(c.server.subnet.cidr(), "10.0.2.0/24");
+    assert_eq!(c.exports.clients, "10.0.2.0/24");
+    assert_eq!(
+        c.nfs_servers,
+        ["10.0.2.2".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    assert_eq!(
+        c.linuxrc,
+        Path::new("/base/bin/linuxrc"),
+        "relative to the file"
+    );
+    assert_eq!(c.initramfs, Path::new("/base/out/initrd.img"));
+    assert_eq!(c.lease_time, 604_800);
+    let lf1 = c.node("lf1").unwrap();
+    assert_eq!(lf1.boot.size, "2g");
+    assert_eq!(lf1.boot.modules, ["r8169"]);
+    assert_eq!(lf1.boot.kernel_args, ["console=ttyS0"]);
+    assert_eq!(c.node("lf2").unwrap().boot.size, "50%");
+    assert_eq!(lf1.boot.ipconfig, IpMode::Dhcp);
+    assert_eq!(
+        c.initramfs_modules(),
+        [
+            "virtio_pci",
+            "virtio_net",
+            "e1000",
+            "e1000e",
+            "nfsv3",
+            "overlay"
+        ]
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Its paths are a Debian server's; here every input counts as present.
+    let all = |p: &Path| {
+        Some(if p == Path::new("/lib/modules/6.1.0-56-amd64") {
+            FileKind::Dir
+        } else {
+            FileKind::File
+        })
+    };
+    let c = parse(&text, "cluster.toml", Path::new("/x"), &all).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.nodes.len(), 3);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn duplicate_macs_ips_and_names() {
+    let t = edit("mac = \"52:54:00:12:34:02\"", "mac = \"52-54-00-12-34-01\"");
+    one(
+        &t,
+        "nodes[1].mac",
+        "52-54-00-12-34-01",
+        "already the MAC of nodes[0] (lf1)",
+    );
+    let t = edit("ip = \"10.0.2.16\"", "ip = \"10.0.2.15\"");
+    let p = problems(&t);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].field, "nodes[1].ip");
+    assert_eq!(p[0].line, Some(line_of(&t, "ip = \"10.0.2.15\"", 50)));
+    assert!(p[0]
+        .message
+        .contains("already the address of nodes[0] (lf1)"));
+    let t = edit("name = \"lf2\"", "name = \"LF1\"");
+    one(
+        &t,
+        "nodes[1].name",
+        "name = \"LF1\"",
+        "already the name of nodes[0]",
+    );
+    // Clashing with the server or the router is a duplicate too.
+    let t = edit("ip = \"10.0.2.16\"", "ip = \"10.0.2.2\"");
+    one(
+        &t,
+        "nodes[1].ip",
+        "ip = \"10.0.2.2\"",
+        "already the server.address",
+    );
+    let t = edit("ip = \"10.0.2.16\"", "ip = \"10.0.2.1\"");
+    one(
+        &t,
+        "nodes[1].ip",
+        "ip = \"10.0.2.1\"",
+        "already the server.router",
+    );
+}
+
+#[test]
+fn addresses_outside_the_subnet() {
+    let t = edit("ip = \"10.0.2.16\"", "ip = \"10.0.3.16\"");
+    one(
+        &t,
+        "nodes[1].ip",
+        "10.0.3.16",
+        "outside the subnet 10.0.2.0/24",
+    );
+    let t = edit("ip = \"10.0.2.16\"", "ip = \"10.0.2.255\"");
+    one(&t, "nodes[1].ip", "10.0.2.255", "broadcast address");
+    let t = edit("ip = \"10.0.2.16\"", "ip = \"10.0.2.0\"");
+    one(
+        &t,
+        "nodes[1].ip",
+        "ip = \"10.0.2.0\"",
+        "network or broadcast",
+    );
+    let t = edit("address = \"10.0.2.2\"", "address = \"192.168.0.2\"");
+    one(&t, "server.address", "192.168.0.2", "outside the subnet");
+    let t = edit("router = \"10.0.2.1\"", "router = \"10.9.9.9\"");
+    one(&t, "server.router", "10.9.9.9", "outside the subnet");
+    let t = edit("ip = \"10.0.2.16\"", "ip = \"10.0.2.300\"");
+    one(&t, "nodes[1].ip", "10.0.2.300", "not an IPv4 address");
+}
+
+#[test]
+fn malformed_macs() {
+    for bad in [
+        "52:54:00:12:34",
+        "52:54:00:12:34:02:03",
+        "52:54:00:12:34:zz",
+        "5254.0012.3402",
+        "52:54:00-12:34:02",
+        "525:4:00:12:34:02",
+        "",
+    ] {
+        let t = edit("\"52:54:00:12:34:02\"", &format!("\"{bad}\""));
+        one(
+            &t,
+            "nodes[1].mac",
+            &format!("mac = \"{bad}\""),
+            "not a MAC address",
+        );
+    }
+    let t = edit("\"52:54:00:12:34:02\"", "\"01:00:5e:00:00:01\"");
+    one(&t, "nodes[1].mac", "01:00:5e", "multicast");
+    assert_eq!(
+        Mac::parse("AA-BB-cc-dd-ee-0f").unwrap().to_string(),
+        "aa:bb:cc:dd:ee:0f"
+    );
+    assert_eq!(
+        Mac::parse("52:54:00:12:34:56").unwrap().pxelinux_name(),
+        "01-52-54-00-12-34-56"
+    );
+}
+
+#[test]
+fn missing_files() {
+    let cases = [
+        (
+            "\"/boot/vmlinuz\"",
+            "\"/boot/vmlinuz-x\"",
+            "kernel.image",
+            "does not exist",
+        ),
+        (
+            "\"/boot/config\"",
+            "\"/boot/config-x\"",
+            "kernel.config",
+            "does not exist",
+        ),
+        (
+            "\"bin/linuxrc\"",
+            "\"bin/linuxrc-x\"",
+            "initramfs.linuxrc",
+            "/base/bin/linuxrc-x does not exist",
+        ),
+        (
+            "\"/bin/busybox\"",
+            "\"/bin/busybox-x\"",
+            "setup_tree.busybox",
+            "does not exist",
+        ),
+        (
+            "\"/lib/modules/6.1\"",
+            "\"/lib/modules/7\"",
+            "kernel.modules_dir",
+            "does not exist",
+        ),
+        // The kinds matter too.
+        (
+            "\"/lib/modules/6.1\"",
+            "\"/boot/vmlinuz\"",
+            "kernel.modules_dir",
+            "is not a directory",
+        ),
+        (
+            "\"/boot/vmlinuz\"",
+            "\"/boot\"",
+            "kernel.image",
+            "is not a regular file",
+        ),
+    ];
+    for (from, to, field, says) in cases {
+        let t = edit(from, to);
+        let key = field.rsplit('.').next().unwrap();
+        one(&t, field, &format!("{key} = {to}"), says);
+    }
+    // Optional inputs, when given, must exist as well.
+    let t = edit(
+        "[setup_tree]\n",
+        "[setup_tree]\ninit_script = \"nope.sh\"\n",
+    );
+    one(
+        &t,
+        "setup_tree.init_script",
+        "nope.sh",
+        "/base/nope.sh does not exist",
+    );
+    let t = edit(
+        "[setup_tree]\n",
+        "[pxe]\npxelinux = \"/nope/pxelinux.0\"\n[setup_tree]\n",
+    );
+    one(&t, "pxe.pxelinux", "/nope/pxelinux.0", "pxelinux");
+    // A modules directory without depmod's index.
+    let no_dep = |p: &Path| {
+        if p == Path::new("/lib/modules/6.1/modules.dep") {
+            None
+        } else {
+            fake_fs(p)
+        }
+    };
+    match parse(VALID, "cluster.toml", Path::new("/base"), &no_dep) {
+        Err(ClusterError::Invalid { problems, .. }) => {
+            assert_eq!(problems.len(), 1);
+            assert_eq!(problems[0].field, "kernel.modules_dir");
+            assert!(
+                problems[0].message.contains("no modules.dep"),
+                "{problems:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A default path counts too, without a line to point at.
+    let no_syslinux = |p: &Path| {
+        if p.starts_with("/usr/lib/syslinux") {
+            None
+        } else {
+            fake_fs(p)
+        }
+    };
+    match parse(VALID, "cluster.toml", Path::new("/base"), &no_syslinux) {
+        Err(ClusterError::Invalid { problems, .. }) => {
+            assert_eq!(problems[0].field, "pxe.ldlinux");
+            assert!(
+                problems[0].message.contains("syslinux-common"),
+                "{problems:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn server_and_network_errors() {
+    let t = edit("netmask = \"255.255.255.0\"", "netmask = \"255.0.255.0\"");
+    let p = problems(&t);
+    assert!(
+        p.iter()
+            .any(|p| p.field == "server.netmask" && p.message.contains("not a netmask")),
+        "{p:#?}"
+    );
+    let t = edit("network = \"10.0.2.0\"", "network = \"10.0.2.5\"");
+    one(&t, "server.network", "10.0.2.5", "host bits set");
+    let t = edit("domain = \"cluster.example\"", "domain = \"bad_domain\"");
+    one(&t, "server.domain", "bad_domain", "not a DNS domain");
+    let t = edit("dns = [\"10.0.2.3\"]", "dns = [\"ten\"]");
+    one(&t, "server.dns[0]", "ten", "not an IPv4 address");
+}
+
+#[test]
+fn export_and_nfs_errors() {
+    let t = edit("system = \"/srv/system\"", "system = \"srv/system\"");
+    one(&t, "exports.system", "srv/system\"", "absolute");
+    let t = edit("layers = [\"/srv/apps\"]", "layers = [\"/srv/system\"]");
+    let p = problems(&t);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].field, "exports.layers[0]");
+    assert!(p[0].message.contains("already exported as exports.system"));
+    let t = edit("mount_point = \"/home\"", "mount_point = \"/\"");
+    one(
+        &t,
+        "exports.mounts[0].mount_point",
+        "mount_point = \"/\"",
+        "the root is the overlay",
+    );
+    let t = edit("path = \"/srv/home\"", "path = \"/srv/my home\"");
+    one(&t, "exports.mounts[0].path", "/srv/my home", "whitespace");
+    let t = edit("[paths]", "[nfs]\nversion = \"5\"\n\n[paths]");
+    one(&t, "nfs.version", "version = \"5\"", "not 3, 4");
+    let t = edit("[paths]", "[nfs]\noptions = [\"vers=4\"]\n\n[paths]");
+    one(&t, "nfs.options[0]", "vers=4", "nfs.version");
+}
+
+#[test]
+fn boot_groups_and_names() {
+    let t = edit("groups = [\"big\"]", "groups = [\"huge\"]");
+    one(
+        &t,
+        "nodes[0].groups[0]",
+        "huge",
+        "no [groups.huge] table (have: big)",
+    );
+    let t = edit("size = \"2g\"", "size = \"lots\"");
+    one(&t, "groups.big.size", "lots", "tmpfs size");
+    let t = edit("[groups.big]", "[boot.x]");
+    assert!(matches!(try_parse(&t), Err(ClusterError::Syntax { .. })));
+    let t = edit(
+        "kernel_args = [\"console=ttyS0\"]",
+        "kernel_args = [\"console=ttyS0\"]\ninit = \"sbin/init\"",
+    );
+    one(&t, "boot.init", "sbin/init", "absolute path");
+    let t = edit(
+        "kernel_args = [\"console=ttyS0\"]",
+        "kernel_args = [\"a b\"]",
+    );
+    one(&t, "boot.kernel_args[0]", "a b", "one non-empty word");
+    let t = edit("kernel_args = [\"console=ttyS0\"]", "onfail = \"explode\"");
+    one(&t, "boot.onfail", "explode", "shell, wait, reboot or halt");
+    let t = edit("kernel_args = [\"console=ttyS0\"]", "ipconfig = \"bootp\"");
+    one(
+        &t,
+        "boot.ipconfig",
+        "bootp",
+        "neither \"dhcp\" nor \"static\"",
+    );
+    let t = edit("kernel_args = [\"console=ttyS0\"]", "mount_timeout = -1");
+    one(&t, "boot.mount_timeout", "mount_timeout = -1", "0 or more");
+    let t = edit("name = \"lf2\"", "name = \"lf_2\"");
+    one(&t, "nodes[1].name", "lf_2", "not a host name");
+    let t = edit("kernel_args = [\"console=ttyS0\"]", "debug = true");
+    let t = t.replace(
+        "ip = \"10.0.2.16\"",
+        "ip = \"10.0.2.16\"\nboot = { debug = false }",
+    );
+    one(
+        &t,
+        "nodes[1].boot.debug",
+        "debug = false",
+        "cannot turn off debug",
+    );
+}
+
+#[test]
+fn syntax_unknown_keys_and_types_name_the_line() {
+    let t = edit("[paths]", "[paths]\nsetup_tre = \"/x\"");
+    match try_parse(&t) {
+        Err(ClusterError::Syntax { line, message, .. }) => {
+            assert_eq!(line, line_of(&t, "setup_tre", 1));
+            assert!(message.contains("setup_tre"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let t = edit("ip = \"10.0.2.16\"", "ip = 10");
+    match try_parse(&t) {
+        Err(ClusterError::Syntax { line, .. }) => assert_eq!(line, line_of(&t, "ip = 10", 1)),
+        other => panic!("{other:?}"),
+    }
+    let t = edit("[server]", "[server");
+    let e = try_parse(&t).unwrap_err();
+    assert!(e.to_string().starts_with("cluster.toml:2:"), "{e}");
+    // A missing required key names its table.
+    let t = edit("ip = \"10.0.2.16\"\n", "");
+    let e = try_parse(&t).unwrap_err();
+    assert!(e.to_string().contains("missing field `ip`"), "{e}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once_in_line_order() {
+    let t = VALID
+        .replace("\"52:54:00:12:34:02\"", "\"bogus\"")
+        .replace("\"/boot/vmlinuz\"", "\"/nope\"")
+        .replace("ip = \"10.0.2.15\"", "ip = \"10.1.0.15\"");
+    let p = problems(&t);
+    let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["kernel.image", "nodes[0].ip", "nodes[1].mac"]);
+    let e = try_parse(&t).unwrap_err().to_string();
+    assert!(e.starts_with("cluster.toml has 3 problems:"), "{e}");
+    assert!(
+        e.contains(&format!(
+            "cluster.toml:{}: nodes[1].mac:",
+            line_of(&t, "bogus", 1)
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn risky_choices_are_warnings() {
+    let t = edit(
+        "mount_point = \"/home\"",
+        "mount_point = \"/home\"\nroot_squash = false",
+    );
+    let c = try_parse(&t).unwrap();
+    assert_eq!(c.warnings.len(), 1);
+    assert!(
+        c.warnings[0].contains("/srv/home is exported read-write with no_root_squash"),
+        "{:?}",
+        c.warnings
+    );
+    assert!(c.warnings[0].starts_with(&format!("line {}", line_of(&t, "[[exports.mounts]]", 1))));
+}

@@ -1,0 +1,186 @@
+//! Every generator against golden files under `tests/golden/<case>/`, for each
+//! `tests/golden/<case>.toml`; and the CLI's output against the same files, so the subcommands
+//! are wired to the generators the goldens pin down.
+//!
+//! Regenerate after an intended change with `UNIONROOT_BLESS=1 cargo test -p unionroot --test
+//! golden`, then review the diff. Without it, a golden file that is missing, differs, or is
+//! no longer generated fails the test.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use unionroot::cluster::{self, Cluster};
+use unionroot::{bootargs, dhcp, exports, kconfig, pxe, tftp};
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+fn bless() -> bool {
+    std::env::var_os("UNIONROOT_BLESS").is_some_and(|v| v == "1")
+}
+
+fn load(case: &str) -> Cluster {
+    let path = golden_dir().join(format!("{case}.toml"));
+    let text = fs::read_to_string(&path).unwrap();
+    cluster::parse(
+        &text,
+        &format!("{case}.toml"),
+        &golden_dir(),
+        &cluster::probe_fs,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every generated text of a case, by golden file name.
+fn outputs(c: &Cluster) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        m.insert(k.to_string(), v);
+    };
+    put("unionroot.conf", bootargs::config_file(c));
+    put("dhcpd.conf", dhcp::isc(c));
+    put("dnsmasq-dhcp.conf", dhcp::dnsmasq(c));
+    put("exports", exports::knfsd(c));
+    put("ganesha.conf", exports::ganesha(c));
+    put("inetd.conf", tftp::inetd(c));
+    put("dnsmasq-tftp.conf", tftp::dnsmasq(c));
+    put("pxelinux.cfg/default", pxe::pxelinux_default(c));
+    for n in &c.nodes {
+        put(
+            &format!("pxelinux.cfg/{}", n.mac.pxelinux_name()),
+            pxe::pxelinux_node(c, n),
+        );
+    }
+    let nodes: Vec<_> = c.nodes.iter().collect();
+    put("boot.ipxe", pxe::ipxe_script(c, &nodes));
+    let appends: String = c
+        .nodes
+        .iter()
+        .map(|n| format!("{}: {}\n", n.name, bootargs::node_append(c, n)))
+        .collect();
+    put("append.txt", appends);
+    m
+}
+
+fn files_below(dir: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                for f in files_below(&p) {
+                    v.push(format!("{}/{f}", p.file_name().unwrap().to_string_lossy()));
+                }
+            } else {
+                v.push(p.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Compares `got` with the files in `dir` (or writes them when blessing).
+fn check_against(dir: &Path, got: &BTreeMap<String, String>) {
+    if bless() {
+        let _ = fs::remove_dir_all(dir);
+        for (name, text) in got {
+            let p = dir.join(name);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, text).unwrap();
+        }
+        eprintln!("blessed {}", dir.display());
+        return;
+    }
+    let have = files_below(dir);
+    let want: Vec<String> = got.keys().cloned().collect();
+    assert_eq!(
+        have,
+        want,
+        "golden files in {} vs generated outputs (UNIONROOT_BLESS=1 regenerates)",
+        dir.display()
+    );
+    for (name, text) in got {
+        let golden = fs::read_to_string(dir.join(name)).unwrap();
+        assert!(
+            golden == *text,
+            "{}/{name} differs from the generated text (UNIONROOT_BLESS=1 regenerates):\n{}",
+            dir.display(),
+            unionroot::diff::line_diff(&golden, text).join("\n")
+        );
+    }
+}
+
+#[test]
+fn generators_match_golden_files() {
+    for case in ["basic", "nfsroot"] {
+        let c = load(case);
+        check_against(&golden_dir().join(case), &outputs(&c));
+    }
+}
+
+#[test]
+fn kernel_check_report_matches_golden() {
+    let cfg =
+        fs::read_to_string(golden_dir().join("fixtures/debian-6.1.0-56-amd64.config")).unwrap();
+    let modes = [kconfig::Mode::Initramfs, kconfig::Mode::NfsRoot];
+    let (ok, report) = kconfig::report(&cfg, &modes, &kconfig::Target::default());
+    assert!(!ok, "Debian's kernel cannot do the NFS-root mode");
+    let mut m = BTreeMap::new();
+    m.insert("debian.txt".to_string(), report);
+    check_against(&golden_dir().join("kernel-check"), &m);
+}
+
+/// The CLI prints exactly the generators' texts.
+#[test]
+fn cli_prints_the_golden_texts() {
+    if bless() {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_unionroot");
+    for case in ["basic", "nfsroot"] {
+        let toml = golden_dir().join(format!("{case}.toml"));
+        let toml = toml.to_str().unwrap();
+        let runs: [(&[&str], &str); 7] = [
+            (&["conf"], "unionroot.conf"),
+            (&["dhcp"], "dhcpd.conf"),
+            (&["dhcp", "--format", "dnsmasq"], "dnsmasq-dhcp.conf"),
+            (&["exports"], "exports"),
+            (&["exports", "--format", "ganesha"], "ganesha.conf"),
+            (&["tftp"], "inetd.conf"),
+            (&["tftp", "--format", "dnsmasq"], "dnsmasq-tftp.conf"),
+        ];
+        for (args, golden) in runs {
+            let o = Command::new(bin)
+                .args(args)
+                .args(["-c", toml])
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let want = fs::read_to_string(golden_dir().join(case).join(golden)).unwrap();
+            assert_eq!(
+                String::from_utf8(o.stdout).unwrap(),
+                want,
+                "{case} {args:?}"
+            );
+        }
+        let c = load(case);
+        for n in &c.nodes {
+            let o = Command::new(bin)
+                .args(["append", "-c", toml, &n.name])
+                .output()
+                .unwrap();
+            assert!(o.status.success());
+            assert_eq!(
+                String::from_utf8(o.stdout).unwrap(),
+                format!("{}\n", bootargs::node_append(&c, n))
+            );
+        }
+    }
+}
