@@ -14,9 +14,14 @@ usage() {
   cat <<'EOF'
 usage: qemu/boot.sh --initrd FILE [--export DIR] [options]
 
-  --initrd FILE      initramfs to boot (required)
+  --initrd FILE      initramfs to boot (required); "none" boots without one (a kernel that
+                     mounts its own root, e.g. root=/dev/nfs from qemu/build-kernel.sh)
   --export DIR       system tree to serve over NFS (required unless --nfs none); its manifest
                      is taken before and after the boot and must not change
+  --export NAME=DIR[:rw]
+                     a further export (repeatable): v3 path /srv/NAME, v4 pseudo path /NAME;
+                     read-only (and manifest-checked like DIR) unless :rw
+  --nfs-delay SEC    start ganesha SEC seconds after QEMU (a server that boots late)
   --nfs MODE         v3   rpcbind + ganesha serving NFSv3 and v4, guest mounts v3 (default)
                      v4   ganesha serving NFSv4 only, no rpcbind, guest mounts v4
                      none no server at all (the guest's mount must fail)
@@ -44,11 +49,13 @@ EOF
 initrd="" export_dir="" nfs=v3 cmdline="" timeout=60 dir="" log="" console=0 net=user
 mem=512 accel=${UNIONROOT_ACCEL:-auto} kdir="" quiet=0
 appends=() expects=() forbids=() untils=() qemu_extra=()
+exports=() nfs_delay=0
 need() { [ $# -ge 2 ] || { usage >&2; echo "boot.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
     --initrd) need "$@"; initrd=$2; shift ;;
-    --export) need "$@"; export_dir=$2; shift ;;
+    --export) need "$@"; if [[ $2 == *=* ]]; then exports+=("$2"); else export_dir=$2; fi; shift ;;
+    --nfs-delay) need "$@"; nfs_delay=$2; shift ;;
     --nfs) need "$@"; nfs=$2; shift ;;
     --append) need "$@"; appends+=("$2"); shift ;;
     --cmdline) need "$@"; cmdline=$2; shift ;;
@@ -73,7 +80,7 @@ done
 setup_fail() { echo "boot.sh: $*" >&2; exit 2; }
 say() { [ "$quiet" = 1 ] || echo "boot: $*"; }
 [ -n "$initrd" ] || { usage >&2; setup_fail "--initrd is required"; }
-[ -f "$initrd" ] || setup_fail "no initramfs at $initrd"
+[ "$initrd" = none ] || [ -f "$initrd" ] || setup_fail "no initramfs at $initrd"
 case $nfs in
   v3 | v4 | none) ;;
   external) [ -n "${UR_SERVED_NFS:-}" ] || setup_fail "--nfs external outside qemu/serve.sh" ;;
@@ -88,6 +95,17 @@ if [ -n "$export_dir" ]; then
   [ -d "$export_dir" ] || setup_fail "export $export_dir is not a directory"
   export_dir=$(realpath "$export_dir")
 fi
+# The further exports, as lines "NAME DIR ro|rw" for ns-init.sh.
+UR_EXPORTS=""
+for e in ${exports[@]+"${exports[@]}"}; do
+  ename=${e%%=*} edir=${e#*=} emode=ro
+  case $edir in *:rw) edir=${edir%:rw} emode=rw ;; *:ro) edir=${edir%:ro} ;; esac
+  [[ $ename =~ ^[a-z][a-z0-9_-]*$ && $ename != system ]] ||
+    setup_fail "--export $e: NAME must be [a-z][a-z0-9_-]* and not system"
+  [ -d "$edir" ] || setup_fail "--export $e: $edir is not a directory"
+  UR_EXPORTS+="$ename $(realpath "$edir") $emode"$'\n'
+done
+[[ $nfs_delay =~ ^[0-9]+$ ]] || setup_fail "--nfs-delay takes whole seconds"
 [ "$(id -u)" = 0 ] || setup_fail "needs root (namespaces, mounts, ganesha)"
 
 [ -n "$kdir" ] || kdir=$(ur_kernel_dir) || setup_fail "no kernel (qemu/fetch-kernel.sh failed)"
@@ -138,7 +156,8 @@ for a in ${appends[@]+"${appends[@]}"}; do cmdline="$cmdline $a"; done
 qemu=(qemu-system-x86_64 -accel "$accel")
 [ "$accel" = kvm ] && qemu+=(-cpu host)
 qemu+=(-m "$mem" -smp 1 -nographic -no-reboot
-  -kernel "$vmlinux" -initrd "$(realpath "$initrd")" -append "$cmdline")
+  -kernel "$vmlinux" -append "$cmdline")
+[ "$initrd" = none ] || qemu+=(-initrd "$(realpath "$initrd")")
 # shellcheck disable=SC2054 # the commas belong to QEMU's option syntax
 [ "$net" = user ] && qemu+=(-netdev user,id=n0 -device virtio-net-pci,netdev=n0)
 qemu+=(${qemu_extra[@]+"${qemu_extra[@]}"})
@@ -149,11 +168,17 @@ manifest_hash() { sha256sum "$1" | cut -c1-16; }
 if [ -n "$export_dir" ]; then
   ur_manifest "$export_dir" >"$dir/manifest-before"
 fi
+# Each read-only further export: manifest-before-NAME and -after-NAME.
+while read -r ename edir emode; do
+  [ "$emode" = ro ] || continue
+  ur_manifest "$edir" >"$dir/manifest-before-$ename"
+done <<<"$UR_EXPORTS"
 
 say "nfs=$nfs accel=$accel timeout=${timeout}s log=$log"
 say "cmdline: $cmdline"
 
 export UR_DIR=$dir UR_LOG=$log UR_NFS=$nfs UR_EXPORT=$export_dir UR_TIMEOUT=$timeout
+export UR_EXPORTS UR_NFS_DELAY=$nfs_delay
 UR_UNTIL=$(printf '%s\n' ${untils[@]+"${untils[@]}"})
 UR_FORBID=$(printf '%s\n' ${forbids[@]+"${forbids[@]}"})
 export UR_UNTIL UR_FORBID
@@ -226,6 +251,14 @@ if [ -n "$export_dir" ]; then
     failures+=("export changed: diff $dir/manifest-before $dir/manifest-after")
   fi
 fi
+while read -r ename edir emode; do
+  [ "$emode" = ro ] || continue
+  ur_manifest "$edir" >"$dir/manifest-after-$ename"
+  hb=$(manifest_hash "$dir/manifest-before-$ename") ha=$(manifest_hash "$dir/manifest-after-$ename")
+  say "export $ename manifest: before $hb after $ha"
+  [ "$hb" = "$ha" ] ||
+    failures+=("export $ename changed: diff $dir/manifest-before-$ename $dir/manifest-after-$ename")
+done <<<"$UR_EXPORTS"
 
 {
   echo "wall=$wall"
