@@ -317,7 +317,9 @@ pub fn run(cli: &InitramfsArgs) -> Result<()> {
     let mtime = mtime_from_env(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())?;
     let args = &resolve(cli)?;
     let plan = plan(args)?;
+    let pb = crate::output::spinner("encoding and compressing the archive");
     let (raw, packed) = encode(&plan.tree, mtime, args.compress)?;
+    pb.finish_and_clear();
     let line = summary(&plan, raw.len(), packed.len(), args.compress);
     let out = args.output.display();
     if cli.dry_run {

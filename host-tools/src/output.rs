@@ -176,6 +176,15 @@ pub fn sync_dir(
     build_dir_atomic(dir, force, build)
 }
 
+/// A spinner on stderr for work that takes a noticeable moment (compressing, copying a tree);
+/// indicatif draws nothing when stderr is not a terminal, so logs and tests stay clean.
+pub fn spinner(msg: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_message(msg.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
 /// Removes a temporary tree when dropped, unless it was moved into place.
 struct TempTree {
     path: PathBuf,

@@ -221,7 +221,10 @@ pub fn run(args: &PxeArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let o = sync_dir(out, &tree, args.force, |root| write_tree(&tree, root))?;
+    let pb = crate::output::spinner("comparing and writing the TFTP root");
+    let o = sync_dir(out, &tree, args.force, |root| write_tree(&tree, root));
+    pb.finish_and_clear();
+    let o = o?;
     let out = out.display();
     match o {
         Outcome::Unchanged => println!("{out} unchanged: {line}"),

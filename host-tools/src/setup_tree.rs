@@ -260,9 +260,12 @@ pub fn run(args: &SetupTreeArgs) -> Result<()> {
         }
         return Ok(());
     }
-    match sync_dir(&output, &plan.tree, args.force, |root| {
+    let pb = crate::output::spinner("comparing and writing the setup tree");
+    let o = sync_dir(&output, &plan.tree, args.force, |root| {
         write_tree(&plan.tree, root)
-    })? {
+    });
+    pb.finish_and_clear();
+    match o? {
         Outcome::Replaced => println!("replaced {out}: {line}"),
         Outcome::Created => println!("built {out}: {line}"),
         Outcome::Unchanged => println!("{out} unchanged: {line}"),
