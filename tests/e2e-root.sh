@@ -1,0 +1,386 @@
+#!/usr/bin/env bash
+# End-to-end tests of the root pieces (issue 5): stacked read-only lowers, the tmpfs upper,
+# read-write NFS mounts, per-node persistent paths, NFSv3/v4, failover, a late server, a wrong
+# path, a full upper, and the seed's init=/linuxrc-from-an-NFS-root mode. Each case boots linuxrc
+# in QEMU against a private ganesha (qemu/boot.sh) and checks the console and the server's
+# files. Prints "ok NAME" or "FAIL NAME" per case, then "N passed, N failed"; exits non-zero if
+# any case failed.
+#
+#   tests/e2e-root.sh [--list] [CASE...]      (default: every case, in the order of CASES)
+#
+# Exports (qemu/boot.sh --export NAME=DIR): the base system tree is /srv/system (v4: /system),
+# the cluster-software layer /srv/layer, and per case read-write /srv/home and /srv/persist.
+# Cases are written as in tests/e2e.sh: case_<name> plus a "name|description" line in CASES.
+set -euo pipefail
+# shellcheck source=qemu/lib.sh
+. "$(dirname "$0")/../qemu/lib.sh"
+
+CASES=(
+  "two-layers|two lowers from /etc/unionroot.conf: the cluster layer's file shadows the base's"
+  "writes-tmpfs|writes land in the tmpfs upper; both read-only exports stay byte-identical"
+  "home-rw|a write to the read-write NFS /home appears in the server's export"
+  "persist|a per-node /var/log survives a second boot of node-a; node-b does not see it"
+  "v4-only|the whole stack over NFSv4 against a v4-only ganesha (no rpcbind)"
+  "v3|the whole stack over NFSv3"
+  "failover|first server of a lower dead (dropping, then refusing): the second serves it"
+  "late-server|ganesha starts 20 s after QEMU: linuxrc keeps retrying and boots"
+  "wrong-path|an export path the server does not have: FATAL at once, naming server:path"
+  "upper-enospc|16 MB written into an 8 MB upper: ENOSPC in the client, nothing on the server"
+  "nfsroot-pivot|init=/linuxrc from an NFS root (kernel from qemu/build-kernel.sh): pivot_root"
+)
+# Run only when named: they show known linuxrc problems.
+OPTIN=(
+  "v3-rw-locking|a v3 read-write /home with locking (the default): needs rpcbind in the client"
+)
+
+# Checked in every boot: the kernel must never die, whatever linuxrc runs into.
+ALWAYS_FORBID=('Kernel panic' 'BUG: ' 'Oops: ')
+
+OUT=$UR_OUT/e2e-root
+# The case being run, the file its extra failure reasons go to, and the current boot's directory
+# (a case with several boots sets RUN per boot).
+CASE="" REASONS="" RUN=""
+
+why() { echo "$*" >>"$REASONS"; }
+
+# boot ARGS...: one qemu/boot.sh run into $RUN (default $OUT/$CASE), with the base system and
+# the cluster layer exported; boot.sh's FAIL lines become reasons.
+boot() {
+  local rc=0 f
+  [ -n "$RUN" ] || RUN=$OUT/$CASE
+  local args=(--kernel-dir "$KDIR" --dir "$RUN" --log "$RUN/console.log"
+    --export "$SYS" --export "layer=$LAYER")
+  for f in "${ALWAYS_FORBID[@]}"; do args+=(--forbid "$f"); done
+  mkdir -p "$RUN"
+  "$UR_QEMU/boot.sh" --initrd "$IMG" "${args[@]}" "$@" >"$RUN/boot.out" 2>&1 || rc=$?
+  local sub=${RUN#"$OUT/$CASE"}
+  grep '^boot: FAIL: ' "$RUN/boot.out" | sed "s|^boot: FAIL: |${sub:+${sub#/}: }|" >>"$REASONS" || true
+  [ "$rc" = 0 ] || why "qemu/boot.sh exited $rc; see $RUN/boot.out"
+  return "$rc"
+}
+console() { echo "$RUN/console.log"; }
+
+# within FROM-ERE TO-ERE SECONDS [AT-LEAST]: the kernel timestamps of the first lines matching
+# FROM and TO are at most SECONDS (and at least AT-LEAST) apart, in that order; logged to "gaps".
+within() {
+  local a b d
+  a=$(ur_ktime "$1" "$(console)") b=$(ur_ktime "$2" "$(console)")
+  if [ -z "$a" ] || [ -z "$b" ]; then
+    why "no timestamped line for '$1' or '$2'"
+    return 1
+  fi
+  d=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b - a }')
+  echo "$d s from '$1' to '$2' (bounds ${4:-0}..$3 s)" >>"$OUT/$CASE/gaps"
+  awk -v d="$d" -v s="$3" -v m="${4:-0}" 'BEGIN { exit !(d >= m && d <= s) }' && return 0
+  why "'$2' came $d s after '$1'; bounds ${4:-0}..$3 s"
+  return 1
+}
+
+# file_is FILE ERE: FILE exists and its content matches ERE (all of it, as one line per line).
+file_is() {
+  if [ ! -f "$1" ]; then
+    why "no file $1 on the server"
+    return 1
+  fi
+  grep -qE -- "$2" "$1" && return 0
+  why "$1 is '$(head -c 200 "$1")', not /$2/"
+  return 1
+}
+
+# none_in NAME DIR...: no file called NAME anywhere in the exported trees.
+none_in() {
+  local name=$1 hits
+  shift
+  hits=$(find "$@" -name "$name" 2>/dev/null)
+  [ -z "$hits" ] && return 0
+  why "leaked to the server: $hits"
+  return 1
+}
+
+S=10.0.2.2
+# End of a console line (the serial console ends lines with CR LF).
+E=$'\r''?$'
+BASE="console=ttyS0 panic=-1"
+# The stack over NFSv3 (v3 paths) and over NFSv4 (pseudo paths).
+LOWERS3="unionroot.lower=$S:/srv/system unionroot.lower=$S:/srv/layer"
+LOWERS4="unionroot.lower=$S:/system unionroot.lower=$S:/layer"
+# The guest reached its real init on the overlay.
+ROOTED=(--expect 'unionroot-demo: real init started' --expect '^PROOF root=overlay\b'
+  --expect '^PROOF done' --forbid 'linuxrc: FATAL')
+# NFSv3 read-write pieces keep NLM locking by default, and the kernel's lockd then registers
+# with an rpcbind in the client, which the initramfs does not have: mount(2) fails with
+# ECONNREFUSED ("svc: failed to register lockdv1 RPC service (errno 111)") and linuxrc retries
+# it as an unreachable server until unionroot.mount_timeout. The opt-in case v3-rw-locking
+# shows it; until linuxrc deals with it, the v3 read-write pieces here say nolock.
+RW3=,nolock
+# Both lowers mounted and stacked, the cluster layer on top.
+LAYERED=(--expect '^PROOF lowerdir=/run/unionroot/lower1:/run/unionroot/lower'"$E"
+  --expect '^PROOF layer=cluster-software'"$E")
+
+# fresh DIR...: empty directories for read-write exports (what the case checks afterwards).
+fresh() {
+  local d
+  for d in "$@"; do rm -rf "$d" && mkdir -p "$d"; done
+}
+
+# --- the cases ---------------------------------------------------------------------------------
+
+case_two_layers() {
+  # The lowers come from /etc/unionroot.conf in the initramfs; nothing on the command line but
+  # the NFS version.
+  IMG=$IMG_CONF boot --cmdline "$BASE unionroot.nfsvers=3" "${ROOTED[@]}" "${LAYERED[@]}" \
+    --expect "linuxrc: mount -t nfs -o ro,vers=3,[^ ]* $S:/srv/system /run/unionroot/lower$E" \
+    --expect "linuxrc: mount -t nfs -o ro,nodev,vers=3,[^ ]* $S:/srv/layer /run/unionroot/lower1$E" \
+    --expect 'linuxrc: mount -t overlay -o lowerdir=/run/unionroot/lower1:/run/unionroot/lower,upperdir=/run/unionroot/rw/upper,workdir=/run/unionroot/rw/work,index=off,metacopy=off,redirect_dir=off,xino=off overlay /newroot'"$E" \
+    --expect '^PROOF nfs-mounts=/run/unionroot/lower:3 /run/unionroot/lower1:3'"$E" || return 1
+  # The shadowed file is still there, unchanged, in the base.
+  file_is "$SYS/etc/unionroot-layer" '^base'"$E"
+}
+
+case_writes_tmpfs() {
+  boot --cmdline "$BASE $LOWERS3" "${ROOTED[@]}" "${LAYERED[@]}" \
+    --expect '^PROOF upper-fs=tmpfs'"$E" --expect '^PROOF upper-has-write=yes'"$E" \
+    --expect '^PROOF lower-has-write=no'"$E" || return 1
+  # boot.sh compared the manifests (type, mode, owner, size, sha256) of both exports.
+  local m
+  for m in manifest-before manifest-after manifest-before-layer manifest-after-layer; do
+    [ -s "$RUN/$m" ] || { why "no $m: the export was not checked"; return 1; }
+  done
+  none_in proof-write "$SYS" "$LAYER"
+}
+
+case_home_rw() {
+  fresh "$HOMEDIR"
+  boot --export "home=$HOMEDIR:rw" \
+    --cmdline "$BASE ip=::::node-h::dhcp $LOWERS3 unionroot.mount=/home=$S:/srv/home$RW3" \
+    "${ROOTED[@]}" --expect '^PROOF home=10\.0\.2\.2:/srv/home write=ok'"$E" \
+    --expect "linuxrc: mount -t nfs -o nosuid,nodev,vers=3,proto=tcp,[^ ]* $S:/srv/home /newroot/home$E" \
+    --forbid "linuxrc: mount -t nfs -o ro,[^ ]* $S:/srv/home " || return 1
+  file_is "$HOMEDIR/proof-home-node-h" '^written by node-h at [0-9.]+'"$E"
+}
+
+# persist_boot NAME NODE SEEN LAST: one boot of NODE with /var/log on the persist export; the
+# real init must find SEEN earlier boots' lines there, the last one by LAST.
+persist_boot() {
+  RUN=$OUT/$CASE/$1
+  boot --export "persist=$PERSIST:rw" \
+    --cmdline "$BASE ip=::::$2::dhcp $LOWERS3 unionroot.persist=$S:/srv/persist$RW3 unionroot.persist_paths=/var/log" \
+    "${ROOTED[@]}" --expect "linuxrc: hostname $2$E" \
+    --expect "linuxrc: mkdir -p -m 755 /run/unionroot/persist/nodes/$2/var/log$E" \
+    --expect "linuxrc: mount --bind /run/unionroot/persist/nodes/$2/var/log /newroot/var/log$E" \
+    --expect "^PROOF persist-seen=$3 persist-last=$4$E"
+}
+
+case_persist() {
+  fresh "$PERSIST"
+  persist_boot 1-node-a node-a 0 '' &&
+    persist_boot 2-node-a-again node-a 1 node-a &&
+    persist_boot 3-node-b node-b 0 '' || return 1
+  file_is "$PERSIST/nodes/node-a/var/log/proof-persist" '^node-a boot at ' || return 1
+  file_is "$PERSIST/nodes/node-b/var/log/proof-persist" '^node-b boot at ' || return 1
+  local a b
+  a=$(wc -l <"$PERSIST/nodes/node-a/var/log/proof-persist")
+  b=$(wc -l <"$PERSIST/nodes/node-b/var/log/proof-persist")
+  [ "$a/$b" = 2/1 ] || { why "boots recorded: node-a $a, node-b $b (want 2 and 1)"; return 1; }
+}
+
+# full_stack V LOWERS HOME-PATH PERSIST-PATH [RW-OPTIONS]: two lowers, /home and a per-node
+# /var/log, all over NFS version V.
+full_stack() {
+  fresh "$HOMEDIR" "$PERSIST"
+  local nv=$1 t=nfs
+  [ "$nv" = 3 ] || t=nfs4
+  boot --nfs "v${nv%%.*}" --export "home=$HOMEDIR:rw" --export "persist=$PERSIST:rw" \
+    --cmdline "$BASE ip=::::node-s::dhcp unionroot.nfsvers=${nv%%.*} $2 unionroot.mount=/home=$S:$3${5:-} unionroot.persist=$S:$4${5:-} unionroot.persist_paths=/var/log" \
+    "${ROOTED[@]}" "${LAYERED[@]}" --forbid "linuxrc: mount -t nfs(4)? -o [^ ]*vers=[^${nv%%.*}]" \
+    --expect "linuxrc: mount -t $t -o [^ ]*vers=$nv,[^ ]* $S:$3 /newroot/home$E" \
+    --expect "^PROOF nfsvers=$nv$E" --expect "^PROOF home=$S:$3 write=ok$E" \
+    --expect "^PROOF nfs-mounts=/run/unionroot/lower:$nv /run/unionroot/lower1:$nv /home:$nv /run/unionroot/persist:$nv /var/log:$nv$E" \
+    --expect '^PROOF persist-seen=0 persist-last='"$E" || return 1
+  file_is "$HOMEDIR/proof-home-node-s" '^written by node-s at ' &&
+    file_is "$PERSIST/nodes/node-s/var/log/proof-persist" '^node-s boot at '
+}
+
+case_v4_only() {
+  full_stack 4.2 "$LOWERS4" /home /persist || return 1
+  # No rpcbind ran: ganesha served NFSv4 alone.
+  if [ -s "$RUN/rpcbind.log" ] || ! grep -q 'Protocols = 4;' "$RUN/ganesha.conf"; then
+    why "the server was not v4-only: see $RUN/ganesha.conf"
+    return 1
+  fi
+}
+
+case_v3() {
+  full_stack 3 "$LOWERS3" /srv/home /srv/persist "$RW3"
+}
+
+# Opt-in (run only when named): the documented default, a v3 read-write mount that keeps
+# locking. Fails while linuxrc leaves lockd without an rpcbind (see RW3).
+case_v3_rw_locking() {
+  fresh "$HOMEDIR"
+  boot --export "home=$HOMEDIR:rw" --timeout 45 \
+    --cmdline "$BASE ip=::::node-l::dhcp $LOWERS3 unionroot.mount=/home=$S:/srv/home unionroot.mount_timeout=10" \
+    "${ROOTED[@]}" --expect '^PROOF home=10\.0\.2\.2:/srv/home write=ok'"$E" \
+    --forbid 'lockd_up: makesock failed' \
+    --forbid "linuxrc: mount -t nfs -o [^ ]*nolock[^ ]* $S:/srv/home "
+}
+
+# failover_boot NAME DEAD: one boot whose lower lists DEAD before the live server; the probe's
+# verdict on DEAD and the time it cost go to the case's "gaps".
+failover_boot() {
+  local dead=${2//./\\.}
+  RUN=$OUT/$CASE/$1
+  boot --cmdline "$BASE unionroot.lower=$2|$S:/srv/system" "${ROOTED[@]}" \
+    --expect "linuxrc: mount -t nfs -o ro,[^ ]* $dead:/srv/system /run/unionroot/lower \(failover: $S:/srv/system\)$E" \
+    --expect "linuxrc: $dead:/srv/system: E[A-Z]+: " \
+    --expect "linuxrc: /run/unionroot/lower: served by $S \(server 2 of 2, round 1\)$E" \
+    --expect "^PROOF lower=$S:/srv/system$E" || return 1
+  grep -aoE "linuxrc: $dead:/srv/system: E[A-Z]+: [^(]*" "$(console)" | head -1 |
+    sed "s/^linuxrc: /$1: /" >>"$OUT/$CASE/gaps"
+}
+
+case_failover() {
+  # 10.0.2.5 is inside QEMU's user network, but nothing answers its ARP requests: a dropping
+  # server. linuxrc's probe gives up on it at its 3 s bound (logged as EIO: Rust's
+  # connect_timeout reports a timeout without an errno) and the second server serves.
+  failover_boot 1-drop 10.0.2.5 &&
+    within 'linuxrc: mount -t nfs .*10\.0\.2\.5' 'served by' 4.5 2.5 || return 1
+  # 192.0.2.1 (TEST-NET-1) goes through the gateway to QEMU, whose connect() in our namespace
+  # (loopback only) fails at once: QEMU answers ICMP net unreachable, a refusing server.
+  failover_boot 2-refuse 192.0.2.1 &&
+    within 'linuxrc: mount -t nfs .*192\.0\.2\.1' 'served by' 1
+}
+
+case_late_server() {
+  boot --nfs-delay 20 --timeout 90 --cmdline "$BASE $LOWERS3" "${ROOTED[@]}" "${LAYERED[@]}" \
+    --expect "linuxrc: $S:/srv/system: ECONNREFUSED: " \
+    --expect 'linuxrc: no NFS server for /run/unionroot/lower yet; retrying for up to [0-9]+ s'"$E" \
+    --expect "linuxrc: /run/unionroot/lower: served by $S \(server 1 of 1, round ([2-9]|[1-9][0-9]+)\)$E" ||
+    return 1
+  # The server really came late: ganesha's start in the namespace's timings (ms after QEMU's),
+  # and linuxrc kept retrying for a while before it was served. (Guest uptime is no measure of
+  # the host's 20 s: the guest's clock starts seconds after QEMU under TCG.)
+  local started
+  started=$(sed -nE 's/^\+([0-9]+) ms: ganesha starting.*/\1/p' "$RUN/timings")
+  echo "ganesha started ${started:-?} ms after QEMU" >>"$OUT/$CASE/gaps"
+  if [ -z "$started" ] || [ "$started" -lt 20000 ]; then
+    why "ganesha started at ${started:-?} ms, not 20 s late: see $RUN/timings"
+    return 1
+  fi
+  within 'linuxrc: mount -t nfs .*/srv/system ' 'served by' 25 3
+}
+
+case_wrong_path() {
+  boot --cmdline "$BASE unionroot.lower=$S:/srv/nonexistent" --timeout 40 \
+    --until 'linuxrc: boot failed; waiting' \
+    --expect "linuxrc: FATAL: root: .*$S:/srv/nonexistent" \
+    --expect "linuxrc: hint: the server $S refused the path" \
+    --forbid 'linuxrc: no NFS server for' --forbid 'unionroot-demo: real init started' || return 1
+  within 'linuxrc: mount -t nfs .*/srv/nonexistent' 'linuxrc: FATAL' 2
+}
+
+case_upper_enospc() {
+  boot --cmdline "$BASE $LOWERS3 unionroot.size=8m proof.fill_mb=16" "${ROOTED[@]}" \
+    --expect 'linuxrc: mount -t tmpfs -o size=8m,mode=0755 tmpfs /run/unionroot/rw'"$E" \
+    --expect '^PROOF enospc=yes rc=1 filled=[0-9]+ upper-size=8192k'"$E" || return 1
+  local filled
+  filled=$(grep -aoE '^PROOF enospc=yes rc=1 filled=[0-9]+' "$(console)" | sed 's/.*filled=//')
+  echo "filled $filled bytes of the 8 MB upper before ENOSPC" >>"$OUT/$CASE/gaps"
+  if [ "$filled" -le $((6 << 20)) ] || [ "$filled" -gt $((8 << 20)) ]; then
+    why "wrote $filled bytes: not the upper's 8 MB"
+    return 1
+  fi
+  none_in proof-fill "$SYS" "$LAYER"
+}
+
+case_nfsroot_pivot() {
+  local kdir
+  kdir=$(nfsroot_kernel) || return 1
+  # The kernel mounts the setup tree (busybox, /linuxrc, /etc/unionroot.conf naming the lower)
+  # as its root and runs /linuxrc from it: no initramfs.
+  KDIR=$kdir IMG=none boot --export "setup=$SETUP" \
+    --cmdline "$BASE root=/dev/nfs nfsroot=$S:/srv/setup,vers=3,tcp ip=dhcp init=/linuxrc" \
+    "${ROOTED[@]}" \
+    --expect 'IP-Config: Complete' --expect 'VFS: Mounted root \(nfs filesystem\)' \
+    --expect 'linuxrc: / is a real filesystem \(init=/linuxrc from an NFS root\): will pivot_root'"$E" \
+    --expect 'linuxrc: eth0: 10\.0\.2\.15/24 configured by the kernel \([^)]*\), reusing it: no DHCP'"$E" \
+    --forbid 'linuxrc: dhcp eth0: DISCOVER' \
+    --expect "linuxrc: mount -t nfs -o ro,vers=3,[^ ]* $S:/srv/system /run/unionroot/lower$E" \
+    --expect 'linuxrc: pivot_root /newroot /newroot/run/unionroot/oldroot; umount -l /run/unionroot/oldroot; exec /sbin/init'"$E" \
+    --expect '^PROOF pid=1'"$E" --expect "^PROOF lower=$S:/srv/system$E" \
+    --expect '^PROOF oldroot=detached'"$E"
+}
+
+# nfsroot_kernel: the cache directory of qemu/build-kernel.sh's kernel, once that script is in
+# the repository and has built it (the first build takes minutes).
+nfsroot_kernel() {
+  if ! git -C "$UR_ROOT" cat-file -e HEAD:qemu/build-kernel.sh 2>/dev/null; then
+    why "qemu/build-kernel.sh is not committed yet: no kernel for the NFS-root mode"
+    return 1
+  fi
+  local d
+  d=$("$UR_QEMU/build-kernel.sh" 2>"$OUT/$CASE/build-kernel.err") ||
+    { why "qemu/build-kernel.sh failed: see $OUT/$CASE/build-kernel.err"; return 1; }
+  [ -f "$d/vmlinux" ] || { why "no vmlinux in $d"; return 1; }
+  echo "$d"
+}
+
+# --- runner ------------------------------------------------------------------------------------
+
+names=() optin=()
+for c in "${CASES[@]}"; do names+=("${c%%|*}"); done
+for c in "${OPTIN[@]}"; do optin+=("${c%%|*}"); done
+if [ "${1:-}" = --list ]; then
+  for c in "${CASES[@]}"; do printf '%-15s %s\n' "${c%%|*}" "${c#*|}"; done
+  for c in "${OPTIN[@]}"; do printf '%-15s (opt-in) %s\n' "${c%%|*}" "${c#*|}"; done
+  exit 0
+fi
+selected=("$@")
+[ ${#selected[@]} -gt 0 ] || selected=("${names[@]}")
+for s in "${selected[@]}"; do
+  [[ " ${names[*]} ${optin[*]} " == *" $s "* ]] || ur_die "no case named $s (see --list)"
+done
+
+ur_bins
+KDIR=$(ur_kernel_dir)
+mkdir -p "$OUT"
+# The base system (real-init.sh as /sbin/init) and a cluster-software layer over it; both say
+# which they are in /etc/unionroot-layer, so the file seen shows which layer is on top.
+SYS=$OUT/system LAYER=$OUT/layer SETUP=$OUT/setup HOMEDIR=$OUT/home PERSIST=$OUT/persist
+ur_build_tree "$SYS"
+echo base >"$SYS/etc/unionroot-layer"
+rm -rf "$LAYER"
+mkdir -p "$LAYER/etc" "$LAYER/opt/cluster"
+echo cluster-software >"$LAYER/etc/unionroot-layer"
+echo "cluster software 1.0" >"$LAYER/opt/cluster/VERSION"
+IMG=$OUT/initramfs.img IMG_CONF=$OUT/initramfs-conf.img
+ur_build_initramfs "$KDIR" "$UR_LINUXRC" "$IMG"
+printf '%s\n' '# two read-only lowers, bottom first' "unionroot.lower=$S:/srv/system" \
+  "unionroot.lower=$S:/srv/layer" >"$OUT/unionroot.conf"
+ur_build_initramfs "$KDIR" "$UR_LINUXRC" "$IMG_CONF" --config "$OUT/unionroot.conf"
+# The seed's /client/setup: busybox and linuxrc, with the system's lower in its config.
+printf '%s\n' "unionroot.lower=$S:/srv/system" >"$OUT/setup.conf"
+"$UR_TOOL" setup-tree --busybox "${UNIONROOT_BUSYBOX:-/bin/busybox}" --linuxrc "$UR_LINUXRC" \
+  --config "$OUT/setup.conf" -o "$SETUP" --force >&2
+
+# shellcheck disable=SC2317 # called by the trap
+on_signal() { echo "interrupted during $CASE" >&2; }
+ur_signal_traps on_signal
+passed=0 failed=0
+for CASE in "${selected[@]}"; do
+  rm -rf "${OUT:?}/$CASE"
+  mkdir -p "$OUT/$CASE"
+  REASONS=$OUT/$CASE/reasons RUN=""
+  : >"$REASONS"
+  t0=$SECONDS
+  if "case_${CASE//-/_}"; then
+    echo "ok $CASE ($((SECONDS - t0)) s)"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $CASE ($((SECONDS - t0)) s) log: $(console)"
+    sed 's/^/    /' "$REASONS"
+    failed=$((failed + 1))
+  fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
