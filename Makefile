@@ -40,6 +40,7 @@ lint: setup
 
 e2e: kernel linuxrc host
 	tests/e2e.sh
+	tests/e2e-root.sh
 
 bench: kernel linuxrc host
 	qemu/bench.sh $(N)
