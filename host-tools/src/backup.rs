@@ -261,6 +261,26 @@ pub fn refusals(
     r
 }
 
+/// Compares the hash taken while copying with the two taken by reading back.
+pub fn verdict(copied: &[u8], source: &[u8], copy: &[u8]) -> Result<(), String> {
+    if source != copied {
+        return Err(format!(
+            "the source changed while it was copied (sha256 {} while copying, {} read back); \
+             is something writing to it?",
+            hex(copied),
+            hex(source)
+        ));
+    }
+    if copy != source {
+        return Err(format!(
+            "the copy does not read back as written: sha256 {} of the source, {} of the copy",
+            hex(source),
+            hex(copy)
+        ));
+    }
+    Ok(())
+}
+
 fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -436,31 +456,15 @@ pub fn run(args: &BackupArgs) -> Result<()> {
     let src_hash = hash_prefix(&args.from, len, block, &pb)?;
     let dst_hash = hash_prefix(&written, len, block, &pb)?;
     pb.finish_and_clear();
-    if src_hash != copied {
+    if let Err(why) = verdict(&copied, &src_hash, &dst_hash) {
+        let kept = if tmp.is_some() {
+            " (the image was not kept)"
+        } else {
+            ""
+        };
         return Err(exit::failure(
             VERIFY_FAILED,
-            anyhow::anyhow!(
-                "the source changed while it was copied (sha256 {} while copying, {} read back); \
-                 is something writing to it?",
-                hex(&copied),
-                hex(&src_hash)
-            ),
-        ));
-    }
-    if dst_hash != src_hash {
-        return Err(exit::failure(
-            VERIFY_FAILED,
-            anyhow::anyhow!(
-                "{} does not read back as written: sha256 {} of the source, {} of the copy{}",
-                args.to.display(),
-                hex(&src_hash),
-                hex(&dst_hash),
-                if tmp.is_some() {
-                    " (the image was not kept)"
-                } else {
-                    ""
-                }
-            ),
+            anyhow::anyhow!("{}: {why}{kept}", args.to.display()),
         ));
     }
     if let Some((t, path)) = tmp {
@@ -513,6 +517,18 @@ mod tests {
         assert_eq!(split_dev(0x0801), (8, 1));
         // A large minor spills into the high bits.
         assert_eq!(split_dev((259 << 8) | 0x12 | (0x3 << 20)), (259, 0x312));
+    }
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(verdict(b"a", b"a", b"a"), Ok(()));
+        let e = verdict(b"a", b"b", b"b").unwrap_err();
+        assert!(
+            e.contains("source changed") && e.contains("61 while copying"),
+            "{e}"
+        );
+        let e = verdict(b"\x01", b"\x01", b"\x02").unwrap_err();
+        assert!(e.contains("sha256 01 of the source, 02 of the copy"), "{e}");
     }
 
     #[test]

@@ -1204,6 +1204,9 @@ pub fn parse(
     // [boot] and [groups.*]
     let boot = c.boot(&Boot::default(), &raw.boot, "boot");
     for (g, v) in &raw.groups {
+        // Validate every group once, used or not; problems found again when a node applies
+        // it are the same and reported once.
+        c.boot(&boot, v.get_ref(), &format!("groups.{g}"));
         if !is_hostname_label(g) {
             c.err(
                 Some(v.span()),

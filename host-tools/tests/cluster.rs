@@ -428,6 +428,17 @@ fn boot_groups_and_names() {
     );
     let t = edit("size = \"2g\"", "size = \"lots\"");
     one(&t, "groups.big.size", "lots", "tmpfs size");
+    // A group no node uses is still checked.
+    let t = edit(
+        "[[nodes]]\nname = \"lf1\"",
+        "[groups.spare]\nonfail = \"later\"\n\n[[nodes]]\nname = \"lf1\"",
+    );
+    one(
+        &t,
+        "groups.spare.onfail",
+        "later",
+        "shell, wait, reboot or halt",
+    );
     let t = edit("[groups.big]", "[boot.x]");
     assert!(matches!(try_parse(&t), Err(ClusterError::Syntax { .. })));
     let t = edit(
