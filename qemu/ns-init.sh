@@ -23,17 +23,16 @@ t_start=${EPOCHREALTIME/./}
 note() { echo "+$(((${EPOCHREALTIME/./} - t_start) / 1000)) ms: $*" >>"$UR_DIR/timings"; }
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
-  local p alive
+  local p
   trap - EXIT TERM INT HUP
-  # Newest first: QEMU or CMD (holding the NFS client's connection), then ganesha, then rpcbind.
-  for p in ${pids[@]+"${pids[@]}"}; do kill -TERM "$p" 2>/dev/null || true; done
-  for _ in $(seq 30); do
-    alive=0
-    for p in ${pids[@]+"${pids[@]}"}; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    sleep 0.1
+  # Newest first, each gone before the next is asked: QEMU or CMD (holding the NFS client's
+  # connection), dnsmasq, ganesha, then rpcbind. Stopping rpcbind together with ganesha made
+  # ganesha's unregistering (rpcb_unset) wait out a 3 s RPC timeout.
+  for p in ${pids[@]+"${pids[@]}"}; do
+    kill -TERM "$p" 2>/dev/null || continue
+    for _ in $(seq 60); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$p" 2>/dev/null || true
   done
-  for p in ${pids[@]+"${pids[@]}"}; do kill -KILL "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   note "stopped"
 }
