@@ -2,9 +2,11 @@
 # Boots one diskless client in QEMU against a private NFS server and says whether the boot did
 # what was expected. Exit status: 0 pass, 1 fail, 2 usage or setup error.
 #
-# Everything runs in fresh namespaces (see qemu/ns-boot.sh): nfs-ganesha exports DIR as
-# /srv/system (v3 path) and /system (v4 pseudo path) on the namespace's loopback, which the
-# guest reaches as 10.0.2.2 through QEMU user-mode networking (DHCP gives it 10.0.2.15/24).
+# Everything runs in fresh namespaces (see qemu/ns-init.sh): nfs-ganesha exports DIR as
+# /srv/system (v3 path) and /system (v4 pseudo path). With --net user (the default) the guest
+# reaches it as 10.0.2.2 through QEMU user-mode networking (DHCP gives it 10.0.2.15/24). With
+# --net tap the guest's NICs are taps on bridges in the namespace, brN being 192.168.(77+N).0/24
+# with the namespace (router, NFS server) at .1, and DHCP is whatever dnsmasq --dhcp says.
 # Nothing outlives the run: QEMU and the servers die with the PID namespace, and that is checked.
 set -euo pipefail
 # shellcheck source=qemu/lib.sh
@@ -28,8 +30,8 @@ usage: qemu/boot.sh --initrd FILE [--export DIR] [options]
                      external  use the server qemu/serve.sh runs around us (guest mounts
                           v4 if that server is v4-only, else v3)
   --append ARGS      extra kernel command line (repeatable)
-  --cmdline ARGS     replace the default command line
-                     (console=ttyS0 panic=-1 nfsroot=10.0.2.2:<path> unionroot.nfsvers=<3|4>)
+  --cmdline ARGS     replace the default command line (console=ttyS0 panic=-1
+                     nfsroot=<10.0.2.2 or 192.168.77.1>:<path> unionroot.nfsvers=<3|4>)
   --expect ERE       must appear on the console (repeatable; all must match)
   --forbid ERE       must not appear (repeatable); QEMU is stopped as soon as it does
   --until ERE        stop QEMU as soon as this appears (for boots that wait forever)
@@ -37,7 +39,33 @@ usage: qemu/boot.sh --initrd FILE [--export DIR] [options]
   --dir DIR          run directory for logs (default out/boot/<time>-<pid>)
   --log FILE         console log (default DIR/console.log)
   --console          show the console live on stdout
-  --net MODE         user (default: -netdev user + virtio-net-pci) or none
+  --net MODE         user (default: -netdev user + virtio-net-pci), tap or none
+                     tap: each --nic is a tap on a bridge brN (192.168.(77+N).1/24 is the
+                     namespace: router and NFS server); no DHCP unless --dhcp says so
+  --nic "BRIDGE [model=M] [mac=MAC]"
+                     a NIC on bridge brN (repeatable, in PCI order: the first is the guest's
+                     eth0; implies --net tap; default one virtio NIC on br0). M is
+                     virtio-net-pci (default) or e1000; MAC defaults to 52:54:00:77:0N:<nic#>
+  --dhcp "BRIDGE [KEY=VALUE]..."
+                     a dnsmasq serving bridge brN (repeatable); server number K (from 0)
+                     leases .(100+50K) to .(149+50K) with the bridge's .1 as router. Keys:
+                       root-path=R    send option 17 (the guest must ask for it)
+                       dns=IP domain=D  options 6 and 15
+                       delay=S        start S seconds after QEMU (no server until then)
+                       after=ERE      ... S seconds after a console line matches ERE (no
+                                      spaces in it: use . for one)
+                       reply-delay=S  dnsmasq --dhcp-reply-delay
+                       host=IP        run as another machine on the segment: own netns
+                                      with address IP, joined to the bridge by a veth
+                       arg=OPTION     any other dnsmasq option, e.g.
+                                      arg=--dhcp-host=52:54:00:77:00:01,node1
+  --hmp "ERE S COMMAND..."
+                     S seconds after a console line matches ERE (- for QEMU's start; no
+                     spaces in ERE), send COMMAND to QEMU's human monitor (repeatable), e.g.
+                     "- 0 set_link n1 off" then "linuxrc:.dhcp 1 set_link n1 on": NIC 1
+                     without carrier until 1 s after DHCP starts (NIC i's netdev is ni)
+  --pcap             with --net tap: capture every bridge's traffic to DIR/net.pcap
+                     (needs tcpdump, which scripts/setup-host.sh does not install)
   --qemu-arg ARG     extra QEMU argument (repeatable)
   --mem MB           guest memory (default 512)
   --accel A          auto (default: KVM only if a probe boot works, else TCG), tcg or kvm
@@ -47,8 +75,8 @@ EOF
 }
 
 initrd="" export_dir="" nfs=v3 cmdline="" timeout=60 dir="" log="" console=0 net=user
-mem=512 accel=${UNIONROOT_ACCEL:-auto} kdir="" quiet=0
-appends=() expects=() forbids=() untils=() qemu_extra=()
+mem=512 accel=${UNIONROOT_ACCEL:-auto} kdir="" quiet=0 pcap=0
+appends=() expects=() forbids=() untils=() qemu_extra=() nics=() dhcps=() hmps=()
 exports=() nfs_delay=0
 need() { [ $# -ge 2 ] || { usage >&2; echo "boot.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
@@ -67,6 +95,10 @@ while [ $# -gt 0 ]; do
     --log) need "$@"; log=$2; shift ;;
     --console) console=1 ;;
     --net) need "$@"; net=$2; shift ;;
+    --nic) need "$@"; nics+=("$2"); net=tap; shift ;;
+    --dhcp) need "$@"; dhcps+=("$2"); shift ;;
+    --hmp) need "$@"; hmps+=("$2"); shift ;;
+    --pcap) pcap=1 ;;
     --qemu-arg) need "$@"; qemu_extra+=("$2"); shift ;;
     --mem) need "$@"; mem=$2; shift ;;
     --accel) need "$@"; accel=$2; shift ;;
@@ -86,7 +118,58 @@ case $nfs in
   external) [ -n "${UR_SERVED_NFS:-}" ] || setup_fail "--nfs external outside qemu/serve.sh" ;;
   *) setup_fail "--nfs must be v3, v4, none or external" ;;
 esac
-case $net in user | none) ;; *) setup_fail "--net must be user or none" ;; esac
+case $net in user | none | tap) ;; *) setup_fail "--net must be user, tap or none" ;; esac
+if [ "$net" = tap ]; then
+  # Bridges and taps in a network namespace of our own: not next to qemu/serve.sh's server.
+  [ "$nfs" != external ] || setup_fail "--net tap does not work with --nfs external"
+  [ ${#nics[@]} -gt 0 ] || nics=(br0)
+  [ "$pcap" = 0 ] || command -v tcpdump >/dev/null || setup_fail "--pcap needs tcpdump"
+else
+  [ "$pcap" = 0 ] || setup_fail "--pcap needs --net tap"
+  [ ${#dhcps[@]} -eq 0 ] || setup_fail "--dhcp needs --net tap (or a --nic)"
+fi
+is_bridge() { [[ $1 =~ ^br[0-9]$ ]]; }
+# The NICs: QEMU arguments, and the "TAP BRIDGE" lines ns-init.sh creates the taps from.
+nic_args=() taps=""
+for i in "${!nics[@]}"; do
+  read -r -a words <<<"${nics[i]}"
+  br=${words[0]:-} model=virtio-net-pci mac=$(printf '52:54:00:77:%02x:%02x' "${br#br}" $((i + 1)))
+  is_bridge "$br" || setup_fail "--nic ${nics[i]}: the first word must be a bridge br0..br9"
+  for w in "${words[@]:1}"; do
+    case $w in
+      model=virtio-net-pci | model=e1000) model=${w#*=} ;;
+      mac=*) mac=${w#*=}
+        [[ $mac =~ ^([0-9a-f]{2}:){5}[0-9a-f]{2}$ ]] ||
+          setup_fail "--nic: mac=$mac is not a lowercase aa:bb:cc:dd:ee:ff" ;;
+      *) setup_fail "--nic: unknown word $w (model=virtio-net-pci|e1000, mac=MAC)" ;;
+    esac
+  done
+  nic_args+=(-netdev "tap,id=n$i,ifname=tap$i,script=no,downscript=no"
+    -device "$model,netdev=n$i,mac=$mac")
+  taps+="tap$i $br"$'\n'
+done
+for d in ${dhcps[@]+"${dhcps[@]}"}; do
+  read -r -a words <<<"$d"
+  is_bridge "${words[0]:-}" || setup_fail "--dhcp $d: the first word must be a bridge br0..br9"
+  [[ " $taps" == *" ${words[0]}"$'\n'* ]] || setup_fail "--dhcp $d: no --nic on ${words[0]}"
+  for w in "${words[@]:1}"; do
+    case $w in
+      delay=* | reply-delay=*) [[ ${w#*=} =~ ^[0-9]+$ ]] || setup_fail "--dhcp: $w: whole seconds" ;;
+      host=*) [[ ${w#*=} =~ ^192\.168\.$((77 + ${words[0]#br}))\.[0-9]+$ ]] ||
+        setup_fail "--dhcp: $w is not in ${words[0]}'s 192.168.$((77 + ${words[0]#br})).0/24" ;;
+      after=?* | root-path=* | dns=* | domain=* | arg=*) ;;
+      *) setup_fail "--dhcp: unknown word $w" ;;
+    esac
+  done
+done
+for h in ${hmps[@]+"${hmps[@]}"}; do
+  # The monitor listens on the namespace's loopback: not next to qemu/serve.sh's server.
+  [ "$nfs" != external ] || setup_fail "--hmp does not work with --nfs external"
+  read -r -a words <<<"$h"
+  if [ ${#words[@]} -lt 3 ] || ! [[ ${words[1]} =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+    setup_fail "--hmp $h: want ERE SECONDS COMMAND..."
+  fi
+done
 [[ $timeout =~ ^[0-9]+$ ]] || setup_fail "--timeout takes whole seconds"
 if [ "$nfs" = v3 ] || [ "$nfs" = v4 ]; then
   [ -n "$export_dir" ] || setup_fail "--export DIR is required with --nfs $nfs"
@@ -146,9 +229,11 @@ case $accel in
 esac
 
 if [ -z "$cmdline" ]; then
+  server=10.0.2.2
+  [ "$net" != tap ] || server=192.168.77.1
   case $nfs/${UR_SERVED_NFS:-} in
-    v4/* | external/v4) cmdline="console=ttyS0 panic=-1 nfsroot=10.0.2.2:/system unionroot.nfsvers=4" ;;
-    *) cmdline="console=ttyS0 panic=-1 nfsroot=10.0.2.2:/srv/system unionroot.nfsvers=3" ;;
+    v4/* | external/v4) cmdline="console=ttyS0 panic=-1 nfsroot=$server:/system unionroot.nfsvers=4" ;;
+    *) cmdline="console=ttyS0 panic=-1 nfsroot=$server:/srv/system unionroot.nfsvers=3" ;;
   esac
 fi
 for a in ${appends[@]+"${appends[@]}"}; do cmdline="$cmdline $a"; done
@@ -160,6 +245,9 @@ qemu+=(-m "$mem" -smp 1 -nographic -no-reboot
 [ "$initrd" = none ] || qemu+=(-initrd "$(realpath "$initrd")")
 # shellcheck disable=SC2054 # the commas belong to QEMU's option syntax
 [ "$net" = user ] && qemu+=(-netdev user,id=n0 -device virtio-net-pci,netdev=n0)
+[ "$net" = tap ] && qemu+=("${nic_args[@]}")
+# The port is in the boot's own network namespace (see --hmp).
+[ ${#hmps[@]} -eq 0 ] || qemu+=(-monitor "tcp:127.0.0.1:4444,server=on,wait=off")
 qemu+=(${qemu_extra[@]+"${qemu_extra[@]}"})
 printf '%q ' "${qemu[@]}" >"$dir/qemu-cmd"
 echo >>"$dir/qemu-cmd"
@@ -174,11 +262,20 @@ while read -r ename edir emode; do
   ur_manifest "$edir" >"$dir/manifest-before-$ename"
 done <<<"$UR_EXPORTS"
 
-say "nfs=$nfs accel=$accel timeout=${timeout}s log=$log"
+say "nfs=$nfs net=$net accel=$accel timeout=${timeout}s log=$log"
 say "cmdline: $cmdline"
+if [ "$net" = tap ]; then
+  for i in "${!nics[@]}"; do say "nic $i: ${nics[i]}"; done
+  for d in ${dhcps[@]+"${dhcps[@]}"}; do say "dhcp: $d"; done
+  [ ${#dhcps[@]} -gt 0 ] || say "dhcp: no server"
+fi
 
 export UR_DIR=$dir UR_LOG=$log UR_NFS=$nfs UR_EXPORT=$export_dir UR_TIMEOUT=$timeout
+export UR_NET=$net UR_TAPS=$taps UR_PCAP=$pcap
 export UR_EXPORTS UR_NFS_DELAY=$nfs_delay
+UR_DHCP=$(printf '%s\n' ${dhcps[@]+"${dhcps[@]}"})
+UR_HMP=$(printf '%s\n' ${hmps[@]+"${hmps[@]}"})
+export UR_DHCP UR_HMP
 UR_UNTIL=$(printf '%s\n' ${untils[@]+"${untils[@]}"})
 UR_FORBID=$(printf '%s\n' ${forbids[@]+"${forbids[@]}"})
 export UR_UNTIL UR_FORBID

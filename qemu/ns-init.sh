@@ -11,8 +11,12 @@
 #
 # Environment (set by the caller): UR_DIR (run directory), UR_NFS (v3|v4|none|external),
 # UR_EXPORT; for boot also UR_LOG (console log), UR_TIMEOUT (s), UR_UNTIL and UR_FORBID
-# (newline-separated EREs). Writes into UR_DIR: ganesha.conf, ganesha.log, ganesha.out,
-# rpcbind.log, timings and, for boot, "stop" (why QEMU ended).
+# (newline-separated EREs), and for the tap network (UR_NET=tap) UR_TAPS (lines "TAP BRIDGE")
+# and UR_DHCP (lines, one per dnsmasq, in qemu/boot.sh's --dhcp syntax), and UR_HMP (lines
+# "ERE SECONDS COMMAND...": monitor commands at port 4444, see --hmp) and UR_PCAP (1: capture
+# to net.pcap). Writes into UR_DIR:
+# ganesha.conf, ganesha.log, ganesha.out, rpcbind.log, dnsmasq-N.log, timings and, for boot,
+# "stop" (why QEMU ended).
 set -euo pipefail
 
 mode=$1
@@ -46,9 +50,15 @@ listening() {
   hex=$(printf ':%04X ' "$1")
   grep -q "${hex}[0-9A-F:]* 0A " /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
-wait_listen() { # PORT WHAT PID
+# udp_bound PORT PID: true once a UDP socket is bound to PORT in PID's network namespace.
+udp_bound() {
+  local hex
+  hex=$(printf ':%04X ' "$1")
+  grep -q "${hex}[0-9A-F:]* 07 " "/proc/$2/net/udp" 2>/dev/null
+}
+wait_listen() { # PORT WHAT PID [udp]
   for _ in $(seq 100); do
-    listening "$1" && return 0
+    if [ "${4:-tcp}" = udp ]; then udp_bound "$1" "$3" && return 0; else listening "$1" && return 0; fi
     kill -0 "$3" 2>/dev/null || { echo "ns-init: $2 died at startup; see $UR_DIR" >&2; exit 1; }
     sleep 0.05
   done
@@ -124,6 +134,131 @@ EOF
   wait_listen 2049 ganesha "$!"
 }
 
+# The guest's segments for UR_NET=tap. Bridge brN is 192.168.(77+N).0/24 with the namespace at
+# .1 (the router, and where ganesha listens); each QEMU NIC is a tap on one bridge. All of it
+# exists only in this network namespace. Forward delay 0 and no STP: a port forwards at once
+# (the STP case is simulated by a late DHCP server instead).
+subnet() { echo "192.168.$((77 + ${1#br}))"; }
+start_net() {
+  local tap br
+  while read -r tap br; do
+    [ -n "$tap" ] || continue
+    # Not /sys/class/net: that sysfs was mounted in the host's network namespace.
+    if ! ip link show dev "$br" >/dev/null 2>&1; then
+      ip link add "$br" type bridge forward_delay 0 stp_state 0
+      ip addr add "$(subnet "$br").1/24" dev "$br"
+      ip link set "$br" up
+    fi
+    ip tuntap add dev "$tap" mode tap
+    ip link set "$tap" master "$br"
+    ip link set "$tap" up
+  done <<<"$UR_TAPS"
+}
+
+# start_dhcp N SPEC...: dnsmasq number N (0-based), as the words of one --dhcp spec say; it
+# hands out .(100+50N) to .(149+50N) of its bridge's subnet, so servers never overlap. With
+# delay=S it starts S seconds from now (with after=ERE: from the first console line matching
+# ERE), in the background; otherwise this returns once it is bound to port 67. With host=IP it
+# runs as a separate machine on the segment: in a network namespace of its own, joined to the
+# bridge by a veth pair.
+# shellcheck disable=SC2054 # the commas belong to dnsmasq's option syntax
+start_dhcp() {
+  local n=$1 br=$2 w host="" delay=0 after="" iface net lo
+  shift 2
+  net=$(subnet "$br") iface=$br lo=$((100 + 50 * n))
+  local args=(dnsmasq -k --conf-file=/dev/null --user=root --port=0 --bind-interfaces
+    --no-resolv --no-hosts --no-ping --log-dhcp --log-facility="$UR_DIR/dnsmasq-$n.log"
+    --pid-file="/run/dnsmasq-$n.pid" --dhcp-leasefile="/run/dnsmasq-$n.leases"
+    --dhcp-range="$net.$lo,$net.$((lo + 49)),255.255.255.0,1h"
+    --dhcp-option=option:router,"$net.1")
+  for w in "$@"; do
+    case $w in
+      root-path=*) args+=(--dhcp-option=option:root-path,"${w#*=}") ;;
+      dns=*) args+=(--dhcp-option=option:dns-server,"${w#*=}") ;;
+      domain=*) args+=(--dhcp-option=option:domain-name,"${w#*=}") ;;
+      reply-delay=*) args+=(--dhcp-reply-delay="${w#*=}") ;;
+      arg=*) args+=("${w#*=}") ;;
+      delay=*) delay=${w#*=} ;;
+      after=*) after=${w#*=} ;;
+      host=*) host=${w#*=} ;;
+      *) echo "ns-init: bad --dhcp word $w" >&2; exit 1 ;;
+    esac
+  done
+  if [ -n "$host" ]; then
+    # `ip netns` keeps its handle under /run/netns, our tmpfs: it goes with this namespace.
+    ip netns add "dhcp$n"
+    ip link add "vdhcp$n" type veth peer name eth0 netns "dhcp$n"
+    ip link set "vdhcp$n" master "$br"
+    ip link set "vdhcp$n" up
+    ip -n "dhcp$n" addr add "$host/24" dev eth0
+    ip -n "dhcp$n" link set eth0 up
+    args=(ip netns exec "dhcp$n" "${args[@]}" --interface=eth0)
+  else
+    args+=(--interface="$iface")
+  fi
+  if late "$@"; then
+    (
+      if [ -n "$after" ]; then
+        until grep -aqE -- "$after" "$UR_LOG" 2>/dev/null; do sleep 0.05; done
+        note "dnsmasq-$n: console matched $after; starting in $delay s"
+      fi
+      sleep "$delay"
+      note "dnsmasq-$n starting (delay=$delay s)"
+      exec "${args[@]}"
+    ) >"$UR_DIR/dnsmasq-$n.out" 2>&1 &
+    pids=("$!" "${pids[@]}")
+    return 0
+  fi
+  "${args[@]}" >"$UR_DIR/dnsmasq-$n.out" 2>&1 &
+  pids=("$!" "${pids[@]}")
+  wait_listen 67 "dnsmasq-$n" "$!" udp
+  note "dnsmasq-$n up"
+}
+
+# hmp_at ERE SECONDS COMMAND...: in the background, once the console matches ERE ("-": at
+# once), wait SECONDS and send COMMAND to QEMU's monitor on 127.0.0.1:4444 (bash's /dev/tcp;
+# QEMU may not listen yet when this starts, so keep trying to connect).
+hmp_at() {
+  local re=$1 delay=$2 line banner
+  shift 2
+  (
+    [ "$re" = - ] || until grep -aqE -- "$re" "$UR_LOG" 2>/dev/null; do sleep 0.05; done
+    sleep "$delay"
+    for _ in $(seq 100); do
+      if exec 3<>/dev/tcp/127.0.0.1/4444; then
+        # A command sent before the monitor's banner can be lost: wait for the banner. Then
+        # the answer goes to hmp.log; reading it also lets the monitor take the command
+        # before the connection closes.
+        banner=""
+        IFS= read -r -t 10 banner <&3 || true
+        if [[ $banner == *monitor* ]]; then
+          echo "$*" >&3
+          { echo "$banner"
+            while IFS= read -r -t 0.5 line <&3; do echo "$line"; done
+          } | sed 's/\x1b\[[0-9]*[A-Z]//g' | tr -d '\r' >>"$UR_DIR/hmp.log" || true
+          exec 3>&-
+          note "hmp: $*"
+          exit 0
+        fi
+        exec 3>&-
+      fi 2>/dev/null
+      sleep 0.05
+    done
+    note "hmp: could not reach the monitor for: $*"
+  ) &
+  pids=("$!" "${pids[@]}")
+}
+
+# late SPEC...: true if this --dhcp spec starts late (after=ERE, or delay=S with S > 0).
+late() {
+  local w
+  for w in "$@"; do
+    [[ $w != after=* ]] || return 0
+    [[ $w != delay=* ]] || [ "${w#*=}" = 0 ] || return 0
+  done
+  return 1
+}
+
 case $UR_NFS in
   v3 | v4 | none) start_servers ;;
   external) ;;
@@ -141,9 +276,37 @@ if [ "$mode" = serve ]; then
   exit "$rc"
 fi
 
+# The tap network and the DHCP servers that answer at once come up before QEMU; late ones
+# (delay=, after=) count from QEMU's start, so they are started after it.
+dhcp_specs=()
+if [ "${UR_NET:-user}" = tap ]; then
+  start_net
+  [ -z "${UR_DHCP:-}" ] || mapfile -t dhcp_specs <<<"$UR_DHCP"
+  for n in "${!dhcp_specs[@]}"; do
+    # shellcheck disable=SC2086 # a spec is whitespace-separated words
+    late ${dhcp_specs[n]} || start_dhcp "$n" ${dhcp_specs[n]}
+  done
+  if [ "${UR_PCAP:-0}" = 1 ]; then
+    # Every bridge port's frames, guest NICs and the DHCP servers' veths alike.
+    tcpdump -i any -n -U -w "$UR_DIR/net.pcap" 'not port 2049' >"$UR_DIR/tcpdump.out" 2>&1 &
+    pids=("$!" "${pids[@]}")
+    for _ in $(seq 100); do grep -q listening "$UR_DIR/tcpdump.out" && break; sleep 0.05; done
+  fi
+  note "network up (taps: $(echo "$UR_TAPS" | paste -sd' ' | sed 's/ *$//'))"
+fi
+
 "$@" </dev/null >"$UR_LOG" 2>&1 &
 qemu=$!
 pids=("$qemu" "${pids[@]}")
+for n in "${!dhcp_specs[@]}"; do
+  # shellcheck disable=SC2086
+  ! late ${dhcp_specs[n]} || start_dhcp "$n" ${dhcp_specs[n]}
+done
+if [ -n "${UR_HMP:-}" ]; then
+  while read -r -a words; do
+    [ ${#words[@]} -eq 0 ] || hmp_at "${words[@]}"
+  done <<<"$UR_HMP"
+fi
 
 # Watch the console until QEMU exits, a stop pattern shows up, or time runs out.
 mapfile -t until_re <<<"$UR_UNTIL"
