@@ -37,6 +37,7 @@ unit: setup
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	shellcheck -x qemu/*.sh tests/*.sh tests/fixtures/*.sh
 
 e2e: kernel linuxrc host
 	tests/e2e.sh
