@@ -126,6 +126,8 @@ pub fn ganesha(c: &Cluster) -> String {
         let _ = writeln!(w, "    Access_Type = None;");
         let _ = writeln!(w, "    CLIENT {{");
         let _ = writeln!(w, "        Clients = {};", c.exports.clients);
+        // Without it the block allows every protocol and ganesha warns that it "fixes it up".
+        let _ = writeln!(w, "        Protocols = {proto};");
         let _ = writeln!(
             w,
             "        Access_Type = {};",

@@ -91,3 +91,124 @@ fn dnsmasq_accepts_the_dhcp_and_tftp_configs() {
         assert!(!ok, "dnsmasq --test accepted a broken config:\n{out}");
     }
 }
+
+/// A cluster whose exports are real directories below `root`, for a server that checks them.
+fn cluster_with_exports_in(root: &Path, version: &str) -> Cluster {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    for d in ["system", "apps", "home", "data", "persist"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let r = root.display();
+    let text = format!(
+        r#"[server]
+address = "10.0.2.2"
+network = "10.0.2.0"
+netmask = "255.255.255.0"
+[nfs]
+version = "{version}"
+[exports]
+system = "{r}/system"
+layers = ["{r}/apps"]
+[[exports.mounts]]
+path = "{r}/home"
+mount_point = "/home"
+[[exports.mounts]]
+path = "{r}/data"
+mount_point = "/data"
+read_only = true
+[exports.persist]
+path = "{r}/persist"
+paths = ["/var/log"]
+[paths]
+setup_tree = "{r}/system"
+tftp_root = "{r}/tftp"
+initramfs = "{r}/initrd.img"
+[kernel]
+image = "fixtures/vmlinuz"
+modules_dir = "fixtures/modules/6.1.0-test"
+[initramfs]
+linuxrc = "fixtures/linuxrc"
+"#
+    );
+    cluster::parse(&text, "ganesha-test", &golden, &cluster::probe_fs)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Starts ganesha.nfsd on `conf` in private network, mount and PID namespaces (so it touches
+/// nothing of the host and cannot outlive the test) and returns its log. Without rpcbind it
+/// stops right after reading the configuration and creating the exports, which is the part
+/// under test.
+fn ganesha_log(ganesha: &str, conf: &Path, dir: &Path) -> String {
+    let log = dir.join("ganesha.log");
+    let script = format!(
+        "mount -t tmpfs tmpfs /run && \
+         {{ [ ! -d /var/lib/nfs ] || mount -t tmpfs tmpfs /var/lib/nfs; }} && \
+         ip link set lo up 2>/dev/null; \
+         timeout 10 {ganesha} -F -f {} -L {} -N NIV_EVENT -p /run/ganesha.pid; true",
+        conf.display(),
+        log.display()
+    );
+    let st = Command::new("unshare")
+        .args([
+            "--net",
+            "--mount",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "unshare failed");
+    fs::read_to_string(&log).unwrap_or_default()
+}
+
+/// Configuration complaints in a ganesha log, less the one about a backend Debian does not ship.
+fn config_complaints(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains(":CONFIG :") && !l.contains("RADOS"))
+        .collect()
+}
+
+#[test]
+fn ganesha_accepts_the_exports() {
+    let Some(ganesha) = find("ganesha.nfsd", "nfs-ganesha nfs-ganesha-vfs") else {
+        return;
+    };
+    let is_root = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !is_root {
+        println!("SKIPPED: starting ganesha in private namespaces needs root");
+        return;
+    }
+    for version in ["3", "4.1"] {
+        let d = tempfile::tempdir().unwrap();
+        let c = cluster_with_exports_in(d.path(), version);
+        let text = unionroot::exports::ganesha(&c);
+        let conf = d.path().join("ganesha.conf");
+        fs::write(&conf, &text).unwrap();
+        let log = ganesha_log(&ganesha, &conf, d.path());
+        assert!(
+            log.contains("Configuration file successfully parsed"),
+            "v{version}: {log}"
+        );
+        assert_eq!(
+            config_complaints(&log),
+            Vec::<&str>::new(),
+            "v{version}:\n{text}"
+        );
+        // The control: a misspelt parameter is complained about.
+        fs::write(
+            &conf,
+            text.replacen("Access_Type = RO;", "Acess_Type = RO;", 1),
+        )
+        .unwrap();
+        let log = ganesha_log(&ganesha, &conf, d.path());
+        let bad = config_complaints(&log);
+        assert!(bad.iter().any(|l| l.contains("Acess_Type")), "{log}");
+    }
+}
