@@ -267,6 +267,10 @@ pub struct ManArgs {
     /// Replace pages that differ
     #[arg(long)]
     pub force: bool,
+
+    /// Say which pages would be created, replaced or left alone; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

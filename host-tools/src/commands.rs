@@ -168,6 +168,19 @@ pub fn man_pages() -> Result<Vec<(String, Vec<u8>)>> {
 }
 
 pub fn man(args: &ManArgs) -> Result<()> {
+    if args.dry_run {
+        for (name, page) in man_pages()? {
+            let path = args.out.join(&name);
+            let what = match plan_file(&path, &page)?.0 {
+                Outcome::Created => "would create",
+                Outcome::Replaced if args.force => "would replace",
+                Outcome::Replaced => "would replace (needs --force)",
+                Outcome::Unchanged => "up to date:",
+            };
+            println!("dry run: {what} {}", path.display());
+        }
+        return Ok(());
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let mut written = 0;

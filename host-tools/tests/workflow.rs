@@ -549,6 +549,17 @@ fn help_everywhere_and_man_pages() {
     }
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("man1");
+    let o = ok(&unionroot(&[
+        "man",
+        "--out",
+        dir.to_str().unwrap(),
+        "--dry-run",
+    ]));
+    assert!(
+        o.contains("would create") && o.contains("unionroot-pxe.1"),
+        "{o}"
+    );
+    assert!(!dir.exists(), "a dry run writes nothing");
     let o = ok(&unionroot(&["man", "--out", dir.to_str().unwrap()]));
     assert!(o.contains(&format!("{} man pages", subs.len() + 1)), "{o}");
     let top = fs::read_to_string(dir.join("unionroot.1")).unwrap();
