@@ -117,10 +117,15 @@ EXPORT { Export_Id = $id; Path = /srv/$name; Pseudo = /$name; Access_Type = ${em
 EOF
   done <<<"${UR_EXPORTS:-}" >>"$UR_DIR/ganesha.conf"
   # boot.sh --nfs-delay S: ganesha starts S seconds from now (QEMU starts a few ms later), in
-  # the background, as a server that boots after its clients.
-  if [ "${UR_NFS_DELAY:-0}" != 0 ]; then
+  # the background, as a server that boots after its clients; with --nfs-after ERE (in
+  # UR_NFS_AFTER), S seconds after the first console line matching ERE.
+  if [ "${UR_NFS_DELAY:-0}" != 0 ] || [ -n "${UR_NFS_AFTER:-}" ]; then
     (
-      sleep "$UR_NFS_DELAY"
+      if [ -n "${UR_NFS_AFTER:-}" ]; then
+        until grep -aqE -- "$UR_NFS_AFTER" "$UR_LOG" 2>/dev/null; do sleep 0.05; done
+        note "ganesha: console matched $UR_NFS_AFTER; starting in ${UR_NFS_DELAY:-0} s"
+      fi
+      sleep "${UR_NFS_DELAY:-0}"
       note "ganesha starting (delay=$UR_NFS_DELAY s)"
       exec ganesha.nfsd -F -f "$UR_DIR/ganesha.conf" -L "$UR_DIR/ganesha.log" -N NIV_EVENT \
         -p /run/ganesha.pid
