@@ -24,6 +24,7 @@ usage: qemu/boot.sh --initrd FILE [--export DIR] [options]
                      a further export (repeatable): v3 path /srv/NAME, v4 pseudo path /NAME;
                      read-only (and manifest-checked like DIR) unless :rw
   --nfs-delay SEC    start ganesha SEC seconds after QEMU (a server that boots late)
+  --nfs-after ERE    ... SEC seconds after the first console line matching ERE instead
   --nfs MODE         v3   rpcbind + ganesha serving NFSv3 and v4, guest mounts v3 (default)
                      v4   ganesha serving NFSv4 only, no rpcbind, guest mounts v4
                      none no server at all (the guest's mount must fail)
@@ -77,13 +78,14 @@ EOF
 initrd="" export_dir="" nfs=v3 cmdline="" timeout=60 dir="" log="" console=0 net=user
 mem=512 accel=${UNIONROOT_ACCEL:-auto} kdir="" quiet=0 pcap=0
 appends=() expects=() forbids=() untils=() qemu_extra=() nics=() dhcps=() hmps=()
-exports=() nfs_delay=0
+exports=() nfs_delay=0 nfs_after=""
 need() { [ $# -ge 2 ] || { usage >&2; echo "boot.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
     --initrd) need "$@"; initrd=$2; shift ;;
     --export) need "$@"; if [[ $2 == *=* ]]; then exports+=("$2"); else export_dir=$2; fi; shift ;;
     --nfs-delay) need "$@"; nfs_delay=$2; shift ;;
+    --nfs-after) need "$@"; nfs_after=$2; shift ;;
     --nfs) need "$@"; nfs=$2; shift ;;
     --append) need "$@"; appends+=("$2"); shift ;;
     --cmdline) need "$@"; cmdline=$2; shift ;;
@@ -272,7 +274,7 @@ fi
 
 export UR_DIR=$dir UR_LOG=$log UR_NFS=$nfs UR_EXPORT=$export_dir UR_TIMEOUT=$timeout
 export UR_NET=$net UR_TAPS=$taps UR_PCAP=$pcap
-export UR_EXPORTS UR_NFS_DELAY=$nfs_delay
+export UR_EXPORTS UR_NFS_DELAY=$nfs_delay UR_NFS_AFTER=$nfs_after
 UR_DHCP=$(printf '%s\n' ${dhcps[@]+"${dhcps[@]}"})
 UR_HMP=$(printf '%s\n' ${hmps[@]+"${hmps[@]}"})
 export UR_DHCP UR_HMP
