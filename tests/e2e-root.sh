@@ -31,6 +31,7 @@ CASES=(
 # Run only when named: they show known linuxrc problems.
 OPTIN=(
   "v3-rw-locking|a v3 read-write /home with locking (the default): needs rpcbind in the client"
+  "nfsroot-pivot-ro|the NFS-root mode with the setup tree exported read-only, as the seed does"
 )
 
 # Checked in every boot: the kernel must never die, whatever linuxrc runs into.
@@ -296,27 +297,53 @@ case_upper_enospc() {
   none_in proof-fill "$SYS" "$LAYER"
 }
 
-case_nfsroot_pivot() {
+# pivot_boot SETUP-EXPORT-SUFFIX: the seed's mode. The kernel mounts the setup tree (busybox,
+# /linuxrc, /etc/unionroot.conf naming the lower) as its root and runs /linuxrc from it: no
+# initramfs. linuxrc must reuse the kernel's network, build the stack and pivot_root into it.
+pivot_boot() {
   local kdir
   kdir=$(nfsroot_kernel) || return 1
-  # The kernel mounts the setup tree (busybox, /linuxrc, /etc/unionroot.conf naming the lower)
-  # as its root and runs /linuxrc from it: no initramfs.
-  KDIR=$kdir IMG=none boot --export "setup=$SETUP" \
+  KDIR=$kdir IMG=none boot --export "setup=$SETUP$1" \
     --cmdline "$BASE root=/dev/nfs nfsroot=$S:/srv/setup,vers=3,tcp ip=dhcp init=/linuxrc" \
     "${ROOTED[@]}" \
     --expect 'IP-Config: Complete' --expect 'VFS: Mounted root \(nfs filesystem\)' \
-    --expect 'linuxrc: / is a real filesystem \(init=/linuxrc from an NFS root\): will pivot_root'"$E" \
+    --expect 'Run /linuxrc as init process' \
+    --expect 'linuxrc: no /lib/modules/[^ ]+/modules.dep: assuming the drivers are built in' \
     --expect 'linuxrc: eth0: 10\.0\.2\.15/24 configured by the kernel \([^)]*\), reusing it: no DHCP'"$E" \
     --forbid 'linuxrc: dhcp eth0: DISCOVER' \
+    --expect 'linuxrc: / is a real filesystem \(init=/linuxrc from an NFS root\): will pivot_root'"$E" \
     --expect "linuxrc: mount -t nfs -o ro,vers=3,[^ ]* $S:/srv/system /run/unionroot/lower$E" \
     --expect 'linuxrc: pivot_root /newroot /newroot/run/unionroot/oldroot; umount -l /run/unionroot/oldroot; exec /sbin/init'"$E" \
+    --expect 'linuxrc: mount --move /run /newroot/run'"$E" \
     --expect '^PROOF pid=1'"$E" --expect "^PROOF lower=$S:/srv/system$E" \
+    --expect '^PROOF layer=base'"$E" --expect '^PROOF upper-has-write=yes'"$E" \
     --expect '^PROOF oldroot=detached'"$E"
 }
 
+case_nfsroot_pivot() {
+  # The setup tree is exported read-write here: from a read-only one linuxrc stops at its first
+  # mkdir (see the opt-in case nfsroot-pivot-ro). It must stay unchanged all the same.
+  ur_manifest "$SETUP" >"$OUT/$CASE/setup-manifest-before"
+  pivot_boot :rw || return 1
+  ur_manifest "$SETUP" >"$OUT/$CASE/setup-manifest-after"
+  cmp -s "$OUT/$CASE/setup-manifest-before" "$OUT/$CASE/setup-manifest-after" ||
+    { why "the setup tree changed: diff $OUT/$CASE/setup-manifest-{before,after}"; return 1; }
+}
+
+# Opt-in: the seed's layout, /client/setup exported read-only. linuxrc's `mkdir -p /proc` (or
+# /run) gets EROFS from the server for a directory that exists, and the boot stops there.
+case_nfsroot_pivot_ro() {
+  pivot_boot ""
+}
+
 # nfsroot_kernel: the cache directory of qemu/build-kernel.sh's kernel, once that script is in
-# the repository and has built it (the first build takes minutes).
+# the repository and has built it (the first build takes minutes); UNIONROOT_NFSROOT_KERNEL_DIR
+# names one instead.
 nfsroot_kernel() {
+  if [ -n "${UNIONROOT_NFSROOT_KERNEL_DIR:-}" ]; then
+    echo "$UNIONROOT_NFSROOT_KERNEL_DIR"
+    return
+  fi
   if ! git -C "$UR_ROOT" cat-file -e HEAD:qemu/build-kernel.sh 2>/dev/null; then
     why "qemu/build-kernel.sh is not committed yet: no kernel for the NFS-root mode"
     return 1
