@@ -6,30 +6,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn unionroot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_unionroot"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        err(o)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// A test pattern that is not periodic in any block size, so a misplaced block shows.
+mod common;
+use common::{ok, stderr as err};
+
+fn unionroot(args: &[&str]) -> Output {
+    common::run(args, &[])
+}
+
 fn pattern(len: usize) -> Vec<u8> {
     let mut x: u32 = 0x1234_5678;
     (0..len)

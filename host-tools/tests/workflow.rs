@@ -11,34 +11,14 @@ use std::process::{Command, Output};
 const PXELINUX: &str = "/usr/lib/PXELINUX/pxelinux.0";
 const LDLINUX: &str = "/usr/lib/syslinux/modules/bios/ldlinux.c32";
 
-fn unionroot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_unionroot"))
-        .args(args)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        out(o),
-        err(o)
-    );
-    out(o)
-}
-
 /// Whether the syslinux files are installed; prints why the test is skipped if not.
+mod common;
+use common::{ok, stderr as err, stdout as out};
+
+fn unionroot(args: &[&str]) -> Output {
+    common::run(args, &[])
+}
+
 fn have_syslinux() -> bool {
     let ok = Path::new(PXELINUX).exists() && Path::new(LDLINUX).exists();
     if !ok {
