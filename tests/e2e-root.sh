@@ -59,7 +59,7 @@ boot() {
   [ "$rc" = 0 ] || why "qemu/boot.sh exited $rc; see $RUN/boot.out"
   return "$rc"
 }
-console() { echo "$RUN/console.log"; }
+console() { echo "${RUN:-$OUT/$CASE}/console.log"; }
 
 # within FROM-ERE TO-ERE SECONDS [AT-LEAST]: the kernel timestamps of the first lines matching
 # FROM and TO are at most SECONDS (and at least AT-LEAST) apart, in that order; logged to "gaps".
