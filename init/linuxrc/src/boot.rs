@@ -407,32 +407,25 @@ fn configure_static(nl: &Netlink, ip: &IpConfig, nic: &Nic) -> Result<NetState, 
 fn configure_dhcp(nl: &Netlink, cfg: &Config, cands: &[Nic]) -> Result<NetState, Failure> {
     let fail = |e: net::NetError| Failure::new("network", e.to_string(), "");
     let names: Vec<String> = cands.iter().map(|n| n.name.clone()).collect();
-    let with_carrier = net::wait_for_carrier(&names, cfg.carrier_timeout);
-    let racing: Vec<Nic> = if with_carrier.is_empty() {
-        log::warn!(
-            "no carrier on {} after {} s; trying DHCP anyway",
-            names.join(" "),
-            cfg.carrier_timeout.as_secs()
-        );
-        cands.to_vec()
-    } else {
-        cands
-            .iter()
-            .filter(|n| with_carrier.contains(&n.name))
-            .cloned()
-            .collect()
-    };
+    // Interfaces join the race as their carrier comes up (within carrier_timeout), so a NIC
+    // that negotiates a second late is still tried and one without a cable costs nothing.
     let dcfg = DriverConfig {
         hostname: cfg.ip.hostname.clone(),
         first_timeout: Duration::from_secs(4),
         max_timeout: Duration::from_secs(64),
         total: cfg.dhcp_timeout,
+        carrier_timeout: cfg.carrier_timeout,
+        has_carrier: net::has_carrier,
     };
-    let (i, lease) = dhcp_driver::race(&racing, &dcfg).map_err(|e| {
+    let racing = cands;
+    let (i, lease) = dhcp_driver::race(racing, &dcfg).map_err(|e| {
         Failure::new(
             "dhcp",
             e.to_string(),
-            format!("is a DHCP server answering on {}? raise unionroot.dhcp_timeout for slow switch ports", names.join(" ")),
+            format!(
+                "check the cabling and the DHCP server for {}; raise unionroot.dhcp_timeout for slow switch ports",
+                names.join(" ")
+            ),
         )
     })?;
     let nic = racing

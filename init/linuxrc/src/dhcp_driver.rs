@@ -24,7 +24,7 @@ use nix::sys::socket::{
 };
 use thiserror::Error;
 use unionroot_core::dhcp::{
-    udp_payload, Action, Client, ClientConfig, DhcpError, Event, Lease, CLIENT_PORT, SERVER_PORT,
+    udp_payload, Action, Client, ClientConfig, Event, Lease, CLIENT_PORT, SERVER_PORT,
 };
 
 /// `sll_pkttype` of frames we sent ourselves (linux/if_packet.h).
@@ -41,7 +41,7 @@ pub struct Nic {
 }
 
 /// Timeouts and host name shared by all interfaces (see [`ClientConfig`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct DriverConfig {
     /// Sent as option 12.
     pub hostname: Option<String>,
@@ -51,13 +51,18 @@ pub struct DriverConfig {
     pub max_timeout: Duration,
     /// Overall bound for the whole race.
     pub total: Duration,
+    /// How long an interface without carrier may take to get one and join the race.
+    pub carrier_timeout: Duration,
+    /// Whether an interface has carrier now (sysfs in linuxrc; a table in tests).
+    pub has_carrier: fn(&str) -> bool,
 }
 
 /// How one interface failed to get a lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NicFailure {
     pub iface: String,
-    pub error: DhcpError,
+    /// Why: the DHCP client's error, or that the link never came up.
+    pub reason: String,
     /// The last sendto(2) error on this interface, if any: often the real reason.
     pub last_send_error: Option<Errno>,
 }
@@ -92,8 +97,8 @@ fn describe(failures: &[NicFailure]) -> String {
     let parts: Vec<String> = failures
         .iter()
         .map(|f| match f.last_send_error {
-            Some(errno) => format!("{}: {} (last send error: {errno})", f.iface, f.error),
-            None => format!("{}: {}", f.iface, f.error),
+            Some(errno) => format!("{}: {} (last send error: {errno})", f.iface, f.reason),
+            None => format!("{}: {}", f.iface, f.reason),
         })
         .collect();
     parts.join("; ")
@@ -104,14 +109,20 @@ struct Lane<'a> {
     nic: &'a Nic,
     udp: OwnedFd,
     client: Client,
+    /// False until the interface has carrier and its client got `Start`.
+    started: bool,
     deadline: Option<Duration>,
-    failure: Option<DhcpError>,
+    failure: Option<String>,
     last_send_error: Option<Errno>,
 }
 
+/// How often interfaces still without carrier are looked at.
+const CARRIER_POLL: Duration = Duration::from_millis(20);
+
 /// Runs one DHCP client per interface at once and returns the index (into `nics`) of the first
-/// interface to get a lease, with that lease. Configuring the address and bringing the other
-/// interfaces down is the caller's job.
+/// interface to get a lease, with that lease. An interface joins the race when it has carrier;
+/// one still without carrier after `carrier_timeout` drops out. Configuring the address and
+/// bringing the other interfaces down is the caller's job.
 pub fn race(nics: &[Nic], cfg: &DriverConfig) -> Result<(usize, Lease), DriverError> {
     if nics.is_empty() {
         return Err(DriverError::NoInterfaces);
@@ -142,6 +153,7 @@ pub fn race(nics: &[Nic], cfg: &DriverConfig) -> Result<(usize, Lease), DriverEr
             nic,
             udp: udp_socket(nic)?,
             client,
+            started: false,
             deadline: None,
             failure: None,
             last_send_error: None,
@@ -149,14 +161,34 @@ pub fn race(nics: &[Nic], cfg: &DriverConfig) -> Result<(usize, Lease), DriverEr
     }
 
     let origin = Instant::now();
-    for (i, lane) in lanes.iter_mut().enumerate() {
-        if let Some(lease) = lane.feed(Event::Start, origin.elapsed()) {
-            return Ok((i, lease));
-        }
-    }
     let mut buf = vec![0u8; RECV_BUF];
     loop {
         let now = origin.elapsed();
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            if lane.started || lane.failure.is_some() {
+                continue;
+            }
+            if (cfg.has_carrier)(&lane.nic.name) {
+                lane.started = true;
+                if now > CARRIER_POLL {
+                    info!(
+                        "dhcp {}: carrier after {} ms; joining the race",
+                        lane.nic.name,
+                        now.as_millis()
+                    );
+                }
+                if let Some(lease) = lane.feed(Event::Start, now) {
+                    return Ok((i, lease));
+                }
+            } else if now >= cfg.carrier_timeout {
+                let why = format!(
+                    "no carrier within {} s (cable, switch port?)",
+                    cfg.carrier_timeout.as_secs()
+                );
+                warn!("dhcp {}: {why}; leaving it out", lane.nic.name);
+                lane.failure = Some(why);
+            }
+        }
         for (i, lane) in lanes.iter_mut().enumerate() {
             if lane.deadline.is_some_and(|d| d <= now) {
                 lane.deadline = None;
@@ -165,15 +197,20 @@ pub fn race(nics: &[Nic], cfg: &DriverConfig) -> Result<(usize, Lease), DriverEr
                 }
             }
         }
-        if lanes.iter().all(|l| l.client.is_done()) {
+        if lanes
+            .iter()
+            .all(|l| l.failure.is_some() || l.client.is_done())
+        {
             return Err(DriverError::NoLease(
                 lanes.iter().filter_map(Lane::failure).collect(),
             ));
         }
 
+        let waiting_for_carrier = lanes.iter().any(|l| !l.started && l.failure.is_none());
         let timeout = lanes
             .iter()
             .filter_map(|l| l.deadline)
+            .chain(waiting_for_carrier.then_some(now + CARRIER_POLL))
             .min()
             .map(|d| poll_timeout(d.saturating_sub(now)))
             .unwrap_or(PollTimeout::NONE);
@@ -232,7 +269,7 @@ impl Lane<'_> {
                 Action::GiveUp(error) => {
                     warn!("dhcp {iface}: {error}");
                     self.deadline = None;
-                    self.failure = Some(error);
+                    self.failure = Some(error.to_string());
                 }
             }
         }
@@ -258,7 +295,7 @@ impl Lane<'_> {
     fn failure(&self) -> Option<NicFailure> {
         Some(NicFailure {
             iface: self.nic.name.clone(),
-            error: self.failure.clone()?,
+            reason: self.failure.clone()?,
             last_send_error: self.last_send_error,
         })
     }
@@ -296,7 +333,7 @@ fn drain_packets(
         else {
             continue;
         };
-        if lane.client.is_done() {
+        if !lane.started || lane.client.is_done() {
             continue;
         }
         if let Some(lease) = lane.feed(Event::Packet(payload), origin.elapsed()) {

@@ -32,13 +32,21 @@ fn run(sys: &mut dyn Sys, on_fail: &mut OnFail) -> Result<(), Failure> {
     t.mark("mounts+config", sys.now());
     boot::load_modules(sys, &cfg)?;
     t.mark("modules", sys.now());
-    let net = boot::network(sys, &cfg)?;
+    let mut net = boot::network(sys, &cfg)?;
     t.mark("network", sys.now());
     let pivot = boot::root_is_real(sys);
     if pivot {
         log::info!("/ is a real filesystem (init=/linuxrc from an NFS root): will pivot_root");
     }
     let plan = boot::root_plan(&cfg, net.as_ref(), pivot)?;
+    // The hand-off names the root actually used, which may not be what a DHCP server offered.
+    if let (Some(n), Some(base)) = (
+        net.as_mut(),
+        plan.lowers.first().and_then(|l| l.candidates.first()),
+    ) {
+        n.info.root_server = Some(base.server);
+        n.info.root_path = Some(base.source.clone());
+    }
     boot::root(sys, &plan, net.as_ref(), |sys| {
         t.mark("root", sys.now());
         log::info!("exec {} ({})", plan.init, t.summary(sys.now()));

@@ -88,19 +88,6 @@ pub fn has_carrier(name: &str) -> bool {
     read_trim(&format!("{SYS_NET}/{name}/carrier")).as_deref() == Some("1")
 }
 
-/// Waits until the first of `names` reports carrier, or the bound passes. Returns those that
-/// have carrier at that moment.
-pub fn wait_for_carrier(names: &[String], bound: Duration) -> Vec<String> {
-    let start = Instant::now();
-    loop {
-        let up: Vec<String> = names.iter().filter(|n| has_carrier(n)).cloned().collect();
-        if !up.is_empty() || start.elapsed() >= bound {
-            return up;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// A synchronous facade over an rtnetlink connection.
 pub struct Netlink {
     rt: tokio::runtime::Runtime,
