@@ -71,6 +71,11 @@ usage: qemu/boot.sh --initrd FILE [--export DIR] [options]
   --mem MB           guest memory (default 512)
   --accel A          auto (default: KVM only if a probe boot works, else TCG), tcg or kvm
   --kernel-dir DIR   kernel cache dir (default: output of qemu/fetch-kernel.sh)
+  --pxe TFTPDIR      a real PXE boot: no -kernel/-initrd/-append; -boot n, and the iPXE ROM
+                     gets DHCP and TFTP from the user netdev (tftp=TFTPDIR, bootfile=
+                     pxelinux.0), e.g. a TFTP root from `unionroot pxe`; needs --net user, no
+                     --initrd FILE (only none), --cmdline or --append: pxelinux.cfg says those
+  --mac MAC          the MAC of the --net user NIC (default QEMU's 52:54:00:12:34:56)
   -q, --quiet        print only the verdict line
 EOF
 }
@@ -79,6 +84,7 @@ initrd="" export_dir="" nfs=v3 cmdline="" timeout=60 dir="" log="" console=0 net
 mem=512 accel=${UNIONROOT_ACCEL:-auto} kdir="" quiet=0 pcap=0
 appends=() expects=() forbids=() untils=() qemu_extra=() nics=() dhcps=() hmps=()
 exports=() nfs_delay=0 nfs_after=""
+pxe_dir="" user_mac=""
 need() { [ $# -ge 2 ] || { usage >&2; echo "boot.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -105,6 +111,8 @@ while [ $# -gt 0 ]; do
     --mem) need "$@"; mem=$2; shift ;;
     --accel) need "$@"; accel=$2; shift ;;
     --kernel-dir) need "$@"; kdir=$2; shift ;;
+    --pxe) need "$@"; pxe_dir=$2; shift ;;
+    --mac) need "$@"; user_mac=$2; shift ;;
     -q | --quiet) quiet=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; echo "boot.sh: unknown argument $1" >&2; exit 2 ;;
@@ -113,6 +121,26 @@ while [ $# -gt 0 ]; do
 done
 setup_fail() { echo "boot.sh: $*" >&2; exit 2; }
 say() { [ "$quiet" = 1 ] || echo "boot: $*"; }
+if [ -n "$pxe_dir" ]; then
+  # The kernel, initramfs and command line come over TFTP: nothing of ours may stand in.
+  case $initrd in
+    "" | none) initrd=none ;;
+    *) setup_fail "--pxe: the initramfs comes over TFTP, not --initrd" ;;
+  esac
+  if [ -n "$cmdline" ] || [ ${#appends[@]} -gt 0 ]; then
+    setup_fail "--pxe: the command line comes from pxelinux.cfg, not --cmdline/--append"
+  fi
+  [ "$net" = user ] || setup_fail "--pxe needs --net user (QEMU's tftp= and bootfile=)"
+  [ -f "$pxe_dir/pxelinux.0" ] || setup_fail "--pxe: no pxelinux.0 in $pxe_dir"
+  pxe_dir=$(realpath "$pxe_dir")
+  [[ $pxe_dir != *,* ]] || setup_fail "--pxe: $pxe_dir has a comma (QEMU's option separator)"
+  cmdline="(pxelinux.cfg in $pxe_dir)"
+fi
+if [ -n "$user_mac" ]; then
+  [ "$net" = user ] || setup_fail "--mac needs --net user (use --nic \"brN mac=MAC\" with tap)"
+  [[ $user_mac =~ ^([0-9a-f]{2}:){5}[0-9a-f]{2}$ ]] ||
+    setup_fail "--mac $user_mac is not a lowercase aa:bb:cc:dd:ee:ff"
+fi
 [ -n "$initrd" ] || { usage >&2; setup_fail "--initrd is required"; }
 [ "$initrd" = none ] || [ -f "$initrd" ] || setup_fail "no initramfs at $initrd"
 case $nfs in
@@ -250,6 +278,20 @@ qemu+=(-m "$mem" -smp 1 -nographic -no-reboot
 [ "$net" = tap ] && qemu+=("${nic_args[@]}")
 # The port is in the boot's own network namespace (see --hmp).
 [ ${#hmps[@]} -eq 0 ] || qemu+=(-monitor "tcp:127.0.0.1:4444,server=on,wait=off")
+# --mac and --pxe edit the user NIC; --pxe drops the direct kernel boot for the firmware's.
+if [ -n "$pxe_dir$user_mac" ]; then
+  edited=()
+  for ((i = 0; i < ${#qemu[@]}; i++)); do
+    case ${qemu[i]} in
+      -kernel | -append) [ -z "$pxe_dir" ] || { i=$((i + 1)); continue; } ;;
+      user,id=n0) [ -z "$pxe_dir" ] || qemu[i]+=",tftp=$pxe_dir,bootfile=pxelinux.0" ;;
+      virtio-net-pci,netdev=n0) [ -z "$user_mac" ] || qemu[i]+=",mac=$user_mac" ;;
+    esac
+    edited+=("${qemu[i]}")
+  done
+  qemu=("${edited[@]}")
+  [ -z "$pxe_dir" ] || qemu+=(-boot n)
+fi
 qemu+=(${qemu_extra[@]+"${qemu_extra[@]}"})
 printf '%q ' "${qemu[@]}" >"$dir/qemu-cmd"
 echo >>"$dir/qemu-cmd"
