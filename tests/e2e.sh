@@ -31,6 +31,7 @@ CASES=(
   "rogue-dhcp|a faster second DHCP server offers another root-path; nfsroot= pins the server"
   "no-carrier|two NICs, eth0 without carrier: DHCP on eth1 at once, none on eth0"
   "late-carrier|eth0 (no DHCP) has carrier at once, eth1 (DHCP) 1 s later: boots on eth1"
+  "pxe|real PXE boot (iPXE, pxelinux, TFTP root from unionroot pxe): lf1 DHCP, lf2 static"
 )
 declare -A XFAIL=()
 
@@ -262,6 +263,126 @@ case_late_carrier() {
     --expect "PROOF links=eth0:down eth1:up:$LEASE0\b" || return 1
   grep -q '^+[0-9]* ms: hmp: set_link n1 on$' "$OUT/$CASE/timings" ||
     { why "the monitor never took set_link n1 on"; return 1; }
+}
+
+# A real PXE boot (issue 3): the TFTP root, initramfs and setup tree all come from the host tool
+# and a cluster.toml, nothing hand-built. SeaBIOS runs the iPXE ROM (-boot n), which gets DHCP and
+# TFTP from QEMU's user network (boot.sh --pxe); pxelinux.0 reads the node's 01-<mac> file and
+# loads the bzImage and initramfs; linuxrc mounts the harness's ganesha (10.0.2.2:/srv/system).
+PXE_MAC1=52:54:00:12:34:01 PXE_MAC2=52:54:00:12:34:02
+
+# toml_str S: S as a TOML basic string.
+toml_str() {
+  local s=${1//\\/\\\\}
+  printf '"%s"' "${s//\"/\\\"}"
+}
+
+# pxe_cluster DIR: DIR/cluster.toml for QEMU's user network. lf1 takes DHCP (QEMU gives every MAC
+# 10.0.2.15, which is lf1's address), lf2 is static. The outputs go beside the file.
+pxe_cluster() {
+  cat >"$1/cluster.toml" <<EOF
+# Written by tests/e2e.sh (case pxe).
+[server]
+address = "10.0.2.2"
+network = "10.0.2.0"
+netmask = "255.255.255.0"
+router = "10.0.2.2"
+
+[nfs]
+version = "3"
+
+[exports]
+system = "/srv/system"
+
+[paths]
+setup_tree = "tree"
+tftp_root = "tftp"
+initramfs = "initramfs.img"
+
+[kernel]
+image = $(toml_str "$KDIR/vmlinuz")
+modules_dir = $(toml_str "$KDIR/lib/modules/$(cat "$KDIR/version")")
+nic_modules = ["virtio_pci", "virtio_net"]
+
+[initramfs]
+linuxrc = $(toml_str "$UR_LINUXRC")
+
+[setup_tree]
+busybox = $(toml_str "${UNIONROOT_BUSYBOX:-/bin/busybox}")
+init_script = $(toml_str "$UR_FIXTURES/real-init.sh")
+
+[pxe]
+mode = "initramfs"
+loader = "pxelinux"
+
+[boot]
+ipconfig = "dhcp"
+onfail = "wait"
+kernel_args = ["console=ttyS0", "panic=-1"]
+
+[[nodes]]
+name = "lf1"
+mac = "$PXE_MAC1"
+ip = "10.0.2.15"
+
+[[nodes]]
+name = "lf2"
+mac = "$PXE_MAC2"
+ip = "10.0.2.16"
+boot = { ipconfig = "static" }
+EOF
+}
+
+# pxe_boot NODE MAC ARGS...: boot.sh --pxe for one node, in the run directory $OUT/$CASE/NODE,
+# with what every PXE boot must show: iPXE fetched pxelinux.0 over TFTP, pxelinux ran and loaded
+# the kernel and initramfs, the kernel's command line got BOOTIF (IPAPPEND 2), linuxrc picked the
+# NIC by it, and the real init runs on the overlay with the node's host name. The firmware's
+# lines are checked in console.txt, the console without the cursor moves that SeaBIOS's serial
+# console puts into them (e.g. "PX\e[25;16H\e[25;17HE").
+pxe_boot() {
+  local node=$1 mac=$2
+  shift 2
+  local d=$OUT/$CASE
+  local CASE=$CASE/$node IMG=none # boot() passes --initrd "$IMG": none, it comes over TFTP
+  boot --pxe "$d/tftp" --mac "$mac" --export "$d/tree" --nfs v3 \
+    --timeout 90 --forbid 'linuxrc: FATAL' \
+    --expect "Command line: BOOT_IMAGE=vmlinuz .* BOOTIF=01-${mac//:/-}\\b" \
+    --expect "linuxrc: using eth0: its MAC $mac is BOOTIF from pxelinux" \
+    --expect 'unionroot-demo: real init started' --expect 'PROOF root=overlay\b' \
+    --expect 'PROOF lower=10\.0\.2\.2:/srv/system\b' --expect "PROOF hostname=$node\\b" "$@" ||
+    return 1
+  # Firmware boot, not QEMU's direct kernel boot.
+  if ! grep -q -- ' -boot n' "$OUT/$CASE/qemu-cmd" ||
+    grep -qE -- ' -(kernel|initrd|append) ' "$OUT/$CASE/qemu-cmd"; then
+    why "$node: $OUT/$CASE/qemu-cmd is not a -boot n PXE boot"
+    return 1
+  fi
+  local re
+  sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' "$(console)" >"$OUT/$CASE/console.txt"
+  for re in 'tftp://10\.0\.2\.2/pxelinux\.0\.\.\. ok' 'PXELINUX [0-9.]+ PXE ' \
+    'Loading vmlinuz\.\.\. ?ok' 'Loading initrd\.img\.\.\. ?ok'; do
+    grep -aqE -- "$re" "$OUT/$CASE/console.txt" || why "$node: missing in console.txt: $re"
+  done
+  [ ! -s "$REASONS" ]
+}
+
+case_pxe() {
+  local d=$OUT/$CASE step
+  pxe_cluster "$d"
+  for step in setup-tree initramfs pxe; do
+    "$UR_TOOL" "$step" -c "$d/cluster.toml" >>"$d/unionroot.out" 2>&1 ||
+      { why "unionroot $step -c $d/cluster.toml failed; see $d/unionroot.out"; return 1; }
+  done
+  # lf1: the per-node file's APPEND (ip= with its host name, DHCP), DHCP's 10.0.2.15.
+  pxe_boot lf1 "$PXE_MAC1" \
+    --expect "Command line: .* ip=::::lf1::dhcp " \
+    --expect 'linuxrc: dhcp eth0: lease 10\.0\.2\.15/24 ' --expect 'PROOF addr=10\.0\.2\.15/24\b' ||
+    return 1
+  # lf2: static, its address from its own pxelinux.cfg file; no DHCP at all.
+  pxe_boot lf2 "$PXE_MAC2" \
+    --expect 'Command line: .* ip=10\.0\.2\.16:10\.0\.2\.2:10\.0\.2\.2:255\.255\.255\.0:lf2::off ' \
+    --expect 'linuxrc: eth0: static 10\.0\.2\.16/24 from ip=' --forbid 'linuxrc: dhcp' \
+    --expect 'PROOF addr=10\.0\.2\.16/24\b'
 }
 
 # --- runner ------------------------------------------------------------------------------------
