@@ -275,6 +275,10 @@ pub enum ServerSource {
     RootPath,
     NextServer,
     ServerId,
+    /// The server field of a static `ip=`.
+    IpParam,
+    /// The kernel's own autoconfig (`bootserver` in /proc/net/pnp).
+    Kernel,
 }
 
 impl fmt::Display for ServerSource {
@@ -284,6 +288,8 @@ impl fmt::Display for ServerSource {
             ServerSource::RootPath => "DHCP option 17 (root-path)",
             ServerSource::NextServer => "DHCP next-server (siaddr)",
             ServerSource::ServerId => "DHCP server identifier (option 54)",
+            ServerSource::IpParam => "the server field of ip=",
+            ServerSource::Kernel => "the kernel's autoconfig (/proc/net/pnp bootserver)",
         })
     }
 }

@@ -15,7 +15,7 @@ use unionroot_core::handoff::{
     default_gateway, initramfs_tools_conf, parse_pnp, resolv_conf, NetInfo, Pnp,
 };
 use unionroot_core::modules::{parse_builtin, parse_proc_modules, ModuleDb};
-use unionroot_core::nfs::{choose_server, mount_args, split_vfs_options, NfsRoot};
+use unionroot_core::nfs::{choose_server, mount_args, split_vfs_options, NfsRoot, ServerSource};
 use unionroot_core::plan::{self, ms, ModuleNeeds, NfsPiece, Persist, RootPlan, Step};
 
 pub const CONFIG_FILE: &str = "/etc/unionroot.conf";
@@ -515,11 +515,18 @@ pub fn root_plan(cfg: &Config, net: Option<&NetState>, pivot: bool) -> Result<Ro
     let default_server = choose_server(
         nfsroot,
         root_path.as_ref(),
-        lease
-            .and_then(|l| l.siaddr)
-            .or_else(|| net.and_then(|n| n.info.root_server)),
+        lease.and_then(|l| l.siaddr),
         lease.map(|l| l.server_id),
-    );
+    )
+    .or_else(|| {
+        let n = net?;
+        let source = if n.info.proto == "kernel" {
+            ServerSource::Kernel
+        } else {
+            ServerSource::IpParam
+        };
+        n.info.root_server.map(|s| (s, source))
+    });
     if let Some((server, source)) = default_server {
         log::info!("nfs server {server}, from {source}");
     }
