@@ -207,7 +207,7 @@ case_no_dhcp() {
     --until 'linuxrc: boot failed; waiting' \
     --expect 'linuxrc: dhcp eth0: DISCOVER' \
     --expect 'linuxrc: FATAL: dhcp: DHCP failed on every interface: eth0' \
-    --expect 'linuxrc: hint: is a DHCP server answering on eth0' \
+    --expect 'linuxrc: hint: check the cabling and the DHCP server for eth0' \
     --forbid 'linuxrc: dhcp eth0: (OFFER|lease)' --forbid 'linuxrc: mount -t nfs' \
     --forbid 'unionroot-demo: real init started' || return 1
   # It waits out the bound, not less (give or take the 1 s jitter), and not much more.
