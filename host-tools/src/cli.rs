@@ -339,8 +339,10 @@ pub struct InitramfsArgs {
     #[arg(long, value_enum, value_name = "KIND")]
     pub compress: Option<Compress>,
 
-    /// Drop the PKCS#7 signatures appended to the modules (smaller; the kernel then loads
-    /// them unsigned, which is allowed unless MODULE_SIG_FORCE is set, and taints it)
+    /// Drop the PKCS#7 signatures appended to the modules, and rename their _ftrace_eval_map
+    /// section so the kernel skips trace enum-map fixups. Halves module loading under
+    /// emulation (no sha256 over each module); the kernel logs "module verification failed",
+    /// taints E, and refuses them under module.sig_enforce=1 or lockdown
     #[arg(long)]
     pub strip_signatures: bool,
 

@@ -10,7 +10,7 @@ use crate::cli::{AddSpec, Compress, InitramfsArgs};
 use crate::cluster;
 use crate::fstree::{Entry, Kind, Tree};
 use crate::output::{plan_file, write_file_atomic, Outcome};
-use crate::{cpio, kmod, modsig};
+use crate::{cpio, kmod, modsig, modtrim};
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -239,7 +239,11 @@ pub fn plan(args: &Inputs) -> Result<Plan> {
             let body = modsig::strip_signature(&data)
                 .with_context(|| format!("cannot strip the signature of {}", src.display()))?;
             stripped += (data.len() - body.len()) as u64;
-            body.to_vec()
+            // Unsigned now, so the bytes may change: skip the kernel's enum-map fixups too.
+            let mut body = body.to_vec();
+            modtrim::hide_eval_map(&mut body)
+                .with_context(|| format!("cannot read the ELF sections of {}", src.display()))?;
+            body
         } else {
             data
         };

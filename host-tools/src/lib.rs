@@ -26,6 +26,7 @@ pub mod kconfig;
 pub mod kmod;
 pub mod materialize;
 pub mod modsig;
+pub mod modtrim;
 pub mod output;
 pub mod pxe;
 pub mod setup_tree;
