@@ -172,9 +172,11 @@ pub struct NfsMountArgs {
 /// Builds the mount(2) arguments for an NFS mount.
 ///
 /// Defaults: TCP, `timeo=600,retrans=2` (nfs(5)'s TCP defaults, stated so that a reader of the
-/// log sees them), and for read-only v3 pieces `nolock`: a read-only shared tree needs no locking,
-/// and NLM would need rpc.statd, which an initramfs does not have. Read-write pieces keep locking
-/// (the real system starts rpc.statd). v4 passes `clientaddr=` because the kernel
+/// log sees them), and `nolock` for every v3 piece: with NLM the kernel's lockd must register
+/// with an rpcbind in the client at mount time, which no initramfs runs, and mount(2) then fails
+/// with ECONNREFUSED ("svc: failed to register lockdv1"). So v3 locks are local to the node;
+/// NFSv4 has locking in the protocol and needs no rpcbind, so use it where locks must be
+/// cluster-wide. An explicit `lock` option is honoured. v4 passes `clientaddr=` because the kernel
 /// cannot always pick the callback address by itself this early. Options given by the user
 /// replace a default with the same key.
 pub fn mount_args(
@@ -182,16 +184,12 @@ pub fn mount_args(
     path: &str,
     version: NfsVersion,
     client: Option<Ipv4Addr>,
-    read_only: bool,
     user_options: &[String],
 ) -> NfsMountArgs {
     let mut opts: Vec<String> = Vec::new();
     match version {
         NfsVersion::V3 => {
-            opts.extend(["vers=3", "proto=tcp"].map(String::from));
-            if read_only {
-                opts.push("nolock".into());
-            }
+            opts.extend(["vers=3", "proto=tcp", "nolock"].map(String::from));
         }
         NfsVersion::V4(minor) => {
             opts.push(format!("vers=4.{minor}"));
@@ -409,14 +407,7 @@ mod tests {
 
     #[test]
     fn mount_args_defaults_and_overrides() {
-        let a = mount_args(
-            ip("10.0.2.2"),
-            "/srv/system",
-            NfsVersion::V3,
-            None,
-            true,
-            &[],
-        );
+        let a = mount_args(ip("10.0.2.2"), "/srv/system", NfsVersion::V3, None, &[]);
         assert_eq!(a.source, "10.0.2.2:/srv/system");
         assert_eq!(a.fstype, "nfs");
         assert_eq!(
@@ -429,7 +420,6 @@ mod tests {
             "/system",
             NfsVersion::V4(2),
             Some(ip("10.0.2.15")),
-            true,
             &[],
         );
         assert_eq!(a.fstype, "nfs4");
@@ -441,15 +431,16 @@ mod tests {
         let user: Vec<String> = ["udp", "timeo=14", "v3", "lock", "addr=1.2.3.4"]
             .map(String::from)
             .to_vec();
-        let a = mount_args(ip("10.0.2.2"), "/x", NfsVersion::V3, None, true, &user);
+        let a = mount_args(ip("10.0.2.2"), "/x", NfsVersion::V3, None, &user);
         assert_eq!(a.data, "retrans=2,udp,timeo=14,v3,lock,addr=10.0.2.2");
         assert_eq!(a.port, 2049);
-        // Read-write v3 keeps locking; port= is what the probe checks.
+        // Read-write v3 pieces get nolock too (NLM needs rpcbind in the client); port= is what
+        // the probe checks.
         let user = vec!["port=2050".to_string()];
-        let a = mount_args(ip("10.0.2.2"), "/home", NfsVersion::V3, None, false, &user);
+        let a = mount_args(ip("10.0.2.2"), "/home", NfsVersion::V3, None, &user);
         assert_eq!(
             a.data,
-            "vers=3,proto=tcp,timeo=600,retrans=2,port=2050,addr=10.0.2.2"
+            "vers=3,proto=tcp,nolock,timeo=600,retrans=2,port=2050,addr=10.0.2.2"
         );
         assert_eq!((a.server, a.port), (ip("10.0.2.2"), 2050));
     }

@@ -482,10 +482,10 @@ mod tests {
         assert!(module_steps(&db, &needs, "/x").is_err());
     }
 
-    fn piece(servers: &[&str], path: &str, flags: u64, ro: bool) -> NfsPiece {
+    fn piece(servers: &[&str], path: &str, flags: u64) -> NfsPiece {
         let candidates = servers
             .iter()
-            .map(|s| mount_args(s.parse().unwrap(), path, NfsVersion::V3, None, ro, &[]))
+            .map(|s| mount_args(s.parse().unwrap(), path, NfsVersion::V3, None, &[]))
             .collect();
         NfsPiece { candidates, flags }
     }
@@ -505,7 +505,7 @@ mod tests {
 
     #[test]
     fn root_plan_is_nfs_then_tmpfs_then_overlay_then_switch() {
-        let p = plan(vec![piece(&["10.0.2.2"], "/srv/system", ms::RDONLY, true)]);
+        let p = plan(vec![piece(&["10.0.2.2"], "/srv/system", ms::RDONLY)]);
         let lines: Vec<String> = root_steps(&p).iter().map(|s| s.to_string()).collect();
         assert_eq!(
             lines,
@@ -532,15 +532,15 @@ mod tests {
     #[test]
     fn full_stack_two_lowers_failover_rw_persist_and_pivot() {
         let mut p = plan(vec![
-            piece(&["10.0.0.1", "10.0.0.2"], "/srv/base", ms::RDONLY, true),
-            piece(&["10.0.0.3"], "/srv/tools", ms::RDONLY | ms::NODEV, true),
+            piece(&["10.0.0.1", "10.0.0.2"], "/srv/base", ms::RDONLY),
+            piece(&["10.0.0.3"], "/srv/tools", ms::RDONLY | ms::NODEV),
         ]);
         p.rw_mounts.push((
             "/home".into(),
-            piece(&["10.0.0.1"], "/srv/home", ms::NOSUID | ms::NODEV, false),
+            piece(&["10.0.0.1"], "/srv/home", ms::NOSUID | ms::NODEV),
         ));
         p.persist = Some(Persist {
-            piece: piece(&["10.0.0.1"], "/srv/persist", ms::NOSUID | ms::NODEV, false),
+            piece: piece(&["10.0.0.1"], "/srv/persist", ms::NOSUID | ms::NODEV),
             node: "node7".into(),
             paths: vec!["/var/log".into()],
         });
@@ -560,13 +560,13 @@ mod tests {
             .contains("lowerdir=/run/unionroot/lower1:/run/unionroot/lower,"));
         let home = &lines[find("10.0.0.1:/srv/home")];
         assert!(
-            home.starts_with("mount -t nfs -o nosuid,nodev,vers=3,proto=tcp,timeo")
+            home.starts_with("mount -t nfs -o nosuid,nodev,vers=3,proto=tcp,nolock,timeo")
                 && home.ends_with(" /newroot/home"),
             "{home}"
         );
         assert!(
-            !home.contains("nolock"),
-            "read-write pieces keep locking: {home}"
+            home.contains(",nolock,"),
+            "v3 NLM would need rpcbind in the client: {home}"
         );
         assert!(
             find("overlay /newroot") < find("/newroot/home"),

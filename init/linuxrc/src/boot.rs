@@ -549,10 +549,9 @@ pub fn root_plan(cfg: &Config, net: Option<&NetState>, pivot: bool) -> Result<Ro
             .map_err(|e| Failure::new("root", e.to_string(), ""))?
             .unwrap_or(cfg.nfs_version);
         let (flags, opts) = split_vfs_options(&piece.options, flags);
-        let ro = flags & ms::RDONLY != 0;
         let candidates = servers
             .iter()
-            .map(|s| mount_args(*s, &path, version, client, ro, &opts))
+            .map(|s| mount_args(*s, &path, version, client, &opts))
             .collect();
         Ok(NfsPiece { candidates, flags })
     };

@@ -536,16 +536,7 @@ mod tests {
     fn nfs_step(servers: &[&str]) -> Step {
         let candidates = servers
             .iter()
-            .map(|s| {
-                mount_args(
-                    s.parse().unwrap(),
-                    "/srv/system",
-                    NfsVersion::V3,
-                    None,
-                    true,
-                    &[],
-                )
-            })
+            .map(|s| mount_args(s.parse().unwrap(), "/srv/system", NfsVersion::V3, None, &[]))
             .collect();
         Step::NfsMount {
             candidates,
