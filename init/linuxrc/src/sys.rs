@@ -89,6 +89,11 @@ impl Sys for LinuxSys {
 
     fn mkdir(&mut self, path: &str, mode: u32) -> Result<(), Errno> {
         use std::os::unix::fs::DirBuilderExt;
+        // On a read-only mount (the seed's read-only /client/setup NFS root) mkdir(2) fails with
+        // EROFS before it would say EEXIST, so an existing directory must not reach it.
+        if std::path::Path::new(path).is_dir() {
+            return Ok(());
+        }
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(mode)
