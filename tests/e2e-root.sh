@@ -27,12 +27,11 @@ CASES=(
   "wrong-path|an export path the server does not have: FATAL at once, naming server:path"
   "upper-enospc|16 MB written into an 8 MB upper: ENOSPC in the client, nothing on the server"
   "nfsroot-pivot|init=/linuxrc from an NFS root (kernel from qemu/build-kernel.sh): pivot_root"
-)
-# Run only when named: they show known linuxrc problems.
-OPTIN=(
-  "v3-rw-locking|a v3 read-write /home with locking (the default): needs rpcbind in the client"
   "nfsroot-pivot-ro|the NFS-root mode with the setup tree exported read-only, as the seed does"
+  "v3-rw-nolock|a v3 read-write /home with default options boots (nolock: no rpcbind in an initramfs)"
 )
+# Run only when named.
+OPTIN=()
 
 # Checked in every boot: the kernel must never die, whatever linuxrc runs into.
 ALWAYS_FORBID=('Kernel panic' 'BUG: ' 'Oops: ')
@@ -108,12 +107,12 @@ LOWERS4="unionroot.lower=$S:/system unionroot.lower=$S:/layer"
 # The guest reached its real init on the overlay.
 ROOTED=(--expect 'unionroot-demo: real init started' --expect '^PROOF root=overlay\b'
   --expect '^PROOF done' --forbid 'linuxrc: FATAL')
-# NFSv3 read-write pieces keep NLM locking by default, and the kernel's lockd then registers
+# With NLM locking (v3 without nolock), the kernel's lockd registers
 # with an rpcbind in the client, which the initramfs does not have: mount(2) fails with
 # ECONNREFUSED ("svc: failed to register lockdv1 RPC service (errno 111)") and linuxrc retries
-# it as an unreachable server until unionroot.mount_timeout. The opt-in case v3-rw-locking
-# shows it; until linuxrc deals with it, the v3 read-write pieces here say nolock.
-RW3=,nolock
+# it as an unreachable server until unionroot.mount_timeout. So linuxrc mounts every v3 piece
+# nolock by default (case v3-rw-nolock); the cases here no longer need to say so.
+RW3=
 # Both lowers mounted and stacked, the cluster layer on top.
 LAYERED=(--expect '^PROOF lowerdir=/run/unionroot/lower1:/run/unionroot/lower'"$E"
   --expect '^PROOF layer=cluster-software'"$E")
@@ -215,15 +214,15 @@ case_v3() {
   full_stack 3 "$LOWERS3" /srv/home /srv/persist "$RW3"
 }
 
-# Opt-in (run only when named): the documented default, a v3 read-write mount that keeps
-# locking. Fails while linuxrc leaves lockd without an rpcbind (see RW3).
-case_v3_rw_locking() {
+# A v3 read-write mount with default options: linuxrc mounts it nolock, since NLM would make
+# the kernel's lockd register with an rpcbind in the client, which the initramfs does not have.
+case_v3_rw_nolock() {
   fresh "$HOMEDIR"
   boot --export "home=$HOMEDIR:rw" --timeout 45 \
     --cmdline "$BASE ip=::::node-l::dhcp $LOWERS3 unionroot.mount=/home=$S:/srv/home unionroot.mount_timeout=10" \
     "${ROOTED[@]}" --expect '^PROOF home=10\.0\.2\.2:/srv/home write=ok'"$E" \
-    --forbid 'lockd_up: makesock failed' \
-    --forbid "linuxrc: mount -t nfs -o [^ ]*nolock[^ ]* $S:/srv/home "
+    --expect "linuxrc: mount -t nfs -o nosuid,nodev,vers=3,proto=tcp,nolock,[^ ]* $S:/srv/home " \
+    --forbid 'lockd_up: makesock failed' --forbid 'failed to register lockd'
 }
 
 # failover_boot NAME DEAD: one boot whose lower lists DEAD before the live server; the probe's
@@ -321,8 +320,8 @@ pivot_boot() {
 }
 
 case_nfsroot_pivot() {
-  # The setup tree is exported read-write here: from a read-only one linuxrc stops at its first
-  # mkdir (see the opt-in case nfsroot-pivot-ro). It must stay unchanged all the same.
+  # The setup tree is exported read-write here (nfsroot-pivot-ro has it read-only); linuxrc must
+  # leave it unchanged all the same.
   ur_manifest "$SETUP" >"$OUT/$CASE/setup-manifest-before"
   pivot_boot :rw || return 1
   ur_manifest "$SETUP" >"$OUT/$CASE/setup-manifest-after"
@@ -330,8 +329,8 @@ case_nfsroot_pivot() {
     { why "the setup tree changed: diff $OUT/$CASE/setup-manifest-{before,after}"; return 1; }
 }
 
-# Opt-in: the seed's layout, /client/setup exported read-only. linuxrc's `mkdir -p /proc` (or
-# /run) gets EROFS from the server for a directory that exists, and the boot stops there.
+# The seed's layout, /client/setup exported read-only: linuxrc must not mkdir what exists there
+# (mkdir(2) says EROFS before EEXIST on a read-only mount).
 case_nfsroot_pivot_ro() {
   pivot_boot ""
 }
