@@ -31,8 +31,8 @@ ur_kernel_dir() {
 
 # ur_bins: builds (unless UNIONROOT_NO_BUILD=1) and sets UR_TOOL (host tool) and UR_LINUXRC.
 ur_bins() {
-  UR_TOOL=${UNIONROOT_TOOL:-$UR_ROOT/target/release/unionroot}
-  UR_LINUXRC=${UNIONROOT_LINUXRC:-$UR_ROOT/target/x86_64-unknown-linux-musl/release/linuxrc}
+  UR_TOOL=${UNIONROOT_TOOL:-${CARGO_TARGET_DIR:-$UR_ROOT/target}/release/unionroot}
+  UR_LINUXRC=${UNIONROOT_LINUXRC:-${CARGO_TARGET_DIR:-$UR_ROOT/target}/x86_64-unknown-linux-musl/release/linuxrc}
   if [ "${UNIONROOT_NO_BUILD:-0}" != 1 ]; then
     (cd "$UR_ROOT" &&
       cargo build -q --release --locked -p unionroot &&
