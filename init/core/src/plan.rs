@@ -45,12 +45,13 @@ pub enum Step {
         data: String,
     },
     /// An NFS mount with failover: the candidates (one per server) are tried in order, each
-    /// after a bounded reachability probe, round after round until `retry` has passed.
+    /// after a reachability probe bounded by `probe`, round after round until `retry` has passed.
     NfsMount {
         candidates: Vec<NfsMountArgs>,
         target: String,
         flags: u64,
         retry: Duration,
+        probe: Duration,
     },
     /// A precondition, checked before the step that needs it so that its failure has a name.
     Check(Check),
@@ -309,6 +310,8 @@ pub struct RootPlan {
     pub persist: Option<Persist>,
     /// How long to keep retrying NFS mounts while no server is reachable.
     pub mount_timeout: Duration,
+    /// How long one server may take to accept a connection (`unionroot.server_timeout`).
+    pub server_timeout: Duration,
     /// tmpfs `size=` for the writable layer.
     pub overlay_size: String,
     pub init: String,
@@ -336,12 +339,13 @@ pub const MIN_UPPER_BYTES: u64 = 1 << 20;
 /// the upper would not know. All four default to kernel config values, so state them.
 pub const SAFE_OVERLAY_OPTS: &str = "index=off,metacopy=off,redirect_dir=off,xino=off";
 
-fn nfs(piece: &NfsPiece, target: &str, retry: Duration) -> Step {
+fn nfs(piece: &NfsPiece, target: &str, p: &RootPlan) -> Step {
     Step::NfsMount {
         candidates: piece.candidates.clone(),
         target: target.into(),
         flags: piece.flags,
-        retry,
+        retry: p.mount_timeout,
+        probe: p.server_timeout,
     }
 }
 
@@ -360,7 +364,7 @@ pub fn root_steps(p: &RootPlan) -> Vec<Step> {
     for (i, l) in p.lowers.iter().enumerate() {
         let dir = lower_dir(i);
         steps.push(mkdir(&dir, 0o755));
-        steps.push(nfs(l, &dir, p.mount_timeout));
+        steps.push(nfs(l, &dir, p));
         steps.push(Step::Check(Check::IsDir(dir.clone())));
         dirs.push(dir);
     }
@@ -394,11 +398,11 @@ pub fn root_steps(p: &RootPlan) -> Vec<Step> {
     for (target, piece) in &p.rw_mounts {
         let at = join(NEW_ROOT, target);
         steps.push(mkdir(&at, 0o755));
-        steps.push(nfs(piece, &at, p.mount_timeout));
+        steps.push(nfs(piece, &at, p));
     }
     if let Some(per) = &p.persist {
         steps.push(mkdir(PERSIST_DIR, 0o755));
-        steps.push(nfs(&per.piece, PERSIST_DIR, p.mount_timeout));
+        steps.push(nfs(&per.piece, PERSIST_DIR, p));
         for path in &per.paths {
             let src = format!("{PERSIST_DIR}/nodes/{}{path}", per.node);
             let at = join(NEW_ROOT, path);
@@ -496,6 +500,7 @@ mod tests {
             rw_mounts: Vec::new(),
             persist: None,
             mount_timeout: Duration::from_secs(30),
+            server_timeout: Duration::from_secs(3),
             overlay_size: "256m".into(),
             init: "/sbin/init".into(),
             init_args: vec!["single".into()],
@@ -525,7 +530,8 @@ mod tests {
             ]
         );
         assert!(
-            matches!(&root_steps(&p)[2], Step::NfsMount { retry, .. } if *retry == Duration::from_secs(30))
+            matches!(&root_steps(&p)[2], Step::NfsMount { retry, probe, .. }
+                if *retry == Duration::from_secs(30) && *probe == Duration::from_secs(3))
         );
     }
 

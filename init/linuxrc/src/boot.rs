@@ -611,6 +611,7 @@ pub fn root_plan(cfg: &Config, net: Option<&NetState>, pivot: bool) -> Result<Ro
         rw_mounts,
         persist,
         mount_timeout: cfg.mount_timeout,
+        server_timeout: cfg.server_timeout,
         overlay_size: cfg.overlay_size.clone(),
         init: cfg.init.clone(),
         init_args: cfg.init_args.clone(),

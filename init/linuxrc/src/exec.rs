@@ -124,7 +124,8 @@ pub fn run_step(sys: &mut dyn Sys, step: &Step) -> Result<(), ExecError> {
             target,
             flags,
             retry,
-        } => nfs_mount(sys, step, candidates, target, *flags, *retry),
+            probe,
+        } => nfs_mount(sys, step, candidates, target, *flags, *retry, *probe),
         Step::Check(c) => check(sys, step, c),
         Step::MoveMount { from, to } => sys.mount(from, to, "", ms::MOVE, "").map_err(fail),
         Step::LoadModule { path, .. } => match sys.finit_module(path) {
@@ -145,7 +146,7 @@ pub fn run_step(sys: &mut dyn Sys, step: &Step) -> Result<(), ExecError> {
 }
 
 /// Failover and retry for one NFS piece: each round tries every server in order, first with a
-/// TCP probe bounded by [`PROBE_TIMEOUT`] (a blackholed server would otherwise hold mount(2) for
+/// TCP probe bounded by `probe` (a blackholed server would otherwise hold mount(2) for
 /// minutes, timeo=600 being the NFS default), then the mount itself. Transient failures move on
 /// to the next server; a reachable server refusing the path ends it at once.
 fn nfs_mount(
@@ -155,6 +156,7 @@ fn nfs_mount(
     target: &str,
     flags: u64,
     retry: Duration,
+    probe: Duration,
 ) -> Result<(), ExecError> {
     let started = sys.now();
     let mut delay = Duration::from_millis(250);
@@ -167,7 +169,7 @@ fn nfs_mount(
         let mut refused = None;
         for (i, c) in candidates.iter().enumerate() {
             let result = sys
-                .tcp_probe(c.server, c.port, PROBE_TIMEOUT)
+                .tcp_probe(c.server, c.port, probe)
                 .and_then(|()| sys.mount(&c.source, target, c.fstype, flags, &c.data));
             match result {
                 Ok(()) => {
@@ -219,9 +221,6 @@ fn nfs_mount(
         delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
-
-/// How long one server may take to accept a TCP connection.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn check(sys: &mut dyn Sys, step: &Step, c: &Check) -> Result<(), ExecError> {
     let refuse = |what: String, hint: &str| ExecError::Check {
@@ -543,6 +542,7 @@ mod tests {
             target: "/run/unionroot/lower".into(),
             flags: ms::RDONLY,
             retry: Duration::from_secs(5),
+            probe: Duration::from_secs(3),
         }
     }
 

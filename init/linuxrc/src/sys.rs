@@ -60,7 +60,12 @@ pub trait Sys {
 }
 
 fn io_errno(e: std::io::Error) -> Errno {
-    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
+    match (e.raw_os_error(), e.kind()) {
+        (Some(n), _) => Errno::from_raw(n),
+        // connect_timeout's own timeout carries no OS errno.
+        (None, std::io::ErrorKind::TimedOut) => Errno::ETIMEDOUT,
+        (None, _) => Errno::EIO,
+    }
 }
 
 /// The real thing.
