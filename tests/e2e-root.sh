@@ -14,6 +14,8 @@
 set -euo pipefail
 # shellcheck source=qemu/lib.sh
 . "$(dirname "$0")/../qemu/lib.sh"
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 CASES=(
   "two-layers|two lowers from /etc/unionroot.conf: the cluster layer's file shadows the base's"
@@ -60,21 +62,6 @@ boot() {
 }
 console() { echo "${RUN:-$OUT/$CASE}/console.log"; }
 
-# within FROM-ERE TO-ERE SECONDS [AT-LEAST]: the kernel timestamps of the first lines matching
-# FROM and TO are at most SECONDS (and at least AT-LEAST) apart, in that order; logged to "gaps".
-within() {
-  local a b d
-  a=$(ur_ktime "$1" "$(console)") b=$(ur_ktime "$2" "$(console)")
-  if [ -z "$a" ] || [ -z "$b" ]; then
-    why "no timestamped line for '$1' or '$2'"
-    return 1
-  fi
-  d=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b - a }')
-  echo "$d s from '$1' to '$2' (bounds ${4:-0}..$3 s)" >>"$OUT/$CASE/gaps"
-  awk -v d="$d" -v s="$3" -v m="${4:-0}" 'BEGIN { exit !(d >= m && d <= s) }' && return 0
-  why "'$2' came $d s after '$1'; bounds ${4:-0}..$3 s"
-  return 1
-}
 
 # file_is FILE ERE: FILE exists and its content matches ERE (all of it, as one line per line).
 file_is() {

@@ -13,6 +13,8 @@
 set -euo pipefail
 # shellcheck source=qemu/lib.sh
 . "$(dirname "$0")/../qemu/lib.sh"
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 CASES=(
   "v3-overlay-root|NFSv3 boot reaches the real init, PID 1 on the overlay root"
@@ -58,24 +60,6 @@ boot() {
 }
 console() { echo "$OUT/$CASE/console.log"; }
 
-# within FROM-ERE TO-ERE SECONDS [AT-LEAST]: the kernel timestamps of the first lines matching
-# FROM and TO are at most SECONDS (and at least AT-LEAST, default 0) apart, in that order. The
-# gap is also logged to the case's "gaps" file.
-within() {
-  local a b d
-  a=$(ur_ktime "$1" "$(console)") b=$(ur_ktime "$2" "$(console)")
-  if [ -z "$a" ] || [ -z "$b" ]; then
-    why "no timestamped line for '$1' or '$2'"
-    return 1
-  fi
-  d=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b - a }')
-  echo "$d s from '$1' to '$2' (bounds ${4:-0}..$3 s)" >>"$OUT/$CASE/gaps"
-  if awk -v d="$d" -v s="$3" -v m="${4:-0}" 'BEGIN { exit !(d >= m && d <= s) }'; then
-    return 0
-  fi
-  why "'$2' came $d s after '$1'; bounds ${4:-0}..$3 s"
-  return 1
-}
 
 # tap-network boots (qemu/boot.sh --nic/--dhcp): bridge br0 is 192.168.77.0/24, the namespace
 # (router, ganesha) is .1, dnsmasq number K leases .(100+50K)-.(149+50K).
