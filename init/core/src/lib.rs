@@ -8,5 +8,6 @@ pub mod cmdline;
 pub mod dhcp;
 pub mod handoff;
 pub mod modules;
+pub mod networkd;
 pub mod nfs;
 pub mod plan;

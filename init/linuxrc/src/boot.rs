@@ -15,6 +15,7 @@ use unionroot_core::handoff::{
     default_gateway, initramfs_tools_conf, parse_pnp, resolv_conf, NetInfo, Pnp,
 };
 use unionroot_core::modules::{parse_builtin, parse_proc_modules, ModuleDb};
+use unionroot_core::networkd;
 use unionroot_core::nfs::{choose_server, mount_args, split_vfs_options, NfsRoot, ServerSource};
 use unionroot_core::plan::{self, ms, ModuleNeeds, NfsPiece, Persist, RootPlan, Step};
 
@@ -52,6 +53,8 @@ pub struct NetState {
     pub nic: Nic,
     pub address: Ipv4Addr,
     pub lease: Option<Lease>,
+    /// The address is leased (by linuxrc or the kernel), so the real system must renew it.
+    pub dhcp: bool,
     /// What the real system is told (`/run/net-<iface>.conf`, resolv.conf, hostname).
     pub info: NetInfo,
 }
@@ -315,6 +318,7 @@ fn kernel_configured(sys: &mut dyn Sys, pnp: Pnp) -> Result<NetState, Failure> {
         nic.name,
         pnp.proto
     );
+    let pnp_proto = pnp.proto.clone();
     let info = NetInfo {
         device: nic.name.clone(),
         proto: "kernel".into(),
@@ -330,6 +334,7 @@ fn kernel_configured(sys: &mut dyn Sys, pnp: Pnp) -> Result<NetState, Failure> {
         nic,
         address,
         lease: None,
+        dhcp: pnp_proto == "DHCP",
         info,
     })
 }
@@ -400,6 +405,7 @@ fn configure_static(nl: &Netlink, ip: &IpConfig, nic: &Nic) -> Result<NetState, 
         nic: nic.clone(),
         address: addr,
         lease: None,
+        dhcp: false,
         info,
     })
 }
@@ -473,6 +479,7 @@ fn configure_dhcp(nl: &Netlink, cfg: &Config, cands: &[Nic]) -> Result<NetState,
         nic,
         address: lease.address,
         lease: Some(lease),
+        dhcp: true,
         info,
     })
 }
@@ -639,30 +646,48 @@ pub fn root(
     exec::run_step(sys, switch).map_err(|e| Failure::exec("switch_root", e))
 }
 
-/// Leaves the network configuration for the real system: the host name, the lease in
-/// initramfs-tools' format under `/run` (carried into the new root), and resolv.conf in the new
-/// root (it lands in the tmpfs upper, never on the export). Failures here are warnings: the
-/// system can still boot without them.
+/// Leaves the network configuration for the real system: the host name (set now, and in the new
+/// root's `/etc/hostname`, so that systemd does not put the image's back), the lease in
+/// initramfs-tools' format and the NIC's udev/networkd files under `/run` (carried into the new
+/// root), and resolv.conf in the new root. What goes into the new root lands in the tmpfs upper,
+/// never on the export. Failures here are warnings: the system can still boot without them.
 pub fn handoff(sys: &mut dyn Sys, net: &NetState, new_root: &str) {
     if let Some(h) = &net.info.hostname {
         log::info!("hostname {h}");
         if let Err(e) = sys.sethostname(h) {
             log::warn!("cannot set the host name {h}: {e}");
         }
+        write_unless_link(sys, &format!("{new_root}/etc/hostname"), &format!("{h}\n"));
     }
     let uptime = sys.now().as_secs();
     let path = format!("/run/net-{}.conf", net.info.device);
     if let Err(e) = sys.write_file(&path, initramfs_tools_conf(&net.info, uptime).as_bytes()) {
         log::warn!("cannot write {path}: {e}");
     }
-    if let Some(r) = resolv_conf(&net.info) {
-        let path = format!("{new_root}/etc/resolv.conf");
-        // A dangling symlink (to systemd-resolved's file) would make the write go astray.
-        if matches!(sys.kind(&path), Kind::Symlink(_)) {
-            log::info!("{path} is a symlink; leaving it to the system's resolver");
-        } else if let Err(e) = sys.write_file(&path, r.as_bytes()) {
-            log::warn!("cannot write {path}: {e}");
+    let files = networkd::files(&net.info, net.nic.mac, net.dhcp);
+    match sys.mkdir(networkd::DIR, 0o755) {
+        Err(e) => log::warn!("cannot create {}: {e}", networkd::DIR),
+        Ok(()) => {
+            for (name, text) in [files.link, files.network] {
+                let path = format!("{}/{name}", networkd::DIR);
+                if let Err(e) = sys.write_file(&path, text.as_bytes()) {
+                    log::warn!("cannot write {path}: {e}");
+                }
+            }
         }
+    }
+    if let Some(r) = resolv_conf(&net.info) {
+        write_unless_link(sys, &format!("{new_root}/etc/resolv.conf"), &r);
+    }
+}
+
+/// Writes a file of the new root unless it is a symlink: a dangling one (to systemd-resolved's
+/// or a generated file under /run) would make the write go astray.
+fn write_unless_link(sys: &mut dyn Sys, path: &str, contents: &str) {
+    if matches!(sys.kind(path), Kind::Symlink(_)) {
+        log::info!("{path} is a symlink; leaving it to the system");
+    } else if let Err(e) = sys.write_file(path, contents.as_bytes()) {
+        log::warn!("cannot write {path}: {e}");
     }
 }
 
@@ -672,4 +697,76 @@ pub fn has_shell(sys: &mut dyn Sys) -> bool {
         sys.kind("/bin/sh"),
         Kind::File { executable: true } | Kind::Symlink(_)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::{Call, Recorder};
+
+    fn state() -> NetState {
+        NetState {
+            nic: Nic {
+                name: "eth0".into(),
+                ifindex: 2,
+                mac: [0x52, 0x54, 0, 0x77, 0, 1],
+            },
+            address: Ipv4Addr::new(192, 168, 77, 100),
+            lease: None,
+            dhcp: true,
+            info: NetInfo {
+                device: "eth0".into(),
+                proto: "dhcp".into(),
+                address: Some(Ipv4Addr::new(192, 168, 77, 100)),
+                prefix: 24,
+                hostname: Some("node1".into()),
+                dns: vec![Ipv4Addr::new(192, 168, 77, 1)],
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn handoff_leaves_name_lease_and_networkd_files_for_the_real_system() {
+        let mut r = Recorder::default();
+        handoff(&mut r, &state(), "/newroot");
+        let written: Vec<&str> = r
+            .calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::WriteFile(p) => Some(p.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            written,
+            [
+                "/newroot/etc/hostname",
+                "/run/net-eth0.conf",
+                "/run/systemd/network/10-unionroot-eth0.link",
+                "/run/systemd/network/10-unionroot-eth0.network",
+                "/newroot/etc/resolv.conf",
+            ]
+        );
+        assert!(r.calls.contains(&Call::SetHostname("node1".into())));
+        assert!(r
+            .calls
+            .contains(&Call::Mkdir("/run/systemd/network".into())));
+        assert_eq!(r.files["/newroot/etc/hostname"], "node1\n");
+        assert!(r.files["/run/systemd/network/10-unionroot-eth0.network"]
+            .contains("\nKeepConfiguration=yes\nDHCP=ipv4\n"));
+    }
+
+    #[test]
+    fn handoff_leaves_symlinked_files_of_the_new_root_alone() {
+        let mut r = Recorder::default();
+        for f in ["/newroot/etc/hostname", "/newroot/etc/resolv.conf"] {
+            r.kinds
+                .insert(f.into(), Kind::Symlink("/run/somewhere".into()));
+        }
+        handoff(&mut r, &state(), "/newroot");
+        assert!(!r.files.keys().any(|f| f.starts_with("/newroot")));
+        // The runtime files still go to /run.
+        assert!(r.files.contains_key("/run/net-eth0.conf"));
+    }
 }
