@@ -91,7 +91,16 @@ pub enum Check {
         path: String,
         min_bytes: u64,
     },
+    /// The directory is not owned by the kernel's overflow ids: an NFSv4 server that sends owner
+    /// names the client cannot map (no idmapper in an initramfs) shows every file as owned by
+    /// them, and a root mounted like that fails late (setuid programs refuse, and the kernel's
+    /// request-key upcall runs from that same root and blocks).
+    MappedOwner(String),
 }
+
+/// The ids the kernel shows for an owner it could not map: the NFS client's (`(u32)-2`, from
+/// `nfs_map_name_to_uid` failing) and the overflow uid/gid (`/proc/sys/fs/overflowuid`).
+pub const UNMAPPED_IDS: [u32; 2] = [4_294_967_294, 65_534];
 
 /// Where the old root goes during `pivot_root` (under the carried /run, then detached).
 pub const OLD_ROOT: &str = "/run/unionroot/oldroot";
@@ -145,6 +154,9 @@ impl fmt::Display for Step {
             }
             Step::Check(Check::FsSupported(fs)) => write!(f, "grep -qw {fs} /proc/filesystems"),
             Step::Check(Check::IsDir(p)) => write!(f, "test -d {p}"),
+            Step::Check(Check::MappedOwner(p)) => {
+                write!(f, "! stat -c '%u %g' {p} | grep -qwE '65534|4294967294'")
+            }
             Step::Check(Check::HasRoom { path, min_bytes }) => {
                 write!(f, "test $(stat -f -c '%a*%S' {path}) -ge {min_bytes}")
             }
@@ -366,6 +378,9 @@ pub fn root_steps(p: &RootPlan) -> Vec<Step> {
         steps.push(mkdir(&dir, 0o755));
         steps.push(nfs(l, &dir, p));
         steps.push(Step::Check(Check::IsDir(dir.clone())));
+        if l.candidates.iter().any(|c| c.fstype == "nfs4") {
+            steps.push(Step::Check(Check::MappedOwner(dir.clone())));
+        }
         dirs.push(dir);
     }
     steps.extend([
@@ -532,6 +547,38 @@ mod tests {
         assert!(
             matches!(&root_steps(&p)[2], Step::NfsMount { retry, probe, .. }
                 if *retry == Duration::from_secs(30) && *probe == Duration::from_secs(3))
+        );
+    }
+
+    #[test]
+    fn an_nfsv4_lower_is_checked_for_unmapped_owners_after_mounting() {
+        let v4 = NfsPiece {
+            candidates: vec![mount_args(
+                "10.0.2.2".parse().unwrap(),
+                "/system",
+                NfsVersion::V4(2),
+                None,
+                &[],
+            )],
+            flags: ms::RDONLY,
+        };
+        let p = plan(vec![v4, piece(&["10.0.2.2"], "/srv/tools", ms::RDONLY)]);
+        let steps = root_steps(&p);
+        let owner_checks: Vec<usize> = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s, Step::Check(Check::MappedOwner(_))))
+            .map(|(i, _)| i)
+            .collect();
+        // Only the v4 layer, and right after its mount and directory check.
+        assert_eq!(owner_checks.len(), 1, "{steps:#?}");
+        assert!(
+            matches!(&steps[owner_checks[0] - 2], Step::NfsMount { target, .. }
+            if target == "/run/unionroot/lower")
+        );
+        assert_eq!(
+            steps[owner_checks[0]].to_string(),
+            "! stat -c '%u %g' /run/unionroot/lower | grep -qwE '65534|4294967294'"
         );
     }
 

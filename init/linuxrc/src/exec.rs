@@ -7,7 +7,7 @@ use nix::errno::Errno;
 use std::time::Duration;
 use thiserror::Error;
 use unionroot_core::nfs::NfsMountArgs;
-use unionroot_core::plan::{ms, Check, Step, CARRIED, OLD_ROOT};
+use unionroot_core::plan::{ms, Check, Step, CARRIED, OLD_ROOT, UNMAPPED_IDS};
 
 const RAMFS_MAGIC: i64 = 0x8584_58f6;
 const TMPFS_MAGIC: i64 = 0x0102_1994;
@@ -246,6 +246,21 @@ fn check(sys: &mut dyn Sys, step: &Step, c: &Check) -> Result<(), ExecError> {
                 return Err(refuse(
                     format!("{p} is not a directory"),
                     "the export must be a directory tree",
+                ));
+            }
+        }
+        Check::MappedOwner(p) => {
+            let (uid, gid) = sys
+                .owner(p)
+                .map_err(|e| refuse(format!("stat {p}: {e}"), ""))?;
+            if UNMAPPED_IDS.contains(&uid) || UNMAPPED_IDS.contains(&gid) {
+                return Err(refuse(
+                    format!(
+                        "{p} is owned by {uid}:{gid}, the ids of an NFSv4 owner this node cannot map: \
+                         the server sends owner names, and an initramfs has no idmapper"
+                    ),
+                    "make the server send numeric owners: nfs-ganesha NFSV4 { Only_Numeric_Owners = true; }, \
+                     knfsd nfsd.nfs4_disable_idmapping=1 (its default); or mount with unionroot.nfsvers=3",
                 ));
             }
         }
@@ -675,6 +690,14 @@ mod tests {
         run_step(&mut r, &Step::Check(Check::FsSupported("overlay".into()))).unwrap();
         let e = run_step(&mut r, &Step::Check(Check::IsDir("/x".into()))).unwrap_err();
         assert!(e.to_string().contains("/x is not a directory"));
+        let owned = Step::Check(Check::MappedOwner("/run/unionroot/lower".into()));
+        run_step(&mut r, &owned).unwrap();
+        for ids in [(4_294_967_294, 0), (0, 65_534)] {
+            r.owners.insert("/run/unionroot/lower".into(), ids);
+            let e = run_step(&mut r, &owned).unwrap_err();
+            assert!(e.to_string().contains("owner this node cannot map"), "{e}");
+            assert!(e.hint().contains("Only_Numeric_Owners"), "{}", e.hint());
+        }
         r.free = 4096;
         let room = Step::Check(Check::HasRoom {
             path: "/run/unionroot/rw".into(),

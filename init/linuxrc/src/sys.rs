@@ -34,6 +34,8 @@ pub trait Sys {
     /// statfs(2) f_type of the filesystem holding a path.
     fn fs_magic(&mut self, path: &str) -> Result<i64, Errno>;
     fn kind(&mut self, path: &str) -> Kind;
+    /// st_uid and st_gid of a path (stat(2)).
+    fn owner(&mut self, path: &str) -> Result<(u32, u32), Errno>;
     /// Deletes everything below `root` that is on the same device as `root` itself.
     fn remove_same_device(&mut self, root: &str) -> Result<(), Errno>;
     fn chdir(&mut self, path: &str) -> Result<(), Errno>;
@@ -135,6 +137,13 @@ impl Sys for LinuxSys {
             },
             Ok(_) => Kind::Other,
         }
+    }
+
+    fn owner(&mut self, path: &str) -> Result<(u32, u32), Errno> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path)
+            .map(|m| (m.uid(), m.gid()))
+            .map_err(io_errno)
     }
 
     fn remove_same_device(&mut self, root: &str) -> Result<(), Errno> {
@@ -273,6 +282,8 @@ pub struct Recorder {
     pub fail_mount: Option<(String, Errno, usize)>,
     pub devices: std::collections::HashMap<String, u64>,
     pub kinds: std::collections::HashMap<String, Kind>,
+    /// Owners (uid, gid) by path; a path not listed is owned by root.
+    pub owners: std::collections::HashMap<String, (u32, u32)>,
     pub files: std::collections::HashMap<String, String>,
     pub root_magic: i64,
     pub clock: Duration,
@@ -334,6 +345,9 @@ impl Sys for Recorder {
     }
     fn kind(&mut self, path: &str) -> Kind {
         self.kinds.get(path).cloned().unwrap_or(Kind::Missing)
+    }
+    fn owner(&mut self, path: &str) -> Result<(u32, u32), Errno> {
+        Ok(self.owners.get(path).copied().unwrap_or((0, 0)))
     }
     fn remove_same_device(&mut self, root: &str) -> Result<(), Errno> {
         self.record(Call::RemoveSameDevice(root.into()))
