@@ -30,6 +30,9 @@ usage: qemu/boot.sh --initrd FILE [--export DIR] [options]
                      none no server at all (the guest's mount must fail)
                      external  use the server qemu/serve.sh runs around us (guest mounts
                           v4 if that server is v4-only, else v3)
+  --nfs-owners MODE  numeric (default): NFSv4 owners go over the wire as numbers, which a
+                     client without an idmapper (any initramfs) needs; names: as user@domain
+                     names, ganesha's own default (the guest sees unmapped owners)
   --append ARGS      extra kernel command line (repeatable)
   --cmdline ARGS     replace the default command line (console=ttyS0 panic=-1
                      nfsroot=<10.0.2.2 or 192.168.77.1>:<path> unionroot.nfsvers=<3|4>)
@@ -83,7 +86,7 @@ EOF
 initrd="" export_dir="" nfs=v3 cmdline="" timeout=60 dir="" log="" console=0 net=user
 mem=512 accel=${UNIONROOT_ACCEL:-auto} kdir="" quiet=0 pcap=0
 appends=() expects=() forbids=() untils=() qemu_extra=() nics=() dhcps=() hmps=()
-exports=() nfs_delay=0 nfs_after=""
+exports=() nfs_delay=0 nfs_after="" nfs_owners=numeric
 pxe_dir="" user_mac=""
 need() { [ $# -ge 2 ] || { usage >&2; echo "boot.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
@@ -93,6 +96,7 @@ while [ $# -gt 0 ]; do
     --nfs-delay) need "$@"; nfs_delay=$2; shift ;;
     --nfs-after) need "$@"; nfs_after=$2; shift ;;
     --nfs) need "$@"; nfs=$2; shift ;;
+    --nfs-owners) need "$@"; nfs_owners=$2; shift ;;
     --append) need "$@"; appends+=("$2"); shift ;;
     --cmdline) need "$@"; cmdline=$2; shift ;;
     --expect) need "$@"; expects+=("$2"); shift ;;
@@ -149,6 +153,7 @@ case $nfs in
   *) setup_fail "--nfs must be v3, v4, none or external" ;;
 esac
 case $net in user | none | tap) ;; *) setup_fail "--net must be user, tap or none" ;; esac
+case $nfs_owners in numeric | names) ;; *) setup_fail "--nfs-owners must be numeric or names" ;; esac
 if [ "$net" = tap ]; then
   # Bridges and taps in a network namespace of our own: not next to qemu/serve.sh's server.
   [ "$nfs" != external ] || setup_fail "--net tap does not work with --nfs external"
@@ -316,7 +321,7 @@ fi
 
 export UR_DIR=$dir UR_LOG=$log UR_NFS=$nfs UR_EXPORT=$export_dir UR_TIMEOUT=$timeout
 export UR_NET=$net UR_TAPS=$taps UR_PCAP=$pcap
-export UR_EXPORTS UR_NFS_DELAY=$nfs_delay UR_NFS_AFTER=$nfs_after
+export UR_EXPORTS UR_NFS_DELAY=$nfs_delay UR_NFS_AFTER=$nfs_after UR_NFS_OWNERS=$nfs_owners
 UR_DHCP=$(printf '%s\n' ${dhcps[@]+"${dhcps[@]}"})
 UR_HMP=$(printf '%s\n' ${hmps[@]+"${hmps[@]}"})
 export UR_DHCP UR_HMP

@@ -10,7 +10,7 @@
 # kernel kills whatever it left behind.
 #
 # Environment (set by the caller): UR_DIR (run directory), UR_NFS (v3|v4|none|external),
-# UR_EXPORT; for boot also UR_LOG (console log), UR_TIMEOUT (s), UR_UNTIL and UR_FORBID
+# UR_EXPORT, UR_NFS_OWNERS (numeric|names: how NFSv4 owners go over the wire); for boot also UR_LOG (console log), UR_TIMEOUT (s), UR_UNTIL and UR_FORBID
 # (newline-separated EREs), and for the tap network (UR_NET=tap) UR_TAPS (lines "TAP BRIDGE")
 # and UR_DHCP (lines, one per dnsmasq, in qemu/boot.sh's --dhcp syntax), and UR_HMP (lines
 # "ERE SECONDS COMMAND...": monitor commands at port 4444, see --hmp) and UR_PCAP (1: capture
@@ -97,11 +97,14 @@ start_servers() {
     protocols="4"
   fi
   # Graceless: with the default 90 s grace period, v4 clients hang after mounting.
+  # Only_Numeric_Owners: an initramfs has no idmapper, so owner names would show as unmapped ids.
+  local numeric=true
+  [ "${UR_NFS_OWNERS:-numeric}" = numeric ] || numeric=false
   cat >"$UR_DIR/ganesha.conf" <<EOF
 NFS_CORE_PARAM { NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false; Enable_RQUOTA = false;
                  Enable_UDP = false; Protocols = $protocols;
                  Plugins_Dir = /usr/lib/x86_64-linux-gnu/ganesha; }
-NFSV4 { Graceless = true; }
+NFSV4 { Graceless = true; Only_Numeric_Owners = $numeric; }
 EXPORT { Export_Id = 1; Path = /srv/system; Pseudo = /system; Access_Type = RO;
          Squash = No_Root_Squash; SecType = sys; Protocols = $protocols; Transports = TCP;
          FSAL { Name = VFS; } }
