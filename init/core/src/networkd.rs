@@ -5,8 +5,12 @@
 //!   ("cannot rename"), and the link then stays "pending" in networkd for good;
 //! - a `.network` with `KeepConfiguration=yes` (networkd otherwise drops addresses it did not set
 //!   itself, the root's among them), DHCP with the client identifier linuxrc sent (`01` and the
-//!   MAC, which `ClientIdentifier=mac` also sends) asking for the same address, and
-//!   `SendRelease=no`, so that no shutdown releases the lease under a mounted root.
+//!   MAC, which `ClientIdentifier=mac` also sends), and `SendRelease=no`, so that no shutdown
+//!   releases the lease under a mounted root. The same client identifier is what gets the same
+//!   address back (RFC 2131 4.3.1: the server keeps the binding per client id). `RequestAddress=`
+//!   would say it outright, but systemd 252 (Debian 12) does not know that key and logs a warning
+//!   for it, so it is left out. With `KeepConfiguration=yes` networkd gives the DHCP address an
+//!   infinite lifetime and still renews the lease at T1.
 //!
 //! Files in `/run/systemd/network` rank above `/usr/lib`'s and below `/etc`'s, so an admin's own
 //! file of the same name in the image still wins.
@@ -77,9 +81,6 @@ pub fn files(n: &NetInfo, mac: [u8; 6], dhcp: bool) -> Files {
     }
     if dhcp {
         net.push_str("\n[DHCPv4]\nClientIdentifier=mac\nSendRelease=no\n");
-        if let Some(a) = n.address {
-            let _ = writeln!(net, "RequestAddress={a}");
-        }
     }
     Files {
         link: (format!("{stem}.link"), link),
@@ -144,11 +145,7 @@ mod tests {
         );
         assert_eq!(
             section(n, "DHCPv4"),
-            [
-                "ClientIdentifier=mac",
-                "SendRelease=no",
-                "RequestAddress=192.168.77.100"
-            ]
+            ["ClientIdentifier=mac", "SendRelease=no"]
         );
         // DHCP brings its own DNS and domain: no static copies that would outlive a change.
         assert!(!n
