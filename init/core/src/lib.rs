@@ -10,3 +10,4 @@ pub mod handoff;
 pub mod modules;
 pub mod nfs;
 pub mod plan;
+pub mod validate;
