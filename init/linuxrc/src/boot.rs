@@ -352,11 +352,13 @@ fn kernel_configured(sys: &mut dyn Sys, pnp: Pnp) -> Result<NetState, Failure> {
 
 /// Phase 4: bring up the network as `ip=` says, unless the kernel already did.
 pub fn network(sys: &mut dyn Sys, cfg: &Config) -> Result<Option<NetState>, Failure> {
+    // Bytes: the kernel copies DHCP's domain into this file as it came, and a stray byte there
+    // must not hide the whole file (DHCP would then run again under the NFS root). The domain
+    // is validated by parse_pnp, so a replacement character in it is refused, not used.
     if let Some(pnp) = sys
-        .read_file("/proc/net/pnp")
+        .read_bytes("/proc/net/pnp")
         .ok()
-        .as_deref()
-        .and_then(parse_pnp)
+        .and_then(|b| parse_pnp(&String::from_utf8_lossy(&b)))
     {
         return kernel_configured(sys, pnp).map(Some);
     }
