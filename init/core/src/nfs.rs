@@ -143,12 +143,9 @@ impl NfsRoot {
         for o in &self.options {
             let v = match o.split_once('=') {
                 Some(("vers" | "nfsvers", v)) => Some(v),
-                None if o.len() > 1
-                    && o.starts_with('v')
-                    && o[1..].starts_with(['2', '3', '4']) =>
-                {
-                    Some(&o[1..])
-                }
+                None => o
+                    .strip_prefix('v')
+                    .filter(|v| v.starts_with(['2', '3', '4'])),
                 _ => None,
             };
             if let Some(v) = v {

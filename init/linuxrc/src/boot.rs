@@ -383,7 +383,16 @@ pub fn network(sys: &mut dyn Sys, cfg: &Config) -> Result<Option<NetState>, Fail
         nl.set_up(n, true).map_err(fail)?;
     }
     match mode {
-        IpMode::Static => configure_static(&nl, &cfg.ip, &cands[0]).map(Some),
+        IpMode::Static => {
+            let nic = cands.first().ok_or_else(|| {
+                Failure::new(
+                    "network",
+                    "no interface to configure",
+                    "check ip= and the NICs",
+                )
+            })?;
+            configure_static(&nl, &cfg.ip, nic).map(Some)
+        }
         _ => configure_dhcp(&nl, cfg, &cands).map(Some),
     }
 }
