@@ -2,32 +2,6 @@
 //! fatal path: PID 1 must never panic or return ("Attempted to kill init" scrolls the reason
 //! away), so every failure is logged with its phase, reason and hint, and then the node drops to
 //! a rescue shell, waits, reboots or halts as `unionroot.onfail=` says.
-// PID 1 must never panic (the kernel then panics and the reason scrolls away), and input must
-// never reach an unwrap or an unchecked index or cast: the tool holds that rule, not review.
-// Tests may panic; that is how they fail.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    clippy::cast_possible_wrap,
-    clippy::cast_lossless
-)]
-#![cfg_attr(
-    test,
-    allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_possible_wrap,
-        clippy::cast_lossless
-    )
-)]
 
 use linuxrc::boot::{self, Failure, Timings};
 use linuxrc::klog;
