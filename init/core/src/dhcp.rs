@@ -979,6 +979,8 @@ pub fn udp_payload(ipv4_packet: &[u8], dst_port: u16) -> Option<&[u8]> {
 }
 
 #[cfg(test)]
+// Test arithmetic on PRNG output and timings, not input handling.
+#[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
 mod tests {
     use super::*;
     use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};

@@ -662,7 +662,7 @@ mod tests {
             self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
         }
         fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
+            usize::try_from(self.next() % n as u64).unwrap()
         }
         fn pick(&mut self, xs: &[String]) -> String {
             xs[self.below(xs.len())].clone()
