@@ -100,6 +100,15 @@ pub enum Check {
         path: String,
         min_bytes: u64,
     },
+    /// No existing component of `path` below `root` is a symlink. The exported trees are not
+    /// ours: a symlink there (`/var/run -> /run`, or a node's `var -> ../node-b/var`) would make
+    /// mkdir and mount(2) follow it out of the new root or into another node's directory, and an
+    /// absolute one resolves against the initramfs. Missing components are fine: mkdir makes
+    /// them as directories.
+    NoSymlinks {
+        root: String,
+        path: String,
+    },
 }
 
 /// Where the old root goes during `pivot_root` (under the carried /run, then detached).
@@ -156,6 +165,12 @@ impl fmt::Display for Step {
             Step::Check(Check::IsDir(p)) => write!(f, "test -d {p}"),
             Step::Check(Check::HasRoom { path, min_bytes }) => {
                 write!(f, "test $(stat -f -c '%a*%S' {path}) -ge {min_bytes}")
+            }
+            Step::Check(Check::NoSymlinks { root, path }) => {
+                write!(
+                    f,
+                    "test \"$(realpath -m {path})\" = {path} # no symlinks below {root}"
+                )
             }
             Step::PivotRoot {
                 new_root,
@@ -337,6 +352,13 @@ pub fn node_name(
     Ok(address.map(Hostname::from_addr))
 }
 
+fn no_symlinks(root: &str, path: &str) -> Step {
+    Step::Check(Check::NoSymlinks {
+        root: root.into(),
+        path: path.into(),
+    })
+}
+
 /// `path` inside the new root. The only way the planner joins onto [`NEW_ROOT`].
 pub fn in_new_root(path: &MountTarget) -> String {
     format!("{NEW_ROOT}{path}")
@@ -453,6 +475,7 @@ pub fn root_steps(p: &RootPlan) -> RootSteps {
     ));
     for (target, piece) in &p.rw_mounts {
         let at = in_new_root(target);
+        steps.push(no_symlinks(NEW_ROOT, &at));
         steps.push(mkdir(&at, 0o755));
         steps.push(nfs(piece, &at, p));
     }
@@ -462,6 +485,9 @@ pub fn root_steps(p: &RootPlan) -> RootSteps {
         for path in &per.paths {
             let src = node_dir(&per.node, path);
             let at = in_new_root(path);
+            // From the export's mount point: `nodes/<node>` itself could be a symlink.
+            steps.push(no_symlinks(PERSIST_DIR, &src));
+            steps.push(no_symlinks(NEW_ROOT, &at));
             steps.push(mkdir(&src, 0o755));
             steps.push(mkdir(&at, 0o755));
             steps.push(mount(&src, &at, "", ms::BIND, ""));
@@ -639,6 +665,10 @@ mod tests {
             find("overlay /newroot") < find("/newroot/home"),
             "rw mounts go on top of the overlay"
         );
+        assert!(lines.contains(
+            &"test \"$(realpath -m /newroot/home)\" = /newroot/home # no symlinks below /newroot"
+                .to_string()
+        ));
         let bind = find("mount --bind");
         assert_eq!(
             lines[bind],
@@ -739,6 +769,7 @@ mod tests {
                 vec![p]
             }
             Step::Check(Check::FsSupported(_)) => vec![],
+            Step::Check(Check::NoSymlinks { root, path }) => vec![root, path],
             Step::MoveMount { from, to } => vec![from, to],
             Step::LoadModule { path, .. } => vec![path],
             Step::SwitchRoot { new_root, .. } | Step::PivotRoot { new_root, .. } => {
@@ -794,7 +825,27 @@ mod tests {
             });
             let this_node = format!("{PERSIST_DIR}/nodes/{node}");
             let steps = root_steps(&p);
+            // Paths in exported trees are checked for symlinks before anything uses them.
+            let mut checked = BTreeSet::new();
+            let exported =
+                |path: &str| strictly_below(path, NEW_ROOT) || strictly_below(path, PERSIST_DIR);
             for s in steps.all() {
+                match s {
+                    Step::Check(Check::NoSymlinks { path, .. }) => {
+                        checked.insert(path.clone());
+                    }
+                    Step::Mkdir { path, .. } if exported(path) => {
+                        assert!(checked.contains(path), "`{s}` before its symlink check")
+                    }
+                    Step::Mount { source, target, .. } if exported(target) => {
+                        assert!(checked.contains(target), "`{s}` before its symlink check");
+                        assert!(checked.contains(source), "`{s}` before its symlink check");
+                    }
+                    Step::NfsMount { target, .. } if exported(target) => {
+                        assert!(checked.contains(target), "`{s}` before its symlink check")
+                    }
+                    _ => {}
+                }
                 for path in step_paths(s) {
                     assert!(
                         at_or_below(path, NEW_ROOT) || at_or_below(path, "/run/unionroot"),
