@@ -605,6 +605,13 @@ impl Checker<'_> {
             self.err(Some(v.span()), field, bad("must not end in '/'"));
         } else if s.split('/').any(|c| c == "." || c == "..") {
             self.err(Some(v.span()), field, bad("must not contain '.' or '..'"));
+        } else if s.chars().any(char::is_control) {
+            // linuxrc refuses these in a path (unionroot::validate); say so here first.
+            self.err(
+                Some(v.span()),
+                field,
+                bad("must not contain control characters"),
+            );
         } else if s.chars().any(|c| c.is_whitespace() || c == ',' || c == '"') {
             // exports(5), dhcpd.conf and the kernel command line all split on these.
             self.err(
@@ -735,12 +742,9 @@ impl Checker<'_> {
     }
 }
 
+/// One RFC 1123 label, by linuxrc's own rule (which refuses any other node name at boot).
 fn is_hostname_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
+    !s.contains('.') && unionroot_core::validate::Hostname::parse(s).is_ok()
 }
 
 /// Parses and validates `text`. `file` names it in messages; relative paths are taken from
