@@ -519,46 +519,31 @@ impl Config {
 
     fn apply(&mut self, token: &[u8], from_file: bool) -> Result<(), CmdlineError> {
         let (key, value) = match token.iter().position(|b| *b == b'=') {
-            Some(i) => (
-                token.get(..i).unwrap_or_default(),
-                token.get(i + 1..).map(Some).unwrap_or_default(),
-            ),
+            Some(i) => (token.get(..i).unwrap_or_default(), token.get(i + 1..)),
             None => (token, None),
         };
-        let shown_token = || String::from_utf8_lossy(token).escape_debug().to_string();
-        let origin = if from_file {
-            "/etc/unionroot.conf"
-        } else {
-            "the kernel command line"
-        };
-        let Ok(key) = std::str::from_utf8(key) else {
-            if from_file {
-                self.warnings.push(format!(
-                    "ignoring \"{}\" in {origin}: not a unionroot setting",
-                    shown_token()
-                ));
-            }
-            return Ok(());
-        };
-        let value = match value.map(std::str::from_utf8).transpose() {
-            Ok(v) => v,
-            Err(_) if is_ours(key) => {
-                return Err(CmdlineError::NotUtf8 {
-                    key: key.to_string(),
-                    value: value.unwrap_or_default().to_vec(),
-                })
-            }
-            Err(_) => {
+        let key = std::str::from_utf8(key).ok();
+        match (key, value.map(std::str::from_utf8).transpose()) {
+            (Some(k), Ok(v)) => self.apply_text(k, v, from_file),
+            (Some(k), Err(_)) if is_ours(k) => Err(CmdlineError::NotUtf8 {
+                key: k.to_string(),
+                value: value.unwrap_or_default().to_vec(),
+            }),
+            // Not text, so not ours: the kernel or the real init may make sense of it.
+            _ => {
                 if from_file {
-                    self.warnings.push(format!(
-                        "ignoring \"{}\" in {origin}: not a unionroot setting",
-                        shown_token()
-                    ));
+                    self.not_ours_in_file(&String::from_utf8_lossy(token));
                 }
-                return Ok(());
+                Ok(())
             }
-        };
-        self.apply_text(key, value, from_file)
+        }
+    }
+
+    fn not_ours_in_file(&mut self, token: &str) {
+        self.warnings.push(format!(
+            "ignoring \"{}\" in /etc/unionroot.conf: not a unionroot setting",
+            shown(token)
+        ));
     }
 
     fn apply_text(
@@ -658,33 +643,26 @@ impl Config {
                 }
             }
             ("unionroot.debug", None) => self.debug = true,
-            (k, _) if k.starts_with("unionroot.") => {
-                let origin = if from_file {
-                    "/etc/unionroot.conf"
-                } else {
-                    "the kernel command line"
-                };
-                let token = match value {
-                    Some(v) => format!("{k}={v}"),
-                    None => k.to_string(),
-                };
-                self.warnings.push(format!(
-                    "ignoring unknown or malformed key \"{}\" from {origin}",
-                    shown(&token)
-                ));
-            }
-            (k, v) if from_file => {
+            (k, v) => {
                 let token = match v {
                     Some(v) => format!("{k}={v}"),
                     None => k.to_string(),
                 };
-                self.warnings.push(format!(
-                    "ignoring \"{}\" in /etc/unionroot.conf: not a unionroot setting",
-                    shown(&token)
-                ))
+                if k.starts_with("unionroot.") {
+                    let origin = if from_file {
+                        "/etc/unionroot.conf"
+                    } else {
+                        "the kernel command line"
+                    };
+                    self.warnings.push(format!(
+                        "ignoring unknown or malformed key \"{}\" from {origin}",
+                        shown(&token)
+                    ));
+                } else if from_file {
+                    self.not_ours_in_file(&token);
+                }
+                // Else it belongs to the kernel or to the real init.
             }
-            // Everything else on the kernel command line belongs to the kernel or to the real init.
-            _ => {}
         }
         Ok(())
     }
