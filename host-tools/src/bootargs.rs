@@ -311,7 +311,7 @@ mod tests {
             dns: &dns,
         };
         let words = linuxrc_keys(Some(&root), Some(&n), &boot, None);
-        let cfg = Config::parse(&words.join("\n"), "").unwrap();
+        let cfg = Config::parse(words.join("\n"), "").unwrap();
         assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
         assert_eq!(cfg.nfs_version, NfsVersion::V4(1));
         let lowers: Vec<(&[Ipv4Addr], &str, &[String])> = cfg
@@ -365,7 +365,7 @@ mod tests {
         };
         let w = linuxrc_keys(None, Some(&n), &dhcp, Some(&Boot::default()));
         assert_eq!(w, ["ip=::::lf1::dhcp"]);
-        let cfg = Config::parse("", &w.join(" ")).unwrap();
+        let cfg = Config::parse("", w.join(" ")).unwrap();
         assert_eq!(
             (cfg.ip.mode(), cfg.ip.hostname.as_deref()),
             (CoreIp::Dhcp, Some("lf1"))
@@ -396,7 +396,7 @@ mod tests {
                 "unionroot.debug"
             ]
         );
-        let cfg = Config::parse(&file, &line.join(" ")).unwrap();
+        let cfg = Config::parse(&file, line.join(" ")).unwrap();
         assert_eq!(cfg.modules, ["e1000", "r8169"]);
         assert_eq!(cfg.overlay_size, "1g");
         assert!(cfg.debug);

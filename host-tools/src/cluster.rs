@@ -605,6 +605,13 @@ impl Checker<'_> {
             self.err(Some(v.span()), field, bad("must not end in '/'"));
         } else if s.split('/').any(|c| c == "." || c == "..") {
             self.err(Some(v.span()), field, bad("must not contain '.' or '..'"));
+        } else if s.chars().any(char::is_control) {
+            // linuxrc refuses these in a path (unionroot::validate); say so here first.
+            self.err(
+                Some(v.span()),
+                field,
+                bad("must not contain control characters"),
+            );
         } else if s.chars().any(|c| c.is_whitespace() || c == ',' || c == '"') {
             // exports(5), dhcpd.conf and the kernel command line all split on these.
             self.err(
@@ -629,16 +636,18 @@ impl Checker<'_> {
         s.clone()
     }
 
-    fn secs(&mut self, v: &Spanned<i64>, field: &str) -> u64 {
+    /// `None` (and the problem recorded) when negative; the bounds beyond that are linuxrc's,
+    /// checked by running the key through its parser.
+    fn secs(&mut self, v: &Spanned<i64>, field: &str) -> Option<u64> {
         match u64::try_from(*v.get_ref()) {
-            Ok(n) => n,
+            Ok(n) => Some(n),
             Err(_) => {
                 self.err(
                     Some(v.span()),
                     field,
-                    format!("{} must be a number of seconds, 0 or more", v.get_ref()),
+                    format!("{} must be a number of seconds, 1 or more", v.get_ref()),
                 );
-                0
+                None
             }
         }
     }
@@ -681,7 +690,9 @@ impl Checker<'_> {
         ];
         for (v, slot, name) in timeouts {
             if let Some(v) = v {
-                *slot = self.secs(v, &format!("{what}.{name}"));
+                if let Some(n) = self.secs(v, &format!("{what}.{name}")) {
+                    *slot = n;
+                }
             }
         }
         if let Some(v) = &raw.onfail {
@@ -709,6 +720,14 @@ impl Checker<'_> {
                     Some("unionroot.size") => raw.size.as_ref().map(|v| v.span()),
                     Some("unionroot.init") => raw.init.as_ref().map(|v| v.span()),
                     Some("unionroot.onfail") => raw.onfail.as_ref().map(|v| v.span()),
+                    Some("unionroot.dhcp_timeout") => raw.dhcp_timeout.as_ref().map(|v| v.span()),
+                    Some("unionroot.mount_timeout") => raw.mount_timeout.as_ref().map(|v| v.span()),
+                    Some("unionroot.carrier_timeout") => {
+                        raw.carrier_timeout.as_ref().map(|v| v.span())
+                    }
+                    Some("unionroot.server_timeout") => {
+                        raw.server_timeout.as_ref().map(|v| v.span())
+                    }
                     _ => None,
                 };
                 // Report each bad value once, where it is set.
@@ -723,12 +742,9 @@ impl Checker<'_> {
     }
 }
 
+/// One RFC 1123 label, by linuxrc's own rule (which refuses any other node name at boot).
 fn is_hostname_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
+    !s.contains('.') && unionroot_core::validate::Hostname::parse(s).is_ok()
 }
 
 /// Parses and validates `text`. `file` names it in messages; relative paths are taken from
@@ -830,11 +846,12 @@ pub fn parse(
     }
     let domain = s.domain.as_ref().map(|d| {
         let v = d.get_ref();
-        if v.split('.').any(|l| !is_hostname_label(l)) {
+        // linuxrc refuses what fails here (DHCP option 15 passes the same check).
+        if let Err(e) = unionroot_core::validate::DomainName::parse(v) {
             c.err(
                 Some(d.span()),
                 "server.domain",
-                format!("{v:?} is not a DNS domain name (labels of letters, digits and '-')"),
+                format!("{v:?} is not a DNS domain name (labels of letters, digits and '-'): {e}"),
             );
         }
         v.clone()

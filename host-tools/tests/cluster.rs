@@ -461,7 +461,26 @@ fn boot_groups_and_names() {
         "neither \"dhcp\" nor \"static\"",
     );
     let t = edit("kernel_args = [\"console=ttyS0\"]", "mount_timeout = -1");
-    one(&t, "boot.mount_timeout", "mount_timeout = -1", "0 or more");
+    one(&t, "boot.mount_timeout", "mount_timeout = -1", "1 or more");
+    let t = edit("mount_point = \"/home\"", "mount_point = \"/ho\\u001bme\"");
+    one(
+        &t,
+        "exports.mounts[0].mount_point",
+        "mount_point",
+        "control characters",
+    );
+    let t = edit(
+        "domain = \"cluster.example\"",
+        "domain = \"cluster..example\"",
+    );
+    one(&t, "server.domain", "domain", "empty label");
+    let t = edit("kernel_args = [\"console=ttyS0\"]", "server_timeout = 0");
+    one(
+        &t,
+        "boot.server_timeout",
+        "server_timeout = 0",
+        "at least 1 s",
+    );
     let t = edit("name = \"lf2\"", "name = \"lf_2\"");
     one(&t, "nodes[1].name", "lf_2", "not a host name");
     let t = edit("kernel_args = [\"console=ttyS0\"]", "debug = true");

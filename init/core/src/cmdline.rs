@@ -4,8 +4,14 @@
 //! and `nfsroot=` (`Documentation/admin-guide/nfs/nfsroot.rst`), pxelinux's `BOOTIF=`, and
 //! unionroot's keys under `unionroot.`. Unknown `unionroot.` keys are warnings, never errors: a
 //! typo must not stop a node from booting.
+//!
+//! Both inputs are bytes: firmware and boot loaders put non-UTF-8 text into parameters that are
+//! not ours (Latin-1 in `acpi_osi=`), and those must not stop the boot. A non-UTF-8 value of a
+//! key linuxrc uses is a named error. Every value passes [`crate::validate`] or a bounds check
+//! here, so what leaves this module is safe to plan with.
 
 use crate::nfs::{NfsError, NfsRoot, NfsVersion};
+use crate::validate::{self, shown, Hostname, Invalid, MountTarget};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -13,48 +19,61 @@ use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum CmdlineError {
-    #[error("ip= field {field} ({name}) = {value:?} is not a valid {what}")]
+    #[error(
+        "ip= field {field} ({name}) = \"{}\" is not a valid {what}",
+        shown(value)
+    )]
     IpField {
         field: usize,
         name: &'static str,
         value: String,
-        what: &'static str,
+        what: String,
     },
     #[error("ip= has {0} fields; at most 10 are allowed (client:server:gw:netmask:hostname:device:autoconf:dns0:dns1:ntp0)")]
     IpTooManyFields(usize),
-    #[error("ip= autoconf {0:?} is not one of off, none, on, any, dhcp, bootp, rarp, both")]
+    #[error("ip= autoconf \"{}\" is not one of off, none, on, any, dhcp, bootp, rarp, both", shown(.0))]
     IpAutoconf(String),
     #[error(transparent)]
     Nfs(#[from] NfsError),
-    #[error("{key}={value:?}: {why}")]
+    #[error("{key}={}: {why}; e.g. {example}", shown(value))]
     BadValue {
         key: String,
         value: String,
-        why: &'static str,
+        why: String,
+        example: &'static str,
     },
+    #[error("{key}=\"{}\": the value is not UTF-8 text; linuxrc reads this key, so it must be", value.escape_ascii())]
+    NotUtf8 { key: String, value: Vec<u8> },
+    #[error("an argument for the real init after -- (\"{}\") is not UTF-8 text; linuxrc passes the arguments on only as text", .0.escape_ascii())]
+    InitArgNotUtf8(Vec<u8>),
+}
+
+/// Kernel command-line whitespace (the kernel's `isspace()`, ASCII only).
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
 /// Splits a command line into tokens the way the kernel does: whitespace separates, and double
-/// quotes group (they are removed).
-pub fn tokenize(text: &str) -> Vec<String> {
+/// quotes group (they are removed). Works on bytes: a token need not be UTF-8.
+pub fn tokenize(text: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let mut cur = String::new();
+    let mut cur = Vec::new();
     let mut quoted = false;
     let mut any = false;
-    for c in text.chars() {
-        match c {
-            '"' => {
+    for &b in text {
+        match b {
+            b'"' => {
                 quoted = !quoted;
                 any = true;
             }
-            c if c.is_whitespace() && !quoted => {
+            b if is_space(b) && !quoted => {
                 if any {
                     out.push(std::mem::take(&mut cur));
                     any = false;
                 }
             }
-            c => {
-                cur.push(c);
+            b => {
+                cur.push(b);
                 any = true;
             }
         }
@@ -80,8 +99,10 @@ pub struct IpConfig {
     pub client: Option<Ipv4Addr>,
     pub server: Option<Ipv4Addr>,
     pub gateway: Option<Ipv4Addr>,
+    /// A contiguous mask other than 0.0.0.0.
     pub netmask: Option<Ipv4Addr>,
-    pub hostname: Option<String>,
+    /// RFC 1123, and at most 64 bytes as the kernel's own `ip=` parser allows.
+    pub hostname: Option<Hostname>,
     pub device: Option<String>,
     /// None when the field was empty or absent (the kernel's default is `any`).
     pub autoconf: Option<Autoconf>,
@@ -115,6 +136,12 @@ const IP_FIELDS: [&str; 10] = [
     "ntp0-ip",
 ];
 
+/// The prefix length of a contiguous netmask (at most 32, so it fits a `u8`).
+pub fn mask_prefix(mask: Ipv4Addr) -> u8 {
+    let ones = u32::from(mask).leading_ones();
+    u8::try_from(ones).unwrap_or(32)
+}
+
 impl IpConfig {
     pub fn dhcp() -> Self {
         IpConfig {
@@ -145,54 +172,62 @@ impl IpConfig {
             return Err(CmdlineError::IpTooManyFields(fields.len()));
         }
         let get = |i: usize| fields.get(i).copied().filter(|s| !s.is_empty());
+        let field_err = |i: usize, value: &str, what: String| CmdlineError::IpField {
+            field: i + 1,
+            name: IP_FIELDS.get(i).copied().unwrap_or("?"),
+            value: value.to_string(),
+            what,
+        };
         let addr = |i: usize| -> Result<Option<Ipv4Addr>, CmdlineError> {
             get(i)
                 .map(|v| {
-                    v.parse::<Ipv4Addr>().map_err(|_| CmdlineError::IpField {
-                        field: i + 1,
-                        name: IP_FIELDS[i],
-                        value: v.to_string(),
-                        what: "IPv4 address",
+                    v.parse::<Ipv4Addr>().map_err(|_| {
+                        let what = if i == 3 {
+                            "netmask, e.g. 255.255.255.0"
+                        } else {
+                            "IPv4 address, e.g. 10.0.0.5"
+                        };
+                        field_err(i, v, what.into())
                     })
                 })
                 .transpose()
         };
         let netmask = addr(3)?;
         if let Some(m) = netmask {
-            if u32::from(m).leading_ones() + u32::from(m).trailing_zeros() != 32 {
-                return Err(CmdlineError::IpField {
-                    field: 4,
-                    name: IP_FIELDS[3],
-                    value: m.to_string(),
-                    what: "netmask (ones followed by zeros)",
-                });
+            let bits = u32::from(m);
+            if bits == 0 || bits.leading_ones() + bits.trailing_zeros() != 32 {
+                return Err(field_err(
+                    3,
+                    &m.to_string(),
+                    "netmask (ones followed by zeros, not 0.0.0.0), e.g. 255.255.255.0".into(),
+                ));
             }
         }
-        let hostname = get(4).map(String::from);
-        if let Some(h) = &hostname {
-            if h.len() > 64
-                || !h
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-            {
-                return Err(CmdlineError::IpField {
-                    field: 5,
-                    name: IP_FIELDS[4],
-                    value: h.clone(),
-                    what: "host name (letters, digits, '-', '.', at most 64)",
-                });
+        let hostname = match get(4) {
+            None => None,
+            Some(h) => {
+                let name = Hostname::parse(h)
+                    .map_err(|e| field_err(4, h, format!("host name: {e}; e.g. node-01")))?;
+                if !name.fits_uts() {
+                    return Err(field_err(
+                        4,
+                        h,
+                        format!(
+                            "host name: {}; e.g. node-01",
+                            Invalid::TooLong {
+                                len: h.len(),
+                                max: Hostname::UTS_MAX
+                            }
+                        ),
+                    ));
+                }
+                Some(name)
             }
-        }
+        };
         let device = get(5).map(String::from);
         if let Some(d) = &device {
-            if d.len() > 15 || d.contains('/') {
-                return Err(CmdlineError::IpField {
-                    field: 6,
-                    name: IP_FIELDS[5],
-                    value: d.clone(),
-                    what: "interface name (at most 15 characters, no '/')",
-                });
-            }
+            validate::check_ifname(d)
+                .map_err(|e| field_err(5, d, format!("interface name: {e}; e.g. eth0")))?;
         }
         let autoconf = get(6).map(autoconf_word).transpose()?;
         let dns = [addr(7)?, addr(8)?].into_iter().flatten().collect();
@@ -208,6 +243,11 @@ impl IpConfig {
             ntp: addr(9)?,
             short: None,
         })
+    }
+
+    /// The prefix length of the netmask, if one was given.
+    pub fn prefix(&self) -> Option<u8> {
+        self.netmask.map(mask_prefix)
     }
 
     /// What the network phase does. As in the kernel: autoconf `off`/`none` means static (or no
@@ -235,7 +275,10 @@ impl fmt::Display for IpConfig {
             a(&self.server),
             a(&self.gateway),
             a(&self.netmask),
-            self.hostname.clone().unwrap_or_default(),
+            self.hostname
+                .as_ref()
+                .map(|h| h.to_string())
+                .unwrap_or_default(),
             self.device.clone().unwrap_or_default(),
             match self.autoconf {
                 Some(Autoconf::Off) => "off".into(),
@@ -248,7 +291,8 @@ impl fmt::Display for IpConfig {
         ];
         let last = fields.iter().rposition(|s| !s.is_empty()).unwrap_or(0);
         // At least 2 fields so that the printed form is never mistaken for a short form.
-        f.write_str(&fields[..=last.max(1)].join(":"))
+        let shown = fields.get(..=last.max(1)).unwrap_or(&fields);
+        f.write_str(&shown.join(":"))
     }
 }
 
@@ -274,7 +318,8 @@ pub struct Config {
     pub mac: Option<[u8; 6]>,
     /// `unionroot.nfsvers=`; a version in the `nfsroot=` options wins over it.
     pub nfs_version: NfsVersion,
-    /// tmpfs `size=` for the writable upper layer (`unionroot.size=`), e.g. `50%` or `512m`.
+    /// tmpfs `size=` for the writable upper layer (`unionroot.size=`), e.g. `50%` or `512m`:
+    /// checked by [`check_tmpfs_size`].
     pub overlay_size: String,
     /// The real init in the new root (`unionroot.init=`).
     pub init: String,
@@ -284,12 +329,12 @@ pub struct Config {
     /// one given by `nfsroot=` or DHCP's root-path.
     pub lowers: Vec<NfsRoot>,
     /// Read-write NFS mounts placed into the new root (`unionroot.mount=/home=<server>:<path>`).
-    pub mounts: Vec<(String, NfsRoot)>,
+    pub mounts: Vec<(MountTarget, NfsRoot)>,
     /// The export holding per-node directories (`unionroot.persist=<server>:<path>`); each of
     /// `persist_paths` is bind-mounted from `<export>/nodes/<hostname><path>`.
     pub persist: Option<NfsRoot>,
     /// `unionroot.persist_paths=/var/log,/etc/ssh`.
-    pub persist_paths: Vec<String>,
+    pub persist_paths: Vec<MountTarget>,
     /// How long one server may take to accept a connection before the next is tried
     /// (`unionroot.server_timeout=`).
     pub server_timeout: Duration,
@@ -331,22 +376,135 @@ impl Default for Config {
     }
 }
 
+/// A timeout key's accepted range, in seconds. Zero is never sane (a zero server or DHCP
+/// timeout gives up before the first packet; a zero carrier timeout drops a NIC that is still
+/// negotiating), and the upper bounds keep deadlines far from `Duration` overflow while
+/// allowing any real wait.
+pub struct Bounds {
+    pub key: &'static str,
+    pub min: u64,
+    pub max: u64,
+    pub example: &'static str,
+}
+
+pub const SERVER_TIMEOUT: Bounds = Bounds {
+    key: "unionroot.server_timeout",
+    min: 1,
+    max: 600,
+    example: "unionroot.server_timeout=3",
+};
+pub const DHCP_TIMEOUT: Bounds = Bounds {
+    key: "unionroot.dhcp_timeout",
+    min: 1,
+    max: 86_400,
+    example: "unionroot.dhcp_timeout=120",
+};
+pub const MOUNT_TIMEOUT: Bounds = Bounds {
+    key: "unionroot.mount_timeout",
+    min: 1,
+    max: 86_400,
+    example: "unionroot.mount_timeout=60",
+};
+pub const CARRIER_TIMEOUT: Bounds = Bounds {
+    key: "unionroot.carrier_timeout",
+    min: 1,
+    max: 600,
+    example: "unionroot.carrier_timeout=5",
+};
+
+impl Bounds {
+    /// Checks a value in seconds; the error text says why and what would do.
+    pub fn check(&self, v: Option<&str>) -> Result<Duration, (String, &'static str)> {
+        let v = v.unwrap_or("");
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(("expected a whole number of seconds".into(), self.example));
+        }
+        let n = v.parse::<u64>().unwrap_or(u64::MAX);
+        if n < self.min {
+            return Err((
+                format!("the timeout must be at least {} s", self.min),
+                self.example,
+            ));
+        }
+        if n > self.max {
+            return Err((
+                format!("the timeout must be at most {} s", self.max),
+                self.example,
+            ));
+        }
+        Ok(Duration::from_secs(n))
+    }
+}
+
+const SIZE_EXAMPLE: &str = "unionroot.size=50% or unionroot.size=2g";
+
+/// Checks a tmpfs `size=` for the writable layer: a percentage of RAM from 1 to 100, or bytes
+/// with an optional `k`, `m` or `g` suffix, at least [`crate::plan::MIN_UPPER_BYTES`] and
+/// without overflow. tmpfs itself reads `size=0` as "unlimited", which would let the upper
+/// layer eat all memory, so 0 is refused rather than passed on.
+pub fn check_tmpfs_size(v: &str) -> Result<(), String> {
+    let units: [(&[char], Option<u64>); 4] = [
+        (&['%'], None),
+        (&['k', 'K'], Some(1 << 10)),
+        (&['m', 'M'], Some(1 << 20)),
+        (&['g', 'G'], Some(1 << 30)),
+    ];
+    let (num, mult) = units
+        .iter()
+        .find_map(|(s, m)| v.strip_suffix(*s).map(|n| (n, *m)))
+        .unwrap_or((v, Some(1)));
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("expected a tmpfs size: a number, optionally followed by k, m, g or %".into());
+    }
+    let Ok(n) = num.parse::<u64>() else {
+        return Err("the number is too large".into());
+    };
+    if n == 0 {
+        return Err("the writable layer needs a size above 0".into());
+    }
+    match mult {
+        None if n > 100 => Err("a share of the memory is at most 100%".into()),
+        None => Ok(()),
+        Some(m) => match n.checked_mul(m) {
+            None => Err("the size overflows 64 bits".into()),
+            Some(b) if b < crate::plan::MIN_UPPER_BYTES => Err(format!(
+                "the writable layer needs at least {} bytes (1m)",
+                crate::plan::MIN_UPPER_BYTES
+            )),
+            Some(_) => Ok(()),
+        },
+    }
+}
+
+/// Keys whose values linuxrc reads: a non-UTF-8 value of one of these is an error, of any
+/// other key it is somebody else's business.
+fn is_ours(key: &str) -> bool {
+    matches!(key, "ip" | "nfsroot" | "BOOTIF") || key.starts_with("unionroot.")
+}
+
 impl Config {
-    /// Parses the config file text and then the command line, so that the command line wins.
-    pub fn parse(config_file: &str, cmdline: &str) -> Result<Config, CmdlineError> {
+    /// Parses the config file and then the command line, so that the command line wins. Both are
+    /// bytes as read from the files.
+    pub fn parse(
+        config_file: impl AsRef<[u8]>,
+        cmdline: impl AsRef<[u8]>,
+    ) -> Result<Config, CmdlineError> {
         let mut cfg = Config::default();
-        let file_tokens = tokenize(&strip_comments(config_file));
-        for t in &file_tokens {
+        for t in &tokenize(&strip_comments(config_file.as_ref())) {
             cfg.apply(t, true)?;
         }
-        let mut tokens = tokenize(cmdline).into_iter();
+        let mut tokens = tokenize(cmdline.as_ref()).into_iter();
         for t in tokens.by_ref() {
-            if t == "--" {
+            if t == b"--" {
                 break;
             }
             cfg.apply(&t, false)?;
         }
-        cfg.init_args = tokens.collect();
+        // The real init's arguments are the admin's words: one that is not text is refused
+        // rather than passed on mangled.
+        cfg.init_args = tokens
+            .map(|t| String::from_utf8(t).map_err(|e| CmdlineError::InitArgNotUtf8(e.into_bytes())))
+            .collect::<Result<_, _>>()?;
         Ok(cfg)
     }
 
@@ -359,110 +517,175 @@ impl Config {
         Ok(from_opts.unwrap_or(self.nfs_version))
     }
 
-    fn apply(&mut self, token: &str, from_file: bool) -> Result<(), CmdlineError> {
-        let (key, value) = match token.split_once('=') {
-            Some((k, v)) => (k, Some(v)),
+    fn apply(&mut self, token: &[u8], from_file: bool) -> Result<(), CmdlineError> {
+        let (key, value) = match token.iter().position(|b| *b == b'=') {
+            Some(i) => (token.get(..i).unwrap_or_default(), token.get(i + 1..)),
             None => (token, None),
         };
-        let bad = |why: &'static str| CmdlineError::BadValue {
+        let key = std::str::from_utf8(key).ok();
+        match (key, value.map(std::str::from_utf8).transpose()) {
+            (Some(k), Ok(v)) => self.apply_text(k, v, from_file),
+            (Some(k), Err(_)) if is_ours(k) => Err(CmdlineError::NotUtf8 {
+                key: k.to_string(),
+                value: value.unwrap_or_default().to_vec(),
+            }),
+            // Not text, so not ours: the kernel or the real init may make sense of it.
+            _ => {
+                if from_file {
+                    self.not_ours_in_file(&String::from_utf8_lossy(token));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn not_ours_in_file(&mut self, token: &str) {
+        self.warnings.push(format!(
+            "ignoring \"{}\" in /etc/unionroot.conf: not a unionroot setting",
+            shown(token)
+        ));
+    }
+
+    fn apply_text(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        from_file: bool,
+    ) -> Result<(), CmdlineError> {
+        let bad = |why: String, example: &'static str| CmdlineError::BadValue {
             key: key.to_string(),
             value: value.unwrap_or("").to_string(),
             why,
+            example,
         };
-        let secs = |v: Option<&str>| -> Result<Duration, CmdlineError> {
-            v.and_then(|v| v.parse::<u64>().ok())
-                .map(Duration::from_secs)
-                .ok_or_else(|| bad("expected a whole number of seconds"))
+        let secs = |b: &Bounds| b.check(value).map_err(|(why, ex)| bad(why, ex));
+        let path = |p: &str, what: &str, example: &'static str| {
+            MountTarget::parse(p).map_err(|e| bad(format!("{what} \"{}\": {e}", shown(p)), example))
         };
         match (key, value) {
             ("ip", Some(v)) => self.ip = IpConfig::parse(v)?,
             ("nfsroot", Some(v)) => self.nfsroot = Some(NfsRoot::parse(v)?),
             ("BOOTIF", Some(v)) => {
-                self.bootif =
-                    Some(parse_bootif(v).ok_or_else(|| bad("expected 01-aa-bb-cc-dd-ee-ff"))?)
+                self.bootif = Some(parse_bootif(v).ok_or_else(|| {
+                    bad(
+                        "expected hardware type 01 and six hex bytes".into(),
+                        "BOOTIF=01-52-54-00-12-34-56",
+                    )
+                })?)
             }
             ("unionroot.mac", Some(v)) => {
-                self.mac = Some(
-                    parse_mac(v).ok_or_else(|| bad("expected a MAC such as 52:54:00:12:34:56"))?,
-                )
+                self.mac = Some(parse_mac(v).ok_or_else(|| {
+                    bad(
+                        "expected six hex bytes".into(),
+                        "unionroot.mac=52:54:00:12:34:56",
+                    )
+                })?)
             }
-            ("unionroot.nfsvers", Some(v)) => self.nfs_version = NfsVersion::parse(v)?,
+            ("unionroot.nfsvers", Some(v)) => {
+                self.nfs_version = NfsVersion::parse(v).map_err(|_| {
+                    bad(
+                        "not a supported NFS version (3, 4, 4.0, 4.1 or 4.2)".into(),
+                        "unionroot.nfsvers=4.2 or unionroot.nfsvers=3",
+                    )
+                })?
+            }
             ("unionroot.size", Some(v)) => {
-                if !valid_tmpfs_size(v) {
-                    return Err(bad("expected a tmpfs size such as 512m, 2g or 50%"));
-                }
+                check_tmpfs_size(v).map_err(|why| bad(why, SIZE_EXAMPLE))?;
                 self.overlay_size = v.to_string();
             }
             ("unionroot.init", Some(v)) => {
-                if !v.starts_with('/') {
-                    return Err(bad("the real init must be an absolute path"));
-                }
-                self.init = v.to_string();
+                // Not joined by the planner (it is exec'd after the switch), but checked alike.
+                let p = path(v, "the real init", "unionroot.init=/sbin/init")?;
+                self.init = p.to_string();
             }
             ("unionroot.lower", Some(v)) => self.lowers.push(NfsRoot::parse(v)?),
             ("unionroot.mount", Some(v)) => {
-                let (target, spec) = v
-                    .split_once('=')
-                    .ok_or_else(|| bad("expected <mount point>=[<server>:]<path>[,<options>]"))?;
-                if !target.starts_with('/') || target == "/" {
-                    return Err(bad("the mount point must be an absolute path other than /"));
-                }
-                self.mounts
-                    .push((target.to_string(), NfsRoot::parse(spec)?));
+                const EXAMPLE: &str = "unionroot.mount=/home=10.0.0.1:/srv/home,rw";
+                let (target, spec) = v.split_once('=').ok_or_else(|| {
+                    bad(
+                        "expected <mount point>=[<server>:]<path>[,<options>]".into(),
+                        EXAMPLE,
+                    )
+                })?;
+                let target = path(target, "the mount point", EXAMPLE)?;
+                self.mounts.push((target, NfsRoot::parse(spec)?));
             }
             ("unionroot.persist", Some(v)) => self.persist = Some(NfsRoot::parse(v)?),
             ("unionroot.persist_paths", Some(v)) => {
                 for p in v.split(',').filter(|p| !p.is_empty()) {
-                    if !p.starts_with('/') || p == "/" || p.split('/').any(|c| c == "..") {
-                        return Err(bad(
-                            "each persistent path must be absolute, not /, and without '..'",
-                        ));
-                    }
-                    self.persist_paths.push(p.trim_end_matches('/').to_string());
+                    let p = path(
+                        p,
+                        "the persistent path",
+                        "unionroot.persist_paths=/var/log,/etc/ssh",
+                    )?;
+                    self.persist_paths.push(p);
                 }
             }
-            ("unionroot.server_timeout", v) => self.server_timeout = secs(v)?,
+            ("unionroot.server_timeout", _) => self.server_timeout = secs(&SERVER_TIMEOUT)?,
             ("unionroot.modules", Some(v)) => self
                 .modules
                 .extend(v.split(',').filter(|m| !m.is_empty()).map(String::from)),
-            ("unionroot.dhcp_timeout", v) => self.dhcp_timeout = secs(v)?,
-            ("unionroot.mount_timeout", v) => self.mount_timeout = secs(v)?,
-            ("unionroot.carrier_timeout", v) => self.carrier_timeout = secs(v)?,
+            ("unionroot.dhcp_timeout", _) => self.dhcp_timeout = secs(&DHCP_TIMEOUT)?,
+            ("unionroot.mount_timeout", _) => self.mount_timeout = secs(&MOUNT_TIMEOUT)?,
+            ("unionroot.carrier_timeout", _) => self.carrier_timeout = secs(&CARRIER_TIMEOUT)?,
             ("unionroot.onfail", Some(v)) => {
                 self.on_fail = match v {
                     "shell" => OnFail::Shell,
                     "wait" => OnFail::Wait,
                     "reboot" => OnFail::Reboot,
                     "halt" => OnFail::Halt,
-                    _ => return Err(bad("expected shell, wait, reboot or halt")),
+                    _ => {
+                        return Err(bad(
+                            "expected shell, wait, reboot or halt".into(),
+                            "unionroot.onfail=reboot",
+                        ))
+                    }
                 }
             }
             ("unionroot.debug", None) => self.debug = true,
-            (k, _) if k.starts_with("unionroot.") => {
-                let origin = if from_file {
-                    "/etc/unionroot.conf"
-                } else {
-                    "the kernel command line"
+            (k, v) => {
+                let token = match v {
+                    Some(v) => format!("{k}={v}"),
+                    None => k.to_string(),
                 };
-                self.warnings.push(format!(
-                    "ignoring unknown or malformed key {token:?} from {origin}"
-                ));
+                if k.starts_with("unionroot.") {
+                    let origin = if from_file {
+                        "/etc/unionroot.conf"
+                    } else {
+                        "the kernel command line"
+                    };
+                    self.warnings.push(format!(
+                        "ignoring unknown or malformed key \"{}\" from {origin}",
+                        shown(&token)
+                    ));
+                } else if from_file {
+                    self.not_ours_in_file(&token);
+                }
+                // Else it belongs to the kernel or to the real init.
             }
-            _ if from_file => self.warnings.push(format!(
-                "ignoring {token:?} in /etc/unionroot.conf: not a unionroot setting"
-            )),
-            // Everything else on the kernel command line belongs to the kernel or to the real init.
-            _ => {}
         }
         Ok(())
     }
 }
 
-fn strip_comments(text: &str) -> String {
-    text.lines()
-        .map(|l| l.split_once('#').map_or(l, |(a, _)| a))
-        .collect::<Vec<_>>()
-        .join("\n")
+fn strip_comments(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        let end = line.iter().position(|b| *b == b'#').unwrap_or(line.len());
+        out.extend_from_slice(line.get(..end).unwrap_or(line));
+    }
+    out
+}
+
+/// Two hex digits, strictly (`from_str_radix` alone would take a sign: `+f`).
+fn hex_byte(h: &str) -> Option<u8> {
+    if h.len() != 2 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u8::from_str_radix(h, 16).ok()
 }
 
 /// pxelinux's `BOOTIF=01-aa-bb-cc-dd-ee-ff` (hardware type 1, Ethernet) into a MAC.
@@ -474,10 +697,7 @@ pub fn parse_bootif(v: &str) -> Option<[u8; 6]> {
     };
     let mut mac = [0u8; 6];
     for (m, h) in mac.iter_mut().zip(hex) {
-        if h.len() != 2 {
-            return None;
-        }
-        *m = u8::from_str_radix(h, 16).ok()?;
+        *m = hex_byte(h)?;
     }
     Some(mac)
 }
@@ -490,17 +710,9 @@ pub fn parse_mac(v: &str) -> Option<[u8; 6]> {
     }
     let mut mac = [0u8; 6];
     for (m, h) in mac.iter_mut().zip(&parts) {
-        if h.len() != 2 {
-            return None;
-        }
-        *m = u8::from_str_radix(h, 16).ok()?;
+        *m = hex_byte(h)?;
     }
     Some(mac)
-}
-
-fn valid_tmpfs_size(v: &str) -> bool {
-    let digits = v.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G', '%']);
-    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && v.len() - digits.len() <= 1
 }
 
 #[cfg(test)]
@@ -514,10 +726,14 @@ mod tests {
     #[test]
     fn tokenize_handles_quotes_and_runs_of_space() {
         assert_eq!(
-            tokenize("  a=1   b=\"x y\" \"c=d e\"\n"),
-            ["a=1", "b=x y", "c=d e"]
+            tokenize(b"  a=1   b=\"x y\" \"c=d e\"\n"),
+            [&b"a=1"[..], b"b=x y", b"c=d e"]
         );
-        assert!(tokenize("   ").is_empty());
+        assert!(tokenize(b"   ").is_empty());
+        assert_eq!(
+            tokenize(b"acpi_osi=\xe9t\xe9 x"),
+            [&b"acpi_osi=\xe9t\xe9"[..], b"x"]
+        );
     }
 
     #[test]
@@ -730,5 +946,250 @@ mod tests {
         assert_eq!(parse_mac("52:54:00:ab:cd:0g"), None);
         let c = Config::parse("", "unionroot.nfsvers=4 nfsroot=/x,vers=3").unwrap();
         assert_eq!(c.effective_nfs_version().unwrap(), NfsVersion::V3);
+    }
+}
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+
+    fn err(file: &str, line: &str) -> String {
+        match Config::parse(file, line) {
+            Err(e) => e.to_string(),
+            Ok(c) => panic!("{line:?} was accepted: {c:?}"),
+        }
+    }
+
+    #[test]
+    fn ip_host_names_are_rfc_1123() {
+        for bad in [
+            "::::..",
+            "::::../node-b",
+            "::::../../../../etc",
+            "::::a..b",
+            "::::-node",
+            "::::node-",
+            "::::.node",
+        ] {
+            let e = IpConfig::parse(bad).unwrap_err();
+            assert!(
+                matches!(e, CmdlineError::IpField { field: 5, .. }),
+                "{bad}: {e:?}"
+            );
+            assert!(e.to_string().contains("e.g. node-01"), "{e}");
+        }
+        assert_eq!(
+            IpConfig::parse("::::node-01.cluster.lan")
+                .unwrap()
+                .hostname
+                .as_deref(),
+            Some("node-01.cluster.lan")
+        );
+        // 64 bytes is the kernel's limit for ip= (and for uname -n).
+        let long = format!("::::{}.{}", "a".repeat(40), "b".repeat(30));
+        assert!(IpConfig::parse(&long).is_err());
+        assert!(IpConfig::parse("::::::eth/0").is_err());
+        assert!(IpConfig::parse(":::::..").is_err());
+    }
+
+    #[test]
+    fn mount_targets_must_stay_below_the_root() {
+        for bad in [
+            "unionroot.mount=//=10.0.0.1:/srv/home",
+            "unionroot.mount=/./=10.0.0.1:/srv/home",
+            "unionroot.mount=/..=10.0.0.1:/srv/home",
+            "unionroot.mount=/../../etc=10.0.0.1:/srv/home",
+            "unionroot.mount=/home/..=10.0.0.1:/srv/home",
+        ] {
+            let e = Config::parse("", bad).unwrap_err();
+            assert!(
+                matches!(&e, CmdlineError::BadValue { key, .. } if key == "unionroot.mount"),
+                "{bad}: {e:?}"
+            );
+        }
+        let c = Config::parse("", "unionroot.mount=//home/./=10.0.0.1:/srv/home").unwrap();
+        assert_eq!(c.mounts[0].0, "/home");
+        assert_eq!(
+            err("", "unionroot.mount=/../etc=10.0.0.1:/x"),
+            "unionroot.mount=/../etc=10.0.0.1:/x: the mount point \"/../etc\": it has a '..' \
+             component, which could lead out of the directory it is joined to; \
+             e.g. unionroot.mount=/home=10.0.0.1:/srv/home,rw"
+        );
+    }
+
+    #[test]
+    fn persist_paths_must_not_be_the_root() {
+        for bad in [
+            "unionroot.persist_paths=//",
+            "unionroot.persist_paths=/var/log,/",
+            "unionroot.persist_paths=/./",
+            "unionroot.persist_paths=/var/log/..",
+            "unionroot.persist_paths=var/log",
+        ] {
+            let e = Config::parse("", bad).unwrap_err();
+            assert!(
+                matches!(&e, CmdlineError::BadValue { key, .. } if key == "unionroot.persist_paths"),
+                "{bad}: {e:?}"
+            );
+        }
+        assert!(
+            err("", "unionroot.persist_paths=//").contains("it names / itself"),
+            "{}",
+            err("", "unionroot.persist_paths=//")
+        );
+    }
+
+    #[test]
+    fn numbers_have_bounds_and_say_what_would_do() {
+        assert_eq!(
+            err("", "unionroot.size=0"),
+            "unionroot.size=0: the writable layer needs a size above 0; \
+             e.g. unionroot.size=50% or unionroot.size=2g"
+        );
+        for bad in [
+            "unionroot.size=0%",
+            "unionroot.size=0g",
+            "unionroot.size=101%",
+            "unionroot.size=99999999999999999999",
+            "unionroot.size=18446744073709551615g",
+            "unionroot.size=17179869184g",
+            "unionroot.size=512k",
+            "unionroot.size=+5g",
+            "unionroot.size=5gg",
+            "unionroot.size=",
+        ] {
+            let e = err("", bad);
+            assert!(
+                e.starts_with("unionroot.size=") && e.contains("e.g. unionroot.size=50%"),
+                "{bad}: {e}"
+            );
+        }
+        for ok in ["1%", "100%", "1m", "1024k", "2G", "1048576"] {
+            Config::parse("", format!("unionroot.size={ok}")).unwrap();
+        }
+        assert_eq!(
+            err("", "unionroot.server_timeout=0"),
+            "unionroot.server_timeout=0: the timeout must be at least 1 s; \
+             e.g. unionroot.server_timeout=3"
+        );
+        for key in [
+            "server_timeout",
+            "dhcp_timeout",
+            "mount_timeout",
+            "carrier_timeout",
+        ] {
+            for bad in [
+                "0",
+                "-1",
+                "+3",
+                "99999999999999999999999",
+                "1e3",
+                "",
+                "86401",
+            ] {
+                let line = format!("unionroot.{key}={bad}");
+                let e = err("", &line);
+                assert!(
+                    e.starts_with(&format!("unionroot.{key}="))
+                        && e.contains(&format!("e.g. unionroot.{key}=")),
+                    "{line}: {e}"
+                );
+            }
+        }
+        let c = Config::parse(
+            "",
+            "unionroot.server_timeout=600 unionroot.dhcp_timeout=86400 \
+             unionroot.mount_timeout=1 unionroot.carrier_timeout=600",
+        )
+        .unwrap();
+        assert_eq!(c.dhcp_timeout, Duration::from_secs(86400));
+        let e = err("", "unionroot.nfsvers=5");
+        assert!(
+            e.starts_with("unionroot.nfsvers=5: ") && e.contains("e.g. unionroot.nfsvers=4.2"),
+            "{e}"
+        );
+        for bad in ["0.0.0.0", "255.0.255.0", "255.255.255.1", "256.0.0.0"] {
+            let e = IpConfig::parse(&format!("10.0.0.5::10.0.0.1:{bad}")).unwrap_err();
+            assert!(
+                matches!(e, CmdlineError::IpField { field: 4, .. })
+                    && e.to_string().contains("e.g. 255.255.255.0"),
+                "{bad}: {e}"
+            );
+        }
+        let c = IpConfig::parse("10.0.0.5::10.0.0.1:255.255.255.255").unwrap();
+        assert_eq!(c.prefix(), Some(32));
+        assert_eq!(
+            IpConfig::parse("10.0.0.5::10.0.0.1:255.255.240.0")
+                .unwrap()
+                .prefix(),
+            Some(20)
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8() {
+        // Firmware's Latin-1 in someone else's parameter is kept out of our way.
+        let c = Config::parse(
+            b"",
+            &b"BOOT_IMAGE=/vmlinuz acpi_osi=\"Windows \xe9t\xe9\" \xff unionroot.size=1g"[..],
+        )
+        .unwrap();
+        assert_eq!(c.overlay_size, "1g");
+        assert!(c.warnings.is_empty());
+        // The config file is read as bytes too: a stray byte is a warning, not a lost file.
+        let c = Config::parse(&b"unionroot.size=2g\nfoo=\xe9\n"[..], b"").unwrap();
+        assert_eq!(c.overlay_size, "2g");
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        // In a key linuxrc uses, it is a named error.
+        for line in [
+            &b"unionroot.size=1\xe9"[..],
+            b"ip=::::n\xe9",
+            b"nfsroot=10.0.0.1:/srv/\xe9",
+            b"BOOTIF=01-\xe9",
+        ] {
+            match Config::parse(b"", line) {
+                Err(CmdlineError::NotUtf8 { key, .. }) => {
+                    assert_eq!(key.as_bytes(), line.split(|b| *b == b'=').next().unwrap())
+                }
+                other => panic!("{line:?}: {other:?}"),
+            }
+        }
+        let e = Config::parse(b"", &b"quiet -- single \xff"[..]).unwrap_err();
+        assert!(
+            e.to_string().contains("real init") && e.to_string().contains("\\xff"),
+            "{e}"
+        );
+        let c = Config::parse(b"", &b"quiet -- single emergency"[..]).unwrap();
+        assert_eq!(c.init_args, ["single", "emergency"]);
+    }
+
+    #[test]
+    fn macs_take_hex_digits_only() {
+        assert_eq!(parse_mac("52:54:00:12:34:+5"), None);
+        assert_eq!(parse_mac("+2:54:00:12:34:56"), None);
+        assert_eq!(parse_bootif("01-52-54-00-12-34-+5"), None);
+        assert_eq!(
+            parse_mac("52-54-00-12-34-5F"),
+            Some([0x52, 0x54, 0, 0x12, 0x34, 0x5f])
+        );
+    }
+
+    #[test]
+    fn unionroot_init_is_a_clean_absolute_path() {
+        assert!(Config::parse("", "unionroot.init=/../sbin/init").is_err());
+        assert!(Config::parse("", "unionroot.init=/").is_err());
+        assert_eq!(
+            Config::parse("", "unionroot.init=/lib/systemd/systemd")
+                .unwrap()
+                .init,
+            "/lib/systemd/systemd"
+        );
+    }
+
+    #[test]
+    fn warnings_do_not_carry_control_characters() {
+        let c = Config::parse("", "\"unionroot.x=a\nb\"").unwrap();
+        assert_eq!(c.warnings.len(), 1);
+        assert!(!c.warnings[0].contains('\n'), "{:?}", c.warnings);
     }
 }

@@ -182,8 +182,8 @@ impl Lease {
     /// CIDR prefix length of [`Lease::netmask`]: its leading one bits (a non-contiguous mask,
     /// which is invalid anyway, counts only up to its first zero bit).
     pub fn prefix_len(&self) -> u8 {
-        // At most 32: fits in a u8 without loss.
-        u32::from(self.netmask).leading_ones() as u8
+        // At most 32, so the fallback is never taken.
+        u8::try_from(u32::from(self.netmask).leading_ones()).unwrap_or(32)
     }
 }
 
@@ -979,6 +979,8 @@ pub fn udp_payload(ipv4_packet: &[u8], dst_port: u16) -> Option<&[u8]> {
 }
 
 #[cfg(test)]
+// Test arithmetic on PRNG output and timings, not input handling.
+#[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
 mod tests {
     use super::*;
     use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};

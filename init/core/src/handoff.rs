@@ -5,7 +5,13 @@
 //! - `/etc/resolv.conf` (resolv.conf(5));
 //! - `/proc/net/pnp`, the kernel's IP autoconfig summary (`net/ipv4/ipconfig.c`), present when
 //!   the kernel ran `ip=` itself (the `init=/linuxrc` NFS-root mode).
+//!
+//! Every text value here comes from DHCP or the kernel and lands in a file line, so [`NetInfo`]
+//! holds only validated types ([`crate::validate`]): a domain with a newline cannot add a
+//! `nameserver` line to resolv.conf.
 
+use crate::dhcp::Lease;
+use crate::validate::{shown, DomainName, Hostname, Line};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
@@ -19,12 +25,64 @@ pub struct NetInfo {
     pub prefix: u8,
     pub gateway: Option<Ipv4Addr>,
     pub dns: Vec<Ipv4Addr>,
-    pub hostname: Option<String>,
-    pub domain: Option<String>,
+    pub hostname: Option<Hostname>,
+    pub domain: Option<DomainName>,
     pub root_server: Option<Ipv4Addr>,
-    pub root_path: Option<String>,
-    pub bootfile: Option<String>,
+    pub root_path: Option<Line>,
+    pub bootfile: Option<Line>,
     pub lease_secs: Option<u32>,
+}
+
+/// The text a DHCP server offered, validated for the hand-off. A refused value is left out and
+/// named in `warnings`; a refused host name is also kept as `hostname_refused`, because per-node
+/// directories then have no trustworthy name and must not fall back to another one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Offered {
+    pub hostname: Option<Hostname>,
+    pub hostname_refused: Option<String>,
+    pub domain: Option<DomainName>,
+    pub root_path: Option<Line>,
+    pub bootfile: Option<Line>,
+    pub warnings: Vec<String>,
+}
+
+/// Validates the text options of a lease (12 host name, 15 domain, 17 root-path, 67 boot file).
+pub fn offered(lease: &Lease) -> Offered {
+    let mut o = Offered::default();
+    if let Some(h) = &lease.hostname {
+        match Hostname::parse(h) {
+            Ok(n) => o.hostname = Some(n),
+            Err(e) => {
+                let why = format!(
+                    "DHCP option 12 (host name) \"{}\" is refused: {e}",
+                    shown(h)
+                );
+                o.warnings.push(format!("{why}; not setting the host name"));
+                o.hostname_refused = Some(why);
+            }
+        }
+    }
+    if let Some(d) = &lease.domain {
+        match DomainName::parse(d) {
+            Ok(n) => o.domain = Some(n),
+            Err(e) => o.warnings.push(format!(
+                "DHCP option 15 (domain) \"{}\" is refused: {e}; resolv.conf gets no search line",
+                shown(d)
+            )),
+        }
+    }
+    let line = |v: &Option<String>, what: &str, warnings: &mut Vec<String>| {
+        v.as_deref().and_then(|t| match Line::parse(t) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                warnings.push(format!("DHCP {what} \"{}\" is refused: {e}", shown(t)));
+                None
+            }
+        })
+    };
+    o.root_path = line(&lease.root_path, "option 17 (root-path)", &mut o.warnings);
+    o.bootfile = line(&lease.bootfile, "boot file name", &mut o.warnings);
+    o
 }
 
 fn netmask(prefix: u8) -> Ipv4Addr {
@@ -59,15 +117,16 @@ pub fn initramfs_tools_conf(n: &NetInfo, uptime_secs: u64) -> String {
     kv("IPV4GATEWAY", a(n.gateway));
     kv("IPV4DNS0", a(n.dns.first().copied()));
     kv("IPV4DNS1", a(n.dns.get(1).copied()));
-    kv("HOSTNAME", n.hostname.clone().unwrap_or_default());
-    kv("DNSDOMAIN", n.domain.clone().unwrap_or_default());
+    let text = |v: Option<&str>| v.unwrap_or_default().to_string();
+    kv("HOSTNAME", text(n.hostname.as_deref()));
+    kv("DNSDOMAIN", text(n.domain.as_deref()));
     kv("NISDOMAIN", String::new());
     kv("ROOTSERVER", a(n.root_server));
-    kv("ROOTPATH", n.root_path.clone().unwrap_or_default());
-    kv("filename", n.bootfile.clone().unwrap_or_default());
+    kv("ROOTPATH", text(n.root_path.as_deref()));
+    kv("filename", text(n.bootfile.as_deref()));
     kv("UPTIME", uptime_secs.to_string());
     kv("DHCPLEASETIME", n.lease_secs.unwrap_or(0).to_string());
-    kv("DOMAINSEARCH", n.domain.clone().unwrap_or_default());
+    kv("DOMAINSEARCH", text(n.domain.as_deref()));
     s
 }
 
@@ -92,9 +151,11 @@ pub fn resolv_conf(n: &NetInfo) -> Option<String> {
 pub struct Pnp {
     /// `DHCP`, `BOOTP`, `RARP` or `MANUAL`.
     pub proto: String,
-    pub domain: Option<String>,
+    pub domain: Option<DomainName>,
     pub nameservers: Vec<Ipv4Addr>,
     pub bootserver: Option<Ipv4Addr>,
+    /// Values that failed validation, as warnings.
+    pub refused: Vec<String>,
 }
 
 /// Parses `/proc/net/pnp`. Returns `None` when the kernel did no autoconfiguration (the file is
@@ -113,7 +174,13 @@ pub fn parse_pnp(text: &str) -> Option<Pnp> {
                 p.proto = "MANUAL".into();
                 seen = true;
             }
-            (Some("domain"), Some(v)) => p.domain = Some(v.to_string()),
+            (Some("domain"), Some(v)) => match DomainName::parse(v) {
+                Ok(d) => p.domain = Some(d),
+                Err(e) => p.refused.push(format!(
+                    "/proc/net/pnp domain \"{}\" is refused: {e}",
+                    shown(v)
+                )),
+            },
             (Some("nameserver"), Some(v)) => {
                 if let Ok(a) = v.parse::<Ipv4Addr>() {
                     if !a.is_unspecified() {
@@ -159,10 +226,10 @@ mod tests {
             prefix: 24,
             gateway: Some(ip("10.0.2.2")),
             dns: vec![ip("10.0.2.3")],
-            hostname: Some("node1".into()),
-            domain: Some("cluster.lan".into()),
+            hostname: Some(Hostname::parse("node1").unwrap()),
+            domain: Some(DomainName::parse("cluster.lan").unwrap()),
             root_server: Some(ip("10.0.2.2")),
-            root_path: Some("/srv/system".into()),
+            root_path: Some(Line::parse("/srv/system").unwrap()),
             bootfile: None,
             lease_secs: Some(86400),
         }
@@ -190,10 +257,10 @@ mod tests {
             assert!(s.lines().any(|l| l == line), "missing {line} in\n{s}");
         }
         let quoted = NetInfo {
-            hostname: Some("it's".into()),
+            root_path: Some(Line::parse("/srv/it's").unwrap()),
             ..info()
         };
-        assert!(initramfs_tools_conf(&quoted, 0).contains("HOSTNAME='it'\\''s'"));
+        assert!(initramfs_tools_conf(&quoted, 0).contains("ROOTPATH='/srv/it'\\''s'"));
     }
 
     #[test]
@@ -236,5 +303,63 @@ mod tests {
         assert_eq!(p.bootserver, Some(ip("10.0.2.2")));
         assert_eq!(parse_pnp(""), None);
         assert_eq!(parse_pnp("#MANUAL\n").unwrap().proto, "MANUAL");
+        let p = parse_pnp("#PROTO: DHCP\ndomain ../x\x1b[2J\n").unwrap();
+        assert_eq!(p.domain, None);
+        assert_eq!(p.refused.len(), 1);
+    }
+
+    fn lease(hostname: &str, domain: &str) -> Lease {
+        Lease {
+            address: ip("10.0.2.15"),
+            netmask: ip("255.255.255.0"),
+            broadcast: None,
+            routers: Vec::new(),
+            dns: vec![ip("10.0.2.3")],
+            hostname: Some(hostname.into()),
+            domain: Some(domain.into()),
+            root_path: Some("10.0.2.2:/srv/system\nIPV4DNS0='6.6.6.6'".into()),
+            mtu: None,
+            ntp: Vec::new(),
+            server_id: ip("10.0.2.2"),
+            siaddr: None,
+            tftp_server: None,
+            bootfile: Some("pxelinux.0".into()),
+            lease_secs: None,
+        }
+    }
+
+    #[test]
+    fn hostile_dhcp_text_never_reaches_a_file_line() {
+        let o = offered(&lease("../node-b", "cluster.lan\nnameserver 6.6.6.6"));
+        assert_eq!(o.hostname, None);
+        assert!(o.hostname_refused.as_deref().unwrap().contains("../node-b"));
+        assert_eq!(o.domain, None);
+        assert_eq!(o.root_path, None);
+        assert_eq!(o.bootfile.as_deref(), Some("pxelinux.0"));
+        assert_eq!(o.warnings.len(), 3, "{:?}", o.warnings);
+        assert!(
+            o.warnings.iter().all(|w| !w.contains('\n')),
+            "{:?}",
+            o.warnings
+        );
+        let n = NetInfo {
+            hostname: o.hostname,
+            domain: o.domain,
+            root_path: o.root_path,
+            ..info()
+        };
+        let r = resolv_conf(&n).unwrap();
+        assert_eq!(
+            r.lines().skip(1).collect::<Vec<_>>(),
+            ["nameserver 10.0.2.3"]
+        );
+        let conf = initramfs_tools_conf(&n, 1);
+        assert_eq!(conf.lines().count(), 17, "{conf}");
+        assert!(!conf.contains("6.6.6.6"), "{conf}");
+
+        let o = offered(&lease("node-07", "cluster.lan"));
+        assert_eq!(o.hostname.as_deref(), Some("node-07"));
+        assert_eq!(o.domain.as_deref(), Some("cluster.lan"));
+        assert_eq!(o.warnings.len(), 1, "only the root-path: {:?}", o.warnings);
     }
 }

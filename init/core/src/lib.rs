@@ -11,3 +11,4 @@ pub mod modules;
 pub mod networkd;
 pub mod nfs;
 pub mod plan;
+pub mod validate;

@@ -103,7 +103,7 @@ mod tests {
             prefix: 24,
             gateway: Some(Ipv4Addr::new(192, 168, 77, 1)),
             dns: vec![Ipv4Addr::new(192, 168, 77, 1)],
-            domain: Some("cluster.lan".into()),
+            domain: Some(crate::validate::DomainName::parse("cluster.lan").unwrap()),
             ..Default::default()
         }
     }

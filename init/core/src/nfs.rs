@@ -19,6 +19,12 @@ pub enum NfsError {
     BadServer(String),
     #[error("NFS version {0:?} is not supported; use 3, 4, 4.0, 4.1 or 4.2")]
     BadVersion(String),
+    #[error("nfsroot={0:?}: it contains a control character; give nfsroot=[<server>:]<path>[,<options>]")]
+    Control(String),
+    #[error(
+        "nfsroot={0:?}: the path contains whitespace; e.g. nfsroot=10.0.0.1:/srv/system,vers=3"
+    )]
+    SpaceInPath(String),
 }
 
 /// The NFS protocol version used for a mount.
@@ -81,6 +87,10 @@ impl NfsRoot {
     /// [`NfsRoot::expand`], which substitutes the client address once it is known.
     pub fn parse(text: &str) -> Result<Self, NfsError> {
         let text = text.trim();
+        // The path and options reach mount(2), the log and /run/net-*.conf: no line breaks.
+        if text.chars().any(char::is_control) {
+            return Err(NfsError::Control(text.to_string()));
+        }
         let (head, opts) = match text.split_once(',') {
             Some((h, o)) => (h, o),
             None => (text, ""),
@@ -103,6 +113,11 @@ impl NfsRoot {
         }
         if !path.starts_with('/') {
             return Err(NfsError::RelativePath(text.to_string()));
+        }
+        // A trailing space before the options (`/srv/x ,vers=3`) would become part of the
+        // exported path the server is asked for; refuse rather than guess.
+        if path.chars().any(char::is_whitespace) {
+            return Err(NfsError::SpaceInPath(text.to_string()));
         }
         let options = opts
             .split(',')
@@ -128,12 +143,9 @@ impl NfsRoot {
         for o in &self.options {
             let v = match o.split_once('=') {
                 Some(("vers" | "nfsvers", v)) => Some(v),
-                None if o.len() > 1
-                    && o.starts_with('v')
-                    && o[1..].starts_with(['2', '3', '4']) =>
-                {
-                    Some(&o[1..])
-                }
+                None => o
+                    .strip_prefix('v')
+                    .filter(|v| v.starts_with(['2', '3', '4'])),
                 _ => None,
             };
             if let Some(v) = v {
@@ -386,6 +398,23 @@ mod tests {
             NfsRoot::parse("nfs.example:/x").unwrap_err(),
             NfsError::BadServer("nfs.example".into())
         );
+        assert_eq!(
+            NfsRoot::parse("10.0.2.2:/srv/x ,vers=3").unwrap_err(),
+            NfsError::SpaceInPath("10.0.2.2:/srv/x ,vers=3".into())
+        );
+        assert_eq!(
+            NfsRoot::parse("10.0.2.2:/srv/x\t").unwrap(),
+            NfsRoot::parse("10.0.2.2:/srv/x").unwrap(),
+            "surrounding whitespace of the whole value is not part of it"
+        );
+        assert!(matches!(
+            NfsRoot::parse("10.0.2.2:/srv/x,vers=3\nnameserver 1.2.3.4"),
+            Err(NfsError::Control(_))
+        ));
+        assert!(matches!(
+            NfsRoot::parse("10.0.2.2:/srv/\x1bx"),
+            Err(NfsError::Control(_))
+        ));
         assert_eq!(
             NfsVersion::parse("5").unwrap_err(),
             NfsError::BadVersion("5".into())

@@ -2,11 +2,20 @@
 //! executor in `linuxrc` logs each step's `Display` (which reads like the shell command it
 //! replaces) and then runs it. Follows mount(2), `Documentation/filesystems/overlayfs.rst` and
 //! klibc's run-init for the root switch.
+//!
+//! Containment: every path the root plan puts under [`NEW_ROOT`] or under a node's persistent
+//! directory is made by [`in_new_root`] or [`node_dir`], which only take validated values
+//! ([`MountTarget`]: absolute, normalized, no `..`, not `/`; [`Hostname`]: RFC 1123, so never
+//! `.`, `..` or containing `/`). So whatever DHCP or the command line says, the plan cannot
+//! name a directory outside the new root or another node's directory; the property test below
+//! checks that over generated hostile inputs.
 
 use crate::modules::{ModError, ModuleDb};
 use crate::nfs::NfsMountArgs;
+use crate::validate::{shown, Hostname, MountTarget};
 use std::collections::BTreeSet;
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 /// mount(2) flags, with the Linux values (this crate is Linux-only by purpose).
@@ -96,6 +105,15 @@ pub enum Check {
     /// them, and a root mounted like that fails late (setuid programs refuse, and the kernel's
     /// request-key upcall runs from that same root and blocks).
     MappedOwner(String),
+    /// No existing component of `path` below `root` is a symlink. The exported trees are not
+    /// ours: a symlink there (`/var/run -> /run`, or a node's `var -> ../node-b/var`) would make
+    /// mkdir and mount(2) follow it out of the new root or into another node's directory, and an
+    /// absolute one resolves against the initramfs. Missing components are fine: mkdir makes
+    /// them as directories.
+    NoSymlinks {
+        root: String,
+        path: String,
+    },
 }
 
 /// The ids the kernel shows for an owner it could not map: the NFS client's (`(u32)-2`, from
@@ -159,6 +177,12 @@ impl fmt::Display for Step {
             }
             Step::Check(Check::HasRoom { path, min_bytes }) => {
                 write!(f, "test $(stat -f -c '%a*%S' {path}) -ge {min_bytes}")
+            }
+            Step::Check(Check::NoSymlinks { root, path }) => {
+                write!(
+                    f,
+                    "test \"$(realpath -m {path})\" = {path} # no symlinks below {root}"
+                )
             }
             Step::PivotRoot {
                 new_root,
@@ -308,8 +332,54 @@ pub struct NfsPiece {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Persist {
     pub piece: NfsPiece,
-    pub node: String,
-    pub paths: Vec<String>,
+    pub node: Hostname,
+    pub paths: Vec<MountTarget>,
+}
+
+/// The name of this node's persistent directory: the validated host name (from `ip=` or DHCP),
+/// else the kernel's own (set by its autoconfig), else the address. A host name that was
+/// offered and refused stops here: falling back to another name would silently give the node
+/// a different directory, so the caller must fail the boot with this reason. The kernel's name
+/// came from DHCP too, so it passes the same check.
+pub fn node_name(
+    given: Option<&Hostname>,
+    refused: Option<&str>,
+    kernel: Option<&str>,
+    address: Option<Ipv4Addr>,
+) -> Result<Option<Hostname>, String> {
+    if let Some(h) = given {
+        return Ok(Some(h.clone()));
+    }
+    if let Some(why) = refused {
+        return Err(why.to_string());
+    }
+    if let Some(k) = kernel.filter(|k| !k.is_empty() && *k != "(none)") {
+        return Hostname::parse(k).map(Some).map_err(|e| {
+            format!(
+                "the kernel's host name \"{}\" (from its own autoconfig) is refused: {e}",
+                shown(k)
+            )
+        });
+    }
+    Ok(address.map(Hostname::from_addr))
+}
+
+fn no_symlinks(root: &str, path: &str) -> Step {
+    Step::Check(Check::NoSymlinks {
+        root: root.into(),
+        path: path.into(),
+    })
+}
+
+/// `path` inside the new root. The only way the planner joins onto [`NEW_ROOT`].
+pub fn in_new_root(path: &MountTarget) -> String {
+    format!("{NEW_ROOT}{path}")
+}
+
+/// `path` inside `node`'s directory of the persistent export. The only way the planner joins
+/// onto [`PERSIST_DIR`].
+pub fn node_dir(node: &Hostname, path: &MountTarget) -> String {
+    format!("{PERSIST_DIR}/nodes/{node}{path}")
 }
 
 /// Everything needed to build the union root.
@@ -318,7 +388,7 @@ pub struct RootPlan {
     /// Read-only layers, bottom first.
     pub lowers: Vec<NfsPiece>,
     /// Read-write NFS mounts placed into the new root, by mount point.
-    pub rw_mounts: Vec<(String, NfsPiece)>,
+    pub rw_mounts: Vec<(MountTarget, NfsPiece)>,
     pub persist: Option<Persist>,
     /// How long to keep retrying NFS mounts while no server is reachable.
     pub mount_timeout: Duration,
@@ -361,16 +431,24 @@ fn nfs(piece: &NfsPiece, target: &str, p: &RootPlan) -> Step {
     }
 }
 
-fn join(root: &str, path: &str) -> String {
-    format!(
-        "{}/{}",
-        root.trim_end_matches('/'),
-        path.trim_start_matches('/')
-    )
+/// The root plan: the steps that build the new root, and the one that switches to it
+/// ([`Step::SwitchRoot`] from an initramfs, [`Step::PivotRoot`] from a real root). Kept apart so
+/// that the caller can hand off between them without guessing which step is last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootSteps {
+    pub build: Vec<Step>,
+    pub switch: Step,
+}
+
+impl RootSteps {
+    /// All steps in order.
+    pub fn all(&self) -> impl Iterator<Item = &Step> {
+        self.build.iter().chain(std::iter::once(&self.switch))
+    }
 }
 
 /// Steps from "network is up" to "exec the real init".
-pub fn root_steps(p: &RootPlan) -> Vec<Step> {
+pub fn root_steps(p: &RootPlan) -> RootSteps {
     let mut steps = vec![Step::Check(Check::FsSupported("overlay".into()))];
     let mut dirs = Vec::new();
     for (i, l) in p.lowers.iter().enumerate() {
@@ -411,7 +489,8 @@ pub fn root_steps(p: &RootPlan) -> Vec<Step> {
         &format!("lowerdir={lowerdir},upperdir={UPPER_DIR},workdir={WORK_DIR},{SAFE_OVERLAY_OPTS}"),
     ));
     for (target, piece) in &p.rw_mounts {
-        let at = join(NEW_ROOT, target);
+        let at = in_new_root(target);
+        steps.push(no_symlinks(NEW_ROOT, &at));
         steps.push(mkdir(&at, 0o755));
         steps.push(nfs(piece, &at, p));
     }
@@ -419,15 +498,18 @@ pub fn root_steps(p: &RootPlan) -> Vec<Step> {
         steps.push(mkdir(PERSIST_DIR, 0o755));
         steps.push(nfs(&per.piece, PERSIST_DIR, p));
         for path in &per.paths {
-            let src = format!("{PERSIST_DIR}/nodes/{}{path}", per.node);
-            let at = join(NEW_ROOT, path);
+            let src = node_dir(&per.node, path);
+            let at = in_new_root(path);
+            // From the export's mount point: `nodes/<node>` itself could be a symlink.
+            steps.push(no_symlinks(PERSIST_DIR, &src));
+            steps.push(no_symlinks(NEW_ROOT, &at));
             steps.push(mkdir(&src, 0o755));
             steps.push(mkdir(&at, 0o755));
             steps.push(mount(&src, &at, "", ms::BIND, ""));
         }
     }
     let (new_root, init, args) = (NEW_ROOT.to_string(), p.init.clone(), p.init_args.clone());
-    steps.push(if p.pivot {
+    let switch = if p.pivot {
         Step::PivotRoot {
             new_root,
             init,
@@ -439,8 +521,11 @@ pub fn root_steps(p: &RootPlan) -> Vec<Step> {
             init,
             args,
         }
-    });
-    steps
+    };
+    RootSteps {
+        build: steps,
+        switch,
+    }
 }
 
 #[cfg(test)]
@@ -526,7 +611,7 @@ mod tests {
     #[test]
     fn root_plan_is_nfs_then_tmpfs_then_overlay_then_switch() {
         let p = plan(vec![piece(&["10.0.2.2"], "/srv/system", ms::RDONLY)]);
-        let lines: Vec<String> = root_steps(&p).iter().map(|s| s.to_string()).collect();
+        let lines: Vec<String> = root_steps(&p).all().map(|s| s.to_string()).collect();
         assert_eq!(
             lines,
             [
@@ -545,7 +630,7 @@ mod tests {
             ]
         );
         assert!(
-            matches!(&root_steps(&p)[2], Step::NfsMount { retry, probe, .. }
+            matches!(&root_steps(&p).build[2], Step::NfsMount { retry, probe, .. }
                 if *retry == Duration::from_secs(30) && *probe == Duration::from_secs(3))
         );
     }
@@ -565,6 +650,7 @@ mod tests {
         let p = plan(vec![v4, piece(&["10.0.2.2"], "/srv/tools", ms::RDONLY)]);
         let steps = root_steps(&p);
         let owner_checks: Vec<usize> = steps
+            .build
             .iter()
             .enumerate()
             .filter(|(_, s)| matches!(s, Step::Check(Check::MappedOwner(_))))
@@ -573,11 +659,11 @@ mod tests {
         // Only the v4 layer, and right after its mount and directory check.
         assert_eq!(owner_checks.len(), 1, "{steps:#?}");
         assert!(
-            matches!(&steps[owner_checks[0] - 2], Step::NfsMount { target, .. }
+            matches!(&steps.build[owner_checks[0] - 2], Step::NfsMount { target, .. }
             if target == "/run/unionroot/lower")
         );
         assert_eq!(
-            steps[owner_checks[0]].to_string(),
+            steps.build[owner_checks[0]].to_string(),
             "! stat -c '%u %g' /run/unionroot/lower | grep -qwE '65534|4294967294'"
         );
     }
@@ -589,16 +675,18 @@ mod tests {
             piece(&["10.0.0.3"], "/srv/tools", ms::RDONLY | ms::NODEV),
         ]);
         p.rw_mounts.push((
-            "/home".into(),
+            MountTarget::parse("/home").unwrap(),
             piece(&["10.0.0.1"], "/srv/home", ms::NOSUID | ms::NODEV),
         ));
         p.persist = Some(Persist {
             piece: piece(&["10.0.0.1"], "/srv/persist", ms::NOSUID | ms::NODEV),
-            node: "node7".into(),
-            paths: vec!["/var/log".into()],
+            node: Hostname::parse("node7").unwrap(),
+            paths: vec![MountTarget::parse("/var/log").unwrap()],
         });
         p.pivot = true;
-        let lines: Vec<String> = root_steps(&p).iter().map(|s| s.to_string()).collect();
+        let steps = root_steps(&p);
+        assert!(matches!(steps.switch, Step::PivotRoot { .. }));
+        let lines: Vec<String> = steps.all().map(|s| s.to_string()).collect();
         let find = |needle: &str| {
             lines
                 .iter()
@@ -625,6 +713,10 @@ mod tests {
             find("overlay /newroot") < find("/newroot/home"),
             "rw mounts go on top of the overlay"
         );
+        assert!(lines.contains(
+            &"test \"$(realpath -m /newroot/home)\" = /newroot/home # no symlinks below /newroot"
+                .to_string()
+        ));
         let bind = find("mount --bind");
         assert_eq!(
             lines[bind],
@@ -635,5 +727,227 @@ mod tests {
             "mkdir -p -m 755 /run/unionroot/persist/nodes/node7/var/log"
         );
         assert_eq!(lines.last().unwrap(), "pivot_root /newroot /newroot/run/unionroot/oldroot; umount -l /run/unionroot/oldroot; exec /sbin/init single");
+    }
+
+    /// xorshift64*: a fixed seed gives the same hostile cases on every run, with no new crate.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            usize::try_from(self.next() % n as u64).unwrap()
+        }
+        fn pick(&mut self, xs: &[String]) -> String {
+            xs[self.below(xs.len())].clone()
+        }
+    }
+
+    fn pieces() -> Vec<String> {
+        [
+            "..", ".", "", "a", "etc", "node-b", "var", "log", "x\ny", "\0", "\t", "-", "n.", "%s",
+            " ", "\u{202e}", "é", "...", "..a", "a..", "b-", "-c", "10", "\x1b[2J",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["a".repeat(64), "b".repeat(256), "c".repeat(4000)])
+        .collect()
+    }
+
+    fn hostile_path(r: &mut Rng, parts: &[String]) -> String {
+        let n = 1 + r.below(5);
+        let body: Vec<String> = (0..n).map(|_| r.pick(parts)).collect();
+        let lead = if r.below(10) == 0 { "" } else { "/" };
+        let trail = if r.below(4) == 0 { "/" } else { "" };
+        format!("{lead}{}{trail}", body.join("/"))
+    }
+
+    fn hostile_name(r: &mut Rng, parts: &[String]) -> String {
+        let n = 1 + r.below(4);
+        let labels: Vec<String> = (0..n).map(|_| r.pick(parts)).collect();
+        let sep = if r.below(8) == 0 { "/" } else { "." };
+        labels.join(sep)
+    }
+
+    /// An independent lexical resolver (path_resolution(7) without symlinks): `None` for a
+    /// relative path.
+    fn resolve(p: &str) -> Option<Vec<&str>> {
+        let rest = p.strip_prefix('/')?;
+        let mut out: Vec<&str> = Vec::new();
+        for c in rest.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    out.pop();
+                }
+                c => out.push(c),
+            }
+        }
+        Some(out)
+    }
+
+    /// `p` is already in normal form and lies at or below `root`.
+    fn at_or_below(p: &str, root: &str) -> bool {
+        let (Some(rp), Some(rr)) = (resolve(p), resolve(root)) else {
+            return false;
+        };
+        let normal = format!("/{}", rp.join("/"));
+        normal == p && rp.len() >= rr.len() && rp[..rr.len()] == rr[..]
+    }
+
+    fn strictly_below(p: &str, root: &str) -> bool {
+        at_or_below(p, root) && p != root
+    }
+
+    fn step_paths(s: &Step) -> Vec<&str> {
+        match s {
+            Step::Mkdir { path, .. } => vec![path],
+            Step::Mount {
+                source,
+                target,
+                flags,
+                ..
+            } if flags & ms::BIND != 0 => vec![source, target],
+            Step::Mount { target, .. } | Step::NfsMount { target, .. } => vec![target],
+            Step::Check(Check::IsDir(p))
+            | Step::Check(Check::MappedOwner(p))
+            | Step::Check(Check::HasRoom { path: p, .. }) => vec![p],
+            Step::Check(Check::FsSupported(_)) => vec![],
+            Step::Check(Check::NoSymlinks { root, path }) => vec![root, path],
+            Step::MoveMount { from, to } => vec![from, to],
+            Step::LoadModule { path, .. } => vec![path],
+            Step::SwitchRoot { new_root, .. } | Step::PivotRoot { new_root, .. } => {
+                vec![new_root]
+            }
+        }
+    }
+
+    #[test]
+    fn every_planned_path_stays_inside_over_hostile_inputs() {
+        let parts = pieces();
+        let mut r = Rng(0x5eed_1234_abcd_0001);
+        let (mut accepted, mut refused) = (0, 0);
+        for case in 0..3000 {
+            // Refusals must cover exactly what the independent resolver calls dangerous.
+            let mut targets = Vec::new();
+            for _ in 0..4 {
+                let raw = hostile_path(&mut r, &parts);
+                let escapes = resolve(&raw)
+                    .is_none_or(|rp| rp.is_empty() || raw.split('/').any(|c| c == ".."));
+                match MountTarget::parse(&raw) {
+                    Ok(t) => {
+                        assert!(!escapes, "accepted {raw:?} as {t}");
+                        assert!(!raw.chars().any(char::is_control), "{raw:?}");
+                        accepted += 1;
+                        targets.push(t);
+                    }
+                    Err(_) => refused += 1,
+                }
+            }
+            let raw_node = hostile_name(&mut r, &parts);
+            let node = match Hostname::parse(&raw_node) {
+                Ok(n) => {
+                    accepted += 1;
+                    n
+                }
+                Err(_) => {
+                    refused += 1;
+                    Hostname::parse(if case % 2 == 0 { "node-a" } else { "10.0.0.7" }).unwrap()
+                }
+            };
+            let mut p = plan(vec![piece(&["10.0.0.1"], "/srv/system", ms::RDONLY)]);
+            p.pivot = case % 3 == 0;
+            let split = targets.len() / 2;
+            for t in &targets[..split] {
+                p.rw_mounts
+                    .push((t.clone(), piece(&["10.0.0.1"], "/srv/home", ms::NODEV)));
+            }
+            p.persist = Some(Persist {
+                piece: piece(&["10.0.0.1"], "/srv/persist", ms::NODEV),
+                node: node.clone(),
+                paths: targets[split..].to_vec(),
+            });
+            let this_node = format!("{PERSIST_DIR}/nodes/{node}");
+            let steps = root_steps(&p);
+            // Paths in exported trees are checked for symlinks before anything uses them.
+            let mut checked = BTreeSet::new();
+            let exported =
+                |path: &str| strictly_below(path, NEW_ROOT) || strictly_below(path, PERSIST_DIR);
+            for s in steps.all() {
+                match s {
+                    Step::Check(Check::NoSymlinks { path, .. }) => {
+                        checked.insert(path.clone());
+                    }
+                    Step::Mkdir { path, .. } if exported(path) => {
+                        assert!(checked.contains(path), "`{s}` before its symlink check")
+                    }
+                    Step::Mount { source, target, .. } if exported(target) => {
+                        assert!(checked.contains(target), "`{s}` before its symlink check");
+                        assert!(checked.contains(source), "`{s}` before its symlink check");
+                    }
+                    Step::NfsMount { target, .. } if exported(target) => {
+                        assert!(checked.contains(target), "`{s}` before its symlink check")
+                    }
+                    _ => {}
+                }
+                for path in step_paths(s) {
+                    assert!(
+                        at_or_below(path, NEW_ROOT) || at_or_below(path, "/run/unionroot"),
+                        "{path:?} escapes in `{s}`"
+                    );
+                }
+                match s {
+                    // What is mounted into the new root never covers the root itself.
+                    Step::NfsMount { target, .. } | Step::Mount { target, .. }
+                        if target.starts_with(NEW_ROOT) && target != NEW_ROOT =>
+                    {
+                        assert!(strictly_below(target, NEW_ROOT), "`{s}`");
+                    }
+                    _ => {}
+                }
+                if let Step::Mount { source, flags, .. } = s {
+                    if flags & ms::BIND != 0 {
+                        assert!(
+                            strictly_below(source, &this_node),
+                            "`{s}` leaves {this_node}"
+                        );
+                    }
+                }
+                if let Step::Mkdir { path, .. } = s {
+                    if path.starts_with(&format!("{PERSIST_DIR}/nodes")) {
+                        assert!(strictly_below(path, &this_node), "`{s}`");
+                    }
+                }
+            }
+        }
+        // Both sides were exercised, or the test proves nothing.
+        assert!(accepted > 1000 && refused > 1000, "{accepted} {refused}");
+    }
+
+    #[test]
+    fn node_name_never_falls_back_past_a_refused_name() {
+        let h = |s: &str| Hostname::parse(s).unwrap();
+        let a = Some("10.0.0.7".parse().unwrap());
+        assert_eq!(
+            node_name(Some(&h("n1")), Some("bad"), None, a),
+            Ok(Some(h("n1")))
+        );
+        assert_eq!(
+            node_name(None, Some("option 12 refused"), Some("n2"), a),
+            Err("option 12 refused".into())
+        );
+        assert_eq!(node_name(None, None, Some("n2"), a), Ok(Some(h("n2"))));
+        assert!(node_name(None, None, Some("../n2"), a)
+            .unwrap_err()
+            .contains("../n2"));
+        assert_eq!(
+            node_name(None, None, Some("(none)"), a),
+            Ok(Some(h("10.0.0.7")))
+        );
+        assert_eq!(node_name(None, None, None, None), Ok(None));
     }
 }

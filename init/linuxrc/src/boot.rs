@@ -9,15 +9,16 @@ use crate::sys::{Kind, Sys};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
-use unionroot_core::cmdline::{Config, IpConfig, IpMode};
+use unionroot_core::cmdline::{mask_prefix, Config, IpConfig, IpMode};
 use unionroot_core::dhcp::Lease;
 use unionroot_core::handoff::{
-    default_gateway, initramfs_tools_conf, parse_pnp, resolv_conf, NetInfo, Pnp,
+    default_gateway, initramfs_tools_conf, offered, parse_pnp, resolv_conf, NetInfo, Pnp,
 };
 use unionroot_core::modules::{parse_builtin, parse_proc_modules, ModuleDb};
 use unionroot_core::networkd;
 use unionroot_core::nfs::{choose_server, mount_args, split_vfs_options, NfsRoot, ServerSource};
-use unionroot_core::plan::{self, ms, ModuleNeeds, NfsPiece, Persist, RootPlan, Step};
+use unionroot_core::plan::{self, ms, ModuleNeeds, NfsPiece, Persist, RootPlan};
+use unionroot_core::validate::Hostname;
 
 pub const CONFIG_FILE: &str = "/etc/unionroot.conf";
 
@@ -57,6 +58,9 @@ pub struct NetState {
     pub dhcp: bool,
     /// What the real system is told (`/run/net-<iface>.conf`, resolv.conf, hostname).
     pub info: NetInfo,
+    /// Why the host name DHCP offered was refused, if it was: per-node paths then stop the boot
+    /// instead of falling back to another name.
+    pub hostname_refused: Option<String>,
 }
 
 /// Phase timings, logged before the real init is started.
@@ -111,10 +115,18 @@ pub fn early_mounts(sys: &mut dyn Sys) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Phase 2: `/etc/unionroot.conf` overlaid by `/proc/cmdline`.
+/// Phase 2: `/etc/unionroot.conf` overlaid by `/proc/cmdline`, both read as bytes (the parser
+/// decides which parts must be text).
 pub fn read_config(sys: &mut dyn Sys) -> Result<Config, Failure> {
-    let file = sys.read_file(CONFIG_FILE).unwrap_or_default();
-    let cmdline = sys.read_file("/proc/cmdline").map_err(|e| {
+    let file = match sys.read_bytes(CONFIG_FILE) {
+        Ok(b) => b,
+        Err(nix::errno::Errno::ENOENT) => Vec::new(),
+        Err(e) => {
+            log::warn!("cannot read {CONFIG_FILE}: {e}; using the kernel command line alone");
+            Vec::new()
+        }
+    };
+    let cmdline = sys.read_bytes("/proc/cmdline").map_err(|e| {
         Failure::new(
             "config",
             format!("cannot read /proc/cmdline: {e}"),
@@ -299,7 +311,7 @@ fn kernel_configured(sys: &mut dyn Sys, pnp: Pnp) -> Result<NetState, Failure> {
             .netmask
             .as_ref()
             .and_then(|m| m.as_sockaddr_in())
-            .map_or(24, |m| u32::from(m.ip()).leading_ones() as u8);
+            .map_or(24, |m| mask_prefix(m.ip()));
         Some((nic, addr, prefix))
     });
     let (nic, address, prefix) = found.ok_or_else(|| {
@@ -319,6 +331,9 @@ fn kernel_configured(sys: &mut dyn Sys, pnp: Pnp) -> Result<NetState, Failure> {
         pnp.proto
     );
     let pnp_proto = pnp.proto.clone();
+    for w in &pnp.refused {
+        log::warn!("{w}");
+    }
     let info = NetInfo {
         device: nic.name.clone(),
         proto: "kernel".into(),
@@ -336,16 +351,19 @@ fn kernel_configured(sys: &mut dyn Sys, pnp: Pnp) -> Result<NetState, Failure> {
         lease: None,
         dhcp: pnp_proto == "DHCP",
         info,
+        hostname_refused: None,
     })
 }
 
 /// Phase 4: bring up the network as `ip=` says, unless the kernel already did.
 pub fn network(sys: &mut dyn Sys, cfg: &Config) -> Result<Option<NetState>, Failure> {
+    // Bytes: the kernel copies DHCP's domain into this file as it came, and a stray byte there
+    // must not hide the whole file (DHCP would then run again under the NFS root). The domain
+    // is validated by parse_pnp, so a replacement character in it is refused, not used.
     if let Some(pnp) = sys
-        .read_file("/proc/net/pnp")
+        .read_bytes("/proc/net/pnp")
         .ok()
-        .as_deref()
-        .and_then(parse_pnp)
+        .and_then(|b| parse_pnp(&String::from_utf8_lossy(&b)))
     {
         return kernel_configured(sys, pnp).map(Some);
     }
@@ -370,7 +388,16 @@ pub fn network(sys: &mut dyn Sys, cfg: &Config) -> Result<Option<NetState>, Fail
         nl.set_up(n, true).map_err(fail)?;
     }
     match mode {
-        IpMode::Static => configure_static(&nl, &cfg.ip, &cands[0]).map(Some),
+        IpMode::Static => {
+            let nic = cands.first().ok_or_else(|| {
+                Failure::new(
+                    "network",
+                    "no interface to configure",
+                    "check ip= and the NICs",
+                )
+            })?;
+            configure_static(&nl, &cfg.ip, nic).map(Some)
+        }
         _ => configure_dhcp(&nl, cfg, &cands).map(Some),
     }
 }
@@ -384,7 +411,7 @@ fn configure_static(nl: &Netlink, ip: &IpConfig, nic: &Nic) -> Result<NetState, 
             "give ip=<client>:...",
         ));
     };
-    let prefix = mask.map_or(24, |m| u32::from(m).leading_ones() as u8);
+    let prefix = mask.map_or(24, mask_prefix);
     log::info!("{}: static {addr}/{prefix} from ip=", nic.name);
     nl.add_address(nic, addr, prefix).map_err(fail)?;
     if let Some(gw) = ip.gateway {
@@ -407,6 +434,7 @@ fn configure_static(nl: &Netlink, ip: &IpConfig, nic: &Nic) -> Result<NetState, 
         lease: None,
         dhcp: false,
         info,
+        hostname_refused: None,
     })
 }
 
@@ -416,7 +444,7 @@ fn configure_dhcp(nl: &Netlink, cfg: &Config, cands: &[Nic]) -> Result<NetState,
     // Interfaces join the race as their carrier comes up (within carrier_timeout), so a NIC
     // that negotiates a second late is still tried and one without a cable costs nothing.
     let dcfg = DriverConfig {
-        hostname: cfg.ip.hostname.clone(),
+        hostname: cfg.ip.hostname.as_ref().map(|h| h.to_string()),
         first_timeout: Duration::from_secs(4),
         max_timeout: Duration::from_secs(64),
         total: cfg.dhcp_timeout,
@@ -460,6 +488,22 @@ fn configure_dhcp(nl: &Netlink, cfg: &Config, cands: &[Nic]) -> Result<NetState,
     if let Some(gw) = lease.routers.first() {
         nl.add_default_route(&nic, *gw).map_err(fail)?;
     }
+    Ok(dhcp_state(cfg, nic, lease))
+}
+
+/// What a lease tells the rest of the boot, its text options validated ([`offered`]).
+fn dhcp_state(cfg: &Config, nic: Nic, lease: Lease) -> NetState {
+    let o = offered(&lease);
+    // ip='s hostname field wins over the DHCP server's; then a refused offer does not matter.
+    let (hostname, hostname_refused) = match &cfg.ip.hostname {
+        Some(h) => (Some(h.clone()), None),
+        None => {
+            for w in &o.warnings {
+                log::warn!("{w}");
+            }
+            (o.hostname, o.hostname_refused)
+        }
+    };
     let info = NetInfo {
         device: nic.name.clone(),
         proto: "dhcp".into(),
@@ -467,21 +511,21 @@ fn configure_dhcp(nl: &Netlink, cfg: &Config, cands: &[Nic]) -> Result<NetState,
         prefix: lease.prefix_len(),
         gateway: lease.routers.first().copied(),
         dns: lease.dns.clone(),
-        // ip='s hostname field wins over the DHCP server's.
-        hostname: cfg.ip.hostname.clone().or_else(|| lease.hostname.clone()),
-        domain: lease.domain.clone(),
+        hostname,
+        domain: o.domain,
         root_server: lease.siaddr.or(Some(lease.server_id)),
-        root_path: lease.root_path.clone(),
-        bootfile: lease.bootfile.clone(),
+        root_path: o.root_path,
+        bootfile: o.bootfile,
         lease_secs: lease.lease_secs,
     };
-    Ok(NetState {
+    NetState {
         nic,
         address: lease.address,
         lease: Some(lease),
         dhcp: true,
         info,
-    })
+        hostname_refused,
+    }
 }
 
 /// Is `/` a real filesystem (the seed's NFS-root mode) rather than an initramfs?
@@ -491,17 +535,24 @@ pub fn root_is_real(sys: &mut dyn Sys) -> bool {
     !matches!(sys.fs_magic("/"), Ok(RAMFS_MAGIC | TMPFS_MAGIC))
 }
 
-/// The host name to use for per-node paths: the one handed off, else the kernel's (set by its
-/// own autoconfig), else the address.
-fn node_name(net: Option<&NetState>) -> Option<String> {
-    net.and_then(|n| n.info.hostname.clone())
-        .or_else(|| {
-            nix::sys::utsname::uname()
-                .ok()
-                .map(|u| u.nodename().to_string_lossy().into_owned())
-                .filter(|h| !h.is_empty() && h != "(none)")
-        })
-        .or_else(|| net.map(|n| n.address.to_string()))
+/// The host name to use for per-node paths (see [`plan::node_name`]): only ever a validated one.
+fn node_name(net: Option<&NetState>) -> Result<Option<Hostname>, Failure> {
+    let kernel = nix::sys::utsname::uname()
+        .ok()
+        .map(|u| u.nodename().to_string_lossy().into_owned());
+    plan::node_name(
+        net.and_then(|n| n.info.hostname.as_ref()),
+        net.and_then(|n| n.hostname_refused.as_deref()),
+        kernel.as_deref(),
+        net.map(|n| n.address),
+    )
+    .map_err(|why| {
+        Failure::new(
+            "root",
+            format!("per-node paths need this node's host name, but {why}"),
+            "fix the host name on the DHCP server (option 12), or give it in ip=::::<name>",
+        )
+    })
 }
 
 /// Phase 5 input: where each piece of the root comes from.
@@ -598,7 +649,7 @@ pub fn root_plan(cfg: &Config, net: Option<&NetState>, pivot: bool) -> Result<Ro
         .collect::<Result<Vec<_>, Failure>>()?;
     let persist = match &cfg.persist {
         Some(piece) if !cfg.persist_paths.is_empty() => {
-            let node = node_name(net).ok_or_else(|| {
+            let node = node_name(net)?.ok_or_else(|| {
                 Failure::new(
                     "root",
                     "per-node paths need a host name",
@@ -634,16 +685,13 @@ pub fn root(
     before_switch: impl FnOnce(&mut dyn Sys),
 ) -> Result<(), Failure> {
     let steps = plan::root_steps(p);
-    let (switch, build) = steps
-        .split_last()
-        .ok_or_else(|| Failure::new("root", "empty root plan", ""))?;
-    exec::run(sys, build).map_err(|e| Failure::exec("root", e))?;
+    exec::run(sys, &steps.build).map_err(|e| Failure::exec("root", e))?;
     if let Some(n) = net {
         handoff(sys, n, plan::NEW_ROOT);
     }
     before_switch(sys);
-    debug_assert!(matches!(switch, Step::SwitchRoot { .. }));
-    exec::run_step(sys, switch).map_err(|e| Failure::exec("switch_root", e))
+    let phase = if p.pivot { "pivot_root" } else { "switch_root" };
+    exec::run_step(sys, &steps.switch).map_err(|e| Failure::exec(phase, e))
 }
 
 /// Leaves the network configuration for the real system: the host name (set now, and in the new
@@ -652,12 +700,21 @@ pub fn root(
 /// root), and resolv.conf in the new root. What goes into the new root lands in the tmpfs upper,
 /// never on the export. Failures here are warnings: the system can still boot without them.
 pub fn handoff(sys: &mut dyn Sys, net: &NetState, new_root: &str) {
-    if let Some(h) = &net.info.hostname {
-        log::info!("hostname {h}");
-        if let Err(e) = sys.sethostname(h) {
-            log::warn!("cannot set the host name {h}: {e}");
+    // Only a validated name gets here (NetInfo holds a Hostname), and one longer than the
+    // kernel's 64 bytes is left alone rather than cut: a cut name could be another node's.
+    match &net.info.hostname {
+        Some(h) if h.fits_uts() => {
+            log::info!("hostname {h}");
+            if let Err(e) = sys.sethostname(h) {
+                log::warn!("cannot set the host name {h}: {e}");
+            }
+            write_unless_link(sys, &format!("{new_root}/etc/hostname"), &format!("{h}\n"));
         }
-        write_unless_link(sys, &format!("{new_root}/etc/hostname"), &format!("{h}\n"));
+        Some(h) => log::warn!(
+            "not setting the host name {h}: longer than the kernel's {} bytes",
+            Hostname::UTS_MAX
+        ),
+        None => {}
     }
     let uptime = sys.now().as_secs();
     let path = format!("/run/net-{}.conf", net.info.device);
@@ -719,10 +776,11 @@ mod tests {
                 proto: "dhcp".into(),
                 address: Some(Ipv4Addr::new(192, 168, 77, 100)),
                 prefix: 24,
-                hostname: Some("node1".into()),
+                hostname: Some(Hostname::parse("node1").unwrap()),
                 dns: vec![Ipv4Addr::new(192, 168, 77, 1)],
                 ..Default::default()
             },
+            hostname_refused: None,
         }
     }
 
@@ -768,5 +826,180 @@ mod tests {
         assert!(!r.files.keys().any(|f| f.starts_with("/newroot")));
         // The runtime files still go to /run.
         assert!(r.files.contains_key("/run/net-eth0.conf"));
+    }
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn lease(hostname: Option<&str>, domain: Option<&str>) -> Lease {
+        Lease {
+            address: ip("10.0.2.15"),
+            netmask: ip("255.255.255.0"),
+            broadcast: None,
+            routers: vec![ip("10.0.2.2")],
+            dns: vec![ip("10.0.2.3")],
+            hostname: hostname.map(String::from),
+            domain: domain.map(String::from),
+            root_path: Some("10.0.2.2:/srv/system".into()),
+            mtu: None,
+            ntp: Vec::new(),
+            server_id: ip("10.0.2.2"),
+            siaddr: None,
+            tftp_server: None,
+            bootfile: None,
+            lease_secs: Some(3600),
+        }
+    }
+
+    fn nic() -> Nic {
+        Nic {
+            name: "eth0".into(),
+            ifindex: 2,
+            mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
+        }
+    }
+
+    fn persist_cfg(extra: &str) -> Config {
+        Config::parse(
+            "unionroot.persist=10.0.2.2:/srv/persist\nunionroot.persist_paths=/var/log\n",
+            extra,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn cmdline_with_latin1_in_another_parameter_boots() {
+        let mut r = Recorder::default();
+        r.raw_files.insert(
+            "/proc/cmdline".into(),
+            b"BOOT_IMAGE=/vmlinuz acpi_osi=\"Windows \xe9t\xe9\" unionroot.size=1g\n".to_vec(),
+        );
+        r.raw_files.insert(
+            CONFIG_FILE.into(),
+            b"# \xe9crit par unionroot\nunionroot.nfsvers=4\n".to_vec(),
+        );
+        let cfg = read_config(&mut r).unwrap();
+        assert_eq!(cfg.overlay_size, "1g");
+        assert_eq!(
+            cfg.nfs_version,
+            unionroot_core::nfs::NfsVersion::V4(2),
+            "a non-UTF-8 config file is still read"
+        );
+        r.raw_files
+            .insert("/proc/cmdline".into(), b"unionroot.size=1\xe9g".to_vec());
+        let f = read_config(&mut r).unwrap_err();
+        assert!(f.reason.contains("unionroot.size="), "{}", f.reason);
+        assert!(f.reason.contains("not UTF-8"), "{}", f.reason);
+    }
+
+    #[test]
+    fn a_refused_dhcp_host_name_never_becomes_a_path() {
+        for bad in ["../node-b", "../../../../etc", "..", "node\nb"] {
+            let cfg = persist_cfg("");
+            let net = dhcp_state(&cfg, nic(), lease(Some(bad), None));
+            assert_eq!(net.info.hostname, None, "{bad:?}");
+            let f = root_plan(&cfg, Some(&net), false).unwrap_err();
+            assert_eq!(f.phase, "root");
+            assert!(
+                f.reason
+                    .contains("per-node paths need this node's host name")
+                    && f.reason.contains("option 12"),
+                "{}",
+                f.reason
+            );
+            assert!(!f.reason.contains('\n'), "{:?}", f.reason);
+        }
+        // Without per-node paths the boot goes on, just without a host name.
+        let cfg = Config::parse("", "").unwrap();
+        let net = dhcp_state(&cfg, nic(), lease(Some("../node-b"), None));
+        assert!(root_plan(&cfg, Some(&net), false).is_ok());
+        // The name from ip= wins, so a bad offer does not matter then.
+        let cfg = persist_cfg("ip=::::node-a::dhcp");
+        let net = dhcp_state(&cfg, nic(), lease(Some("../node-b"), None));
+        let p = root_plan(&cfg, Some(&net), false).unwrap();
+        assert_eq!(p.persist.unwrap().node.as_str(), "node-a");
+        // A good offer is used.
+        let cfg = persist_cfg("");
+        let net = dhcp_state(&cfg, nic(), lease(Some("node-07"), Some("cluster.lan")));
+        let p = root_plan(&cfg, Some(&net), false).unwrap();
+        assert_eq!(p.persist.unwrap().node.as_str(), "node-07");
+        assert_eq!(net.info.domain.as_deref(), Some("cluster.lan"));
+    }
+
+    #[test]
+    fn handoff_writes_only_validated_text() {
+        let cfg = Config::parse("", "").unwrap();
+        let net = dhcp_state(
+            &cfg,
+            nic(),
+            lease(Some("node\rb"), Some("lan\nnameserver 6.6.6.6")),
+        );
+        let mut r = Recorder::default();
+        handoff(&mut r, &net, "/newroot");
+        assert!(
+            !r.calls.iter().any(|c| matches!(c, Call::SetHostname(_))),
+            "{:?}",
+            r.calls
+        );
+        let resolv = &r.files["/newroot/etc/resolv.conf"];
+        assert!(!resolv.contains("6.6.6.6"), "{resolv}");
+        assert_eq!(resolv.lines().filter(|l| !l.starts_with('#')).count(), 1);
+        for contents in r.files.values() {
+            assert!(
+                !contents.chars().any(|c| c.is_control() && c != '\n'),
+                "{contents:?}"
+            );
+        }
+        // A valid name is set.
+        let net = dhcp_state(&cfg, nic(), lease(Some("node-07"), None));
+        let mut r = Recorder::default();
+        handoff(&mut r, &net, "/newroot");
+        assert_eq!(r.calls[0], Call::SetHostname("node-07".into()));
+        // One over the kernel's 64 bytes is valid as a directory but not set (and not cut).
+        let long = format!("{}.{}", "a".repeat(40), "b".repeat(40));
+        let net = dhcp_state(&cfg, nic(), lease(Some(&long), None));
+        let mut r = Recorder::default();
+        handoff(&mut r, &net, "/newroot");
+        assert!(!r.calls.iter().any(|c| matches!(c, Call::SetHostname(_))));
+    }
+
+    /// From a real root the last step is a pivot_root, not a switch_root; running the whole root
+    /// phase must reach it (a debug build used to assert otherwise and panic: PID 1 dying).
+    #[test]
+    fn pivot_plan_runs_to_the_pivot() {
+        let cfg = Config::parse(
+            "",
+            "unionroot.lower=10.0.2.2:/srv/system unionroot.mount=/home=10.0.2.2:/srv/home",
+        )
+        .unwrap();
+        let net = dhcp_state(&cfg, nic(), lease(Some("node-07"), None));
+        let p = root_plan(&cfg, Some(&net), true).unwrap();
+        let mut r = Recorder {
+            free: 1 << 30,
+            ..Default::default()
+        };
+        r.files
+            .insert("/proc/filesystems".into(), "nodev\toverlay\n".into());
+        r.kinds
+            .insert(plan::LOWER_DIR.into(), crate::sys::Kind::Dir);
+        r.kinds.insert(
+            "/newroot/sbin/init".into(),
+            crate::sys::Kind::File { executable: true },
+        );
+        let mut switched = false;
+        let f = root(&mut r, &p, Some(&net), |_| switched = true).unwrap_err();
+        assert!(switched);
+        // The recorder's exec returns, so the phase fails there, after the pivot.
+        assert_eq!(f.phase, "pivot_root");
+        assert!(f.reason.contains("exec /sbin/init"), "{}", f.reason);
+        assert!(r
+            .calls
+            .iter()
+            .any(|c| matches!(c, Call::PivotRoot(a, _) if a == ".")));
+        assert!(r
+            .calls
+            .iter()
+            .any(|c| matches!(c, Call::Mount { target, .. } if target == "/newroot/home")));
     }
 }

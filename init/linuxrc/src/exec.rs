@@ -264,6 +264,27 @@ fn check(sys: &mut dyn Sys, step: &Step, c: &Check) -> Result<(), ExecError> {
                 ));
             }
         }
+        Check::NoSymlinks { root, path } => {
+            let Some(rel) = path.strip_prefix(root.as_str()) else {
+                return Err(refuse(format!("{path} is not below {root}"), ""));
+            };
+            let mut cur = root.trim_end_matches('/').to_string();
+            for c in rel.split('/').filter(|c| !c.is_empty()) {
+                cur.push('/');
+                cur.push_str(c);
+                match sys.kind(&cur) {
+                    Kind::Symlink(t) => {
+                        return Err(refuse(
+                            format!("{cur} is a symlink (to {t}); refusing to follow it from {root}"),
+                            "replace the symlink in the exported tree with a directory, or choose another path",
+                        ))
+                    }
+                    // mkdir creates the rest as directories.
+                    Kind::Missing => break,
+                    Kind::Dir | Kind::File { .. } | Kind::Other => {}
+                }
+            }
+        }
         Check::HasRoom { path, min_bytes } => {
             let free = sys
                 .free_bytes(path)
@@ -674,6 +695,38 @@ mod tests {
         };
         run_step(&mut r, &step).unwrap();
         assert_eq!(mounts(&r), ["10.0.0.1:/srv/system", "10.0.0.2:/srv/system"]);
+    }
+
+    #[test]
+    fn symlinks_in_exported_trees_are_not_followed() {
+        let check = |root: &str, path: &str| {
+            Step::Check(Check::NoSymlinks {
+                root: root.into(),
+                path: path.into(),
+            })
+        };
+        let mut r = Recorder::default();
+        r.kinds.insert("/newroot/var".into(), Kind::Dir);
+        r.kinds
+            .insert("/newroot/var/run".into(), Kind::Symlink("/run".into()));
+        let e = run_step(&mut r, &check("/newroot", "/newroot/var/run/x")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("/newroot/var/run is a symlink (to /run)"),
+            "{e}"
+        );
+        // Missing components are made by mkdir; existing directories are fine.
+        run_step(&mut r, &check("/newroot", "/newroot/var/log/x")).unwrap();
+        run_step(&mut r, &check("/newroot", "/newroot/home")).unwrap();
+        // A node's own directory pointing at another node's is refused from the export's root.
+        let p = "/run/unionroot/persist";
+        r.kinds.insert(format!("{p}/nodes"), Kind::Dir);
+        r.kinds
+            .insert(format!("{p}/nodes/node-a"), Kind::Symlink("node-b".into()));
+        let e = run_step(&mut r, &check(p, &format!("{p}/nodes/node-a/var/log"))).unwrap_err();
+        assert!(e.to_string().contains("nodes/node-a is a symlink"), "{e}");
+        assert!(run_step(&mut r, &check("/newroot", "/elsewhere")).is_err());
+        assert!(r.calls.is_empty(), "checks change nothing");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use linuxrc::klog;
 use linuxrc::sys::{LinuxSys, Sys};
 use std::time::Duration;
 use unionroot_core::cmdline::OnFail;
+use unionroot_core::validate::Line;
 
 fn main() {
     let mut sys = LinuxSys;
@@ -45,7 +46,8 @@ fn run(sys: &mut dyn Sys, on_fail: &mut OnFail) -> Result<(), Failure> {
         plan.lowers.first().and_then(|l| l.candidates.first()),
     ) {
         n.info.root_server = Some(base.server);
-        n.info.root_path = Some(base.source.clone());
+        // Built from a validated NfsRoot, so it is a line; if not, say nothing rather than it.
+        n.info.root_path = Line::parse(&base.source).ok();
     }
     boot::root(sys, &plan, net.as_ref(), |sys| {
         t.mark("root", sys.now());

@@ -45,7 +45,14 @@ pub trait Sys {
     fn exec(&mut self, path: &str, args: &[String]) -> Errno;
     fn sethostname(&mut self, name: &str) -> Result<(), Errno>;
     fn write_file(&mut self, path: &str, contents: &[u8]) -> Result<(), Errno>;
-    fn read_file(&mut self, path: &str) -> Result<String, Errno>;
+    /// The file's bytes, whatever they are: `/proc/cmdline` and config files may hold text in
+    /// any encoding, and only the parser knows which parts must be UTF-8.
+    fn read_bytes(&mut self, path: &str) -> Result<Vec<u8>, Errno>;
+    /// A file that is text by contract (`/proc/filesystems`, `modules.dep`): not UTF-8 reads as
+    /// EILSEQ, an error of its own rather than a generic EIO.
+    fn read_file(&mut self, path: &str) -> Result<String, Errno> {
+        String::from_utf8(self.read_bytes(path)?).map_err(|_| Errno::EILSEQ)
+    }
     /// Opens (and closes) a TCP connection, bounded by `timeout`: is the server's NFS port up?
     fn tcp_probe(
         &mut self,
@@ -119,8 +126,9 @@ impl Sys for LinuxSys {
     }
 
     fn fs_magic(&mut self, path: &str) -> Result<i64, Errno> {
-        // f_type is i64 on glibc and u64 on musl; the magic numbers fit either way.
-        #[allow(clippy::unnecessary_cast)]
+        // f_type is i64 on glibc and u64 on musl; every filesystem magic number is below 2^32,
+        // so the cast never wraps. A try_from would be an infallible conversion on glibc.
+        #[allow(clippy::unnecessary_cast, clippy::cast_possible_wrap)]
         nix::sys::statfs::statfs(path).map(|s| s.filesystem_type().0 as i64)
     }
 
@@ -211,8 +219,8 @@ impl Sys for LinuxSys {
         std::fs::write(path, contents).map_err(io_errno)
     }
 
-    fn read_file(&mut self, path: &str) -> Result<String, Errno> {
-        std::fs::read_to_string(path).map_err(io_errno)
+    fn read_bytes(&mut self, path: &str) -> Result<Vec<u8>, Errno> {
+        std::fs::read(path).map_err(io_errno)
     }
 
     fn tcp_probe(
@@ -285,6 +293,8 @@ pub struct Recorder {
     /// Owners (uid, gid) by path; a path not listed is owned by root.
     pub owners: std::collections::HashMap<String, (u32, u32)>,
     pub files: std::collections::HashMap<String, String>,
+    /// Files that are not text; looked up before `files`.
+    pub raw_files: std::collections::HashMap<String, Vec<u8>>,
     pub root_magic: i64,
     pub clock: Duration,
     /// Servers whose probe fails (EHOSTUNREACH, after 1 s of simulated time).
@@ -375,8 +385,15 @@ impl Sys for Recorder {
             .insert(path.into(), String::from_utf8_lossy(contents).into_owned());
         self.record(Call::WriteFile(path.into()))
     }
-    fn read_file(&mut self, path: &str) -> Result<String, Errno> {
-        self.files.get(path).cloned().ok_or(Errno::ENOENT)
+    fn read_bytes(&mut self, path: &str) -> Result<Vec<u8>, Errno> {
+        match self.raw_files.get(path) {
+            Some(b) => Ok(b.clone()),
+            None => self
+                .files
+                .get(path)
+                .map(|s| s.as_bytes().to_vec())
+                .ok_or(Errno::ENOENT),
+        }
     }
     fn tcp_probe(
         &mut self,
