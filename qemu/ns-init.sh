@@ -97,11 +97,13 @@ start_servers() {
     protocols="4"
   fi
   # Graceless: with the default 90 s grace period, v4 clients hang after mounting.
+  # Only_Numeric_Owners: owners as numeric ids (sec=sys), else a v4 client sees every file
+  # owned by 4294967294 and the NFS root later blocks in request-key (as host-tools/src/exports.rs).
   cat >"$UR_DIR/ganesha.conf" <<EOF
 NFS_CORE_PARAM { NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false; Enable_RQUOTA = false;
                  Enable_UDP = false; Protocols = $protocols;
                  Plugins_Dir = /usr/lib/x86_64-linux-gnu/ganesha; }
-NFSV4 { Graceless = true; }
+NFSV4 { Graceless = true; Only_Numeric_Owners = true; }
 EXPORT { Export_Id = 1; Path = /srv/system; Pseudo = /system; Access_Type = RO;
          Squash = No_Root_Squash; SecType = sys; Protocols = $protocols; Transports = TCP;
          FSAL { Name = VFS; } }
