@@ -1151,7 +1151,18 @@ pub fn parse(
     let setup_tree = c.local_path(&raw.paths.setup_tree);
     let tftp_root = c.local_path(&raw.paths.tftp_root);
     let initramfs = c.local_path(&raw.paths.initramfs);
-    let image_dir = raw.paths.image.as_ref().map(|v| c.local_path(v));
+    let image_dir = raw.paths.image.as_ref().map(|v| {
+        let p = c.local_path(v);
+        if p == setup_tree {
+            c.err(
+                Some(v.span()),
+                "paths.image",
+                "is also paths.setup_tree: `unionroot image` and `unionroot setup-tree` would \
+                 replace each other's tree; give the Debian image its own directory",
+            );
+        }
+        p
+    });
     let image = c.image(&raw.image);
 
     // [kernel]

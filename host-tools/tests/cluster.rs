@@ -560,6 +560,11 @@ fn image_defaults_without_a_table() {
 #[test]
 fn image_values_that_would_reach_mmdebstrap_are_checked() {
     let img = |body: &str| edit("[paths]", &format!("[image]\n{body}\n\n[paths]"));
+    let t = edit(
+        "initramfs = \"out/initrd.img\"",
+        "initramfs = \"out/initrd.img\"\nimage = \"/srv/system\"",
+    );
+    one(&t, "paths.image", "image = ", "also paths.setup_tree");
     let t = img("suite = \"--root=/\"");
     one(&t, "image.suite", "suite =", "is not a Debian suite");
     let t = img("variant = \"extract\"");
