@@ -30,7 +30,11 @@ pub const NETWORK_DIRS: [&str; 2] = ["usr/lib/systemd/network", "etc/systemd/net
 const UNIT_LINK_DIR: &str = "/lib/systemd/system";
 
 /// Units masked on every node, and why.
-pub const MASKED: [(&str, &str); 10] = [
+pub const MASKED: [(&str, &str); 11] = [
+    (
+        "systemd-network-generator.service",
+        "linuxrc writes the boot NIC's .network; this would write a second one from ip=",
+    ),
     (
         "networking.service",
         "ifupdown would reconfigure or take down the NFS NIC",
@@ -247,7 +251,8 @@ fn enable(
     steps: &mut Vec<Step>,
     seen: &mut Vec<String>,
 ) -> Result<()> {
-    if seen.iter().any(|u| u == unit) {
+    // `Also=` may name a unit that is masked here (networkd's generator).
+    if seen.iter().any(|u| u == unit) || MASKED.iter().any(|(m, _)| *m == unit) {
         return Ok(());
     }
     seen.push(unit.to_string());
@@ -490,6 +495,7 @@ mod tests {
 
     const NETWORKD: &str = "[Unit]\nDescription=x\n\n[Install]\nWantedBy=multi-user.target\n\
         Also=systemd-networkd.socket\nAlias=dbus-org.freedesktop.network1.service\n\
+        Also=systemd-network-generator.service\n\
         # comment\nAlso=systemd-networkd-wait-online.service\n";
 
     fn facts() -> Facts {
@@ -532,6 +538,7 @@ mod tests {
             i.also,
             [
                 "systemd-networkd.socket",
+                "systemd-network-generator.service",
                 "systemd-networkd-wait-online.service"
             ]
         );
@@ -612,6 +619,13 @@ mod tests {
             &format!("{u}serial-getty@.service")
         ));
         assert!(has("etc/systemd/system/networking.service", "/dev/null"));
+        assert!(has(
+            "etc/systemd/system/systemd-network-generator.service",
+            "/dev/null"
+        ));
+        assert!(!l
+            .iter()
+            .any(|(p, _)| p.ends_with(".wants/systemd-network-generator.service")));
         assert!(has("etc/systemd/network/89-ethernet.network", "/dev/null"));
         assert!(!l.iter().any(|(p, _)| p.contains("80-container-ve")));
         assert!(has("var/lib/dbus/machine-id", "/etc/machine-id"));

@@ -353,10 +353,15 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     )
 }
 
+/// A cache entry is used only once its marker, written last, is there.
+fn cached(entry: &Path, refresh: bool) -> bool {
+    !refresh && entry.join(".complete").is_file()
+}
+
 /// Makes sure the cache entry for `k` exists (running mmdebstrap if not, or with `refresh`),
 /// and returns its directory and whether it was a hit.
 fn ensure_cache(entry: &Path, k: &KeyInputs, refresh: bool) -> Result<bool> {
-    if entry.join(".complete").is_file() && !refresh {
+    if cached(entry, refresh) {
         return Ok(true);
     }
     let parent = entry.parent().context("cache entry has no parent")?;
@@ -497,6 +502,17 @@ fn install_modules(modules_dir: &Path, release: &str, root: &Path) -> Result<()>
             .arg(&dst),
         &format!("cp -R {} {}", modules_dir.display(), dst.display()),
     )?;
+    // depmod looks in ROOT/lib/modules; merged /usr makes `lib` a relative link to usr/lib.
+    // An absolute one would lead depmod to the build host's /usr/lib/modules.
+    if let Ok(t) = fs::read_link(root.join("lib")) {
+        if t.is_absolute() {
+            bail!(
+                "the image's /lib is a link to the absolute path {}; depmod would follow it on \
+                 the build host",
+                t.display()
+            );
+        }
+    }
     run_program(
         Command::new("depmod").arg("-b").arg(root).arg(release),
         &format!("depmod -b {} {release}", root.display()),
@@ -528,6 +544,21 @@ fn inputs_record(
     )
 }
 
+/// How the inputs record of the image at `output` differs from `record`: `None` if there is no
+/// record (no image, or another kind of tree), else the changed lines (none: unchanged).
+fn compare(output: &Path, record: &str) -> Result<Option<Vec<String>>> {
+    let p = output.join(INPUTS_FILE);
+    match fs::read_to_string(&p) {
+        Ok(old) if old == record => Ok(Some(Vec::new())),
+        Ok(old) => Ok(Some(crate::diff::describe_file_change(
+            old.as_bytes(),
+            record.as_bytes(),
+        ))),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
+    }
+}
+
 pub fn run(args: &ImageArgs) -> Result<()> {
     let c: Cluster = cluster::load(&args.cluster)?;
     let output = args
@@ -555,13 +586,30 @@ pub fn run(args: &ImageArgs) -> Result<()> {
     let release = kernel_release(&c.modules_dir)?;
     let out = output.display();
 
+    // The diskless steps depend on the cached tree, so the record of a build's inputs (and
+    // whether the output is unchanged) is known only with a cache entry.
+    let prepare = |steps: Vec<diskless::Step>| -> Result<(Vec<diskless::Step>, String)> {
+        let modules = format!("{release} {}", &digest_dir(&c.modules_dir)?[..32]);
+        let files = match &c.image.files {
+            Some(f) => digest_dir(f)?[..32].to_string(),
+            None => "none".into(),
+        };
+        let record = inputs_record(&key, &k, &steps, &modules, &files);
+        Ok((steps, record))
+    };
+    let plan = |root: &Path| -> Result<Vec<diskless::Step>> {
+        diskless::plan(&diskless::gather(root)?, &c.boot.kernel_args)
+    };
+
     if args.dry_run {
-        if entry.join(".complete").is_file() && !args.refresh {
+        let mut record = None;
+        if cached(&entry, args.refresh) {
             println!("dry run: mmdebstrap result cached in {}", entry.display());
-            let facts = diskless::gather(&entry.join("root"))?;
-            for s in diskless::plan(&facts, &c.boot.kernel_args)? {
+            let (steps, r) = prepare(plan(&entry.join("root"))?)?;
+            for s in steps {
                 println!("  {s}");
             }
+            record = Some(r);
         } else {
             let args = k.mmdebstrap_args(&entry.join("root"));
             let shown: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
@@ -575,17 +623,27 @@ pub fn run(args: &ImageArgs) -> Result<()> {
         if let Some(f) = &c.image.files {
             println!("  copy {} over the tree (owned by root)", f.display());
         }
-        let verb = match fs::symlink_metadata(&output) {
-            Err(_) => "would build",
-            Ok(_) if args.force => "would rebuild (or leave alone if its inputs are unchanged)",
-            Ok(_) => "would compare, and refuse without --force if its inputs changed",
-        };
-        println!("dry run: {verb} {out}");
+        let force = if args.force { "" } else { " (needs --force)" };
+        match (
+            fs::symlink_metadata(&output),
+            record.map(|r| compare(&output, &r)),
+        ) {
+            (Err(_), _) => println!("dry run: would build {out}"),
+            (Ok(_), Some(Ok(Some(ch)))) if ch.is_empty() => {
+                println!("dry run: {out} is up to date")
+            }
+            (Ok(_), Some(Ok(Some(ch)))) => {
+                println!("dry run: would replace {out}{force}:");
+                for l in ch {
+                    println!("  {l}");
+                }
+            }
+            (Ok(_), _) => println!("dry run: would replace {out}{force}"),
+        }
         return Ok(());
     }
 
-    let hit = ensure_cache(&entry, &k, args.refresh)?;
-    if hit {
+    if ensure_cache(&entry, &k, args.refresh)? {
         println!(
             "mmdebstrap: cached {} (inputs in {}/inputs)",
             entry.display(),
@@ -593,25 +651,19 @@ pub fn run(args: &ImageArgs) -> Result<()> {
         );
     }
     let cached = entry.join("root");
-    let steps = diskless::plan(&diskless::gather(&cached)?, &c.boot.kernel_args)?;
-    let modules = format!("{release} {}", &digest_dir(&c.modules_dir)?[..32]);
-    let files = match &c.image.files {
-        Some(f) => digest_dir(f)?[..32].to_string(),
-        None => "none".into(),
-    };
-    let record = inputs_record(&key, &k, &steps, &modules, &files);
-    match fs::read_to_string(output.join(INPUTS_FILE)) {
-        Ok(old) if old == record => {
+    let (steps, record) = prepare(plan(&cached)?)?;
+    match compare(&output, &record)? {
+        Some(ch) if ch.is_empty() => {
             println!("{out} unchanged (its {INPUTS_FILE} matches)");
             println!("package list: {}", output.join(PACKAGE_LIST).display());
             return Ok(());
         }
-        Ok(old) if !args.force => {
+        Some(ch) if !args.force => {
             let mut msg = format!(
                 "{out} already exists from other inputs; pass --force to replace it (the old tree \
                  is swapped out atomically), or choose another -o path\nwhat would change:"
             );
-            for l in crate::diff::describe_file_change(old.as_bytes(), record.as_bytes()) {
+            for l in ch {
                 msg += "\n  ";
                 msg += &l;
             }
