@@ -652,7 +652,16 @@ pub fn run(args: &ImageArgs) -> Result<()> {
     }
     let cached = entry.join("root");
     let (steps, record) = prepare(plan(&cached)?)?;
-    match compare(&output, &record)? {
+    let comparison = compare(&output, &record)?;
+    if comparison.is_none() && fs::read_dir(&output).is_ok_and(|mut d| d.next().is_some()) {
+        // Running as root with --force, a mistyped paths.image must not swap out /usr.
+        return Err(exit::refused(format!(
+            "{out} is a directory with contents that `unionroot image` did not build (it has no \
+             {INPUTS_FILE}); even with --force it is not replaced: remove it yourself or choose \
+             another -o path"
+        )));
+    }
+    match comparison {
         Some(ch) if ch.is_empty() => {
             println!("{out} unchanged (its {INPUTS_FILE} matches)");
             println!("package list: {}", output.join(PACKAGE_LIST).display());

@@ -196,6 +196,22 @@ fn image_is_built_cached_prepared_and_guarded() {
     assert!(!img
         .join("etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service")
         .exists());
+    // A directory that is not an image is never replaced, not even with --force.
+    fs::create_dir_all(dir.join("other/etc")).unwrap();
+    let o = run(
+        &[
+            "image",
+            "-c",
+            c,
+            "--force",
+            "-o",
+            dir.join("other").to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("did not build"), "{}", stderr(&o));
+    assert!(dir.join("other/etc").is_dir());
     let leftovers: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
