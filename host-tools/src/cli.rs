@@ -32,6 +32,17 @@ pub enum Command {
     /// kernel opens the console before running /init. Entries are sorted, owned by 0:0 and
     /// stamped with $SOURCE_DATE_EPOCH (or 0), so the same inputs give the same bytes.
     Initramfs(InitramfsArgs),
+    /// Build the Debian system tree from cluster.toml's [image] with mmdebstrap, prepared for
+    /// diskless nodes, with the boot kernel's modules.
+    ///
+    /// mmdebstrap's result is cached under ${UNIONROOT_CACHE:-~/.cache/unionroot}/images/<key>,
+    /// keyed by suite, variant, packages, mirror, mmdebstrap's version, the architecture and
+    /// $SOURCE_DATE_EPOCH. The image is a copy of it: an empty /etc/machine-id, no
+    /// /etc/hostname, an fstab without disks, systemd-networkd and a serial getty on the
+    /// kernel console enabled, ifupdown and NetworkManager masked, /usr/lib/modules/<release>
+    /// with depmod's output, then [image] files. It is built beside DIR and renamed into place;
+    /// the installed packages are listed in DIR/usr/share/unionroot/packages.lock. Needs root.
+    Image(ImageArgs),
     /// Build a busybox root tree: static busybox, its applet links, the standard directories,
     /// and optionally /linuxrc, /etc/unionroot.conf and /sbin/init.
     ///
@@ -360,6 +371,30 @@ pub struct InitramfsArgs {
     pub force: bool,
 
     /// Print the archive's contents (path, mode, size) and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// The cluster description; its [image] table says what to install
+    #[arg(short = 'c', long = "cluster", value_name = "FILE")]
+    pub cluster: PathBuf,
+
+    /// The directory to build (default: paths.image)
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: Option<PathBuf>,
+
+    /// Replace DIR if it was built from other inputs (the old tree is swapped out, then deleted)
+    #[arg(long)]
+    pub force: bool,
+
+    /// Run mmdebstrap again even if its result is cached (the archive has newer packages)
+    #[arg(long)]
+    pub refresh: bool,
+
+    /// Print the mmdebstrap command (or the cache entry) and the preparation steps; write
+    /// nothing
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -44,6 +44,8 @@ struct RawCluster {
     #[serde(default)]
     boot: RawBoot,
     #[serde(default)]
+    image: RawImage,
+    #[serde(default)]
     groups: BTreeMap<String, Spanned<RawBoot>>,
     #[serde(default)]
     nodes: Vec<Spanned<RawNode>>,
@@ -115,6 +117,7 @@ struct RawPaths {
     setup_tree: S,
     tftp_root: S,
     initramfs: S,
+    image: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +145,18 @@ struct RawInitramfs {
 struct RawSetupTree {
     busybox: Option<S>,
     init_script: Option<S>,
+}
+
+/// `[image]`: the Debian system tree `unionroot image` builds with mmdebstrap.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    suite: Option<S>,
+    variant: Option<S>,
+    #[serde(default)]
+    packages: Vec<S>,
+    mirror: Option<S>,
+    files: Option<S>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -383,6 +398,20 @@ pub struct Node {
     pub boot: Boot,
 }
 
+/// `[image]`, validated: what `unionroot image` asks mmdebstrap for, and what it adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub suite: String,
+    pub variant: String,
+    /// The admin's packages, on top of [`crate::image::BASE_PACKAGES`]; each a valid Debian
+    /// package name.
+    pub packages: Vec<String>,
+    /// An archive URL; `None` is mmdebstrap's own default for the suite.
+    pub mirror: Option<String>,
+    /// A directory copied over the prepared tree, owned by root in the image.
+    pub files: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
     pub server: Server,
@@ -396,6 +425,9 @@ pub struct Cluster {
     pub setup_tree: PathBuf,
     pub tftp_root: PathBuf,
     pub initramfs: PathBuf,
+    /// Where `unionroot image` builds the Debian system tree (`paths.image`), if set.
+    pub image_dir: Option<PathBuf>,
+    pub image: Image,
     pub kernel_image: PathBuf,
     pub modules_dir: PathBuf,
     pub kernel_config: Option<PathBuf>,
@@ -742,6 +774,68 @@ impl Checker<'_> {
     }
 }
 
+impl Checker<'_> {
+    /// `[image]`: every value reaches mmdebstrap's argv, so each must be exactly what its key
+    /// means (a suite, a variant, package names, a URL) and nothing an argument parser would
+    /// read as an option.
+    fn image(&mut self, raw: &RawImage) -> Image {
+        use crate::image::{check_mirror, check_package, check_suite, check_variant};
+        let mut one =
+            |v: Option<&S>, field: &str, default: &str, check: fn(&str) -> Result<(), String>| {
+                match v {
+                    None => default.to_string(),
+                    Some(v) => {
+                        if let Err(e) = check(v.get_ref()) {
+                            self.err(Some(v.span()), field, e);
+                        }
+                        v.get_ref().clone()
+                    }
+                }
+            };
+        let suite = one(raw.suite.as_ref(), "image.suite", "bookworm", check_suite);
+        let variant = one(
+            raw.variant.as_ref(),
+            "image.variant",
+            "minbase",
+            check_variant,
+        );
+        let mut packages = Vec::new();
+        for (i, p) in raw.packages.iter().enumerate() {
+            if let Err(e) = check_package(p.get_ref()) {
+                self.err(Some(p.span()), format!("image.packages[{i}]"), e);
+            } else if packages.contains(p.get_ref()) {
+                self.err(
+                    Some(p.span()),
+                    format!("image.packages[{i}]"),
+                    format!("{:?} is listed twice; drop one", p.get_ref()),
+                );
+            }
+            packages.push(p.get_ref().clone());
+        }
+        let mirror = raw.mirror.as_ref().map(|v| {
+            if let Err(e) = check_mirror(v.get_ref()) {
+                self.err(Some(v.span()), "image.mirror", e);
+            }
+            v.get_ref().clone()
+        });
+        let files = raw.files.as_ref().map(|v| {
+            self.input_file(
+                v,
+                "image.files",
+                FileKind::Dir,
+                "point it at a directory whose contents are copied over the image, or drop the key",
+            )
+        });
+        Image {
+            suite,
+            variant,
+            packages,
+            mirror,
+            files,
+        }
+    }
+}
+
 /// One RFC 1123 label, by linuxrc's own rule (which refuses any other node name at boot).
 fn is_hostname_label(s: &str) -> bool {
     !s.contains('.') && unionroot_core::validate::Hostname::parse(s).is_ok()
@@ -1074,6 +1168,19 @@ pub fn parse(
     let setup_tree = c.local_path(&raw.paths.setup_tree);
     let tftp_root = c.local_path(&raw.paths.tftp_root);
     let initramfs = c.local_path(&raw.paths.initramfs);
+    let image_dir = raw.paths.image.as_ref().map(|v| {
+        let p = c.local_path(v);
+        if p == setup_tree {
+            c.err(
+                Some(v.span()),
+                "paths.image",
+                "is also paths.setup_tree: `unionroot image` and `unionroot setup-tree` would \
+                 replace each other's tree; give the Debian image its own directory",
+            );
+        }
+        p
+    });
+    let image = c.image(&raw.image);
 
     // [kernel]
     let k = &raw.kernel;
@@ -1381,6 +1488,8 @@ pub fn parse(
         setup_tree,
         tftp_root,
         initramfs,
+        image_dir,
+        image,
         kernel_image,
         modules_dir,
         kernel_config,

@@ -109,6 +109,13 @@ pub fn ganesha(c: &Cluster) -> String {
     let _ = writeln!(w, "NFS_CORE_PARAM {{");
     let _ = writeln!(w, "    Protocols = {proto};");
     let _ = writeln!(w, "}}");
+    // Owners go over the wire as numeric ids, as sec=sys means them. With name@domain strings,
+    // a client whose idmapping domain differs (an initramfs and a fresh node have none) maps
+    // every owner to nobody (4294967294), and the kernel's NFS root later blocks calling
+    // request-key for the id mapper.
+    let _ = writeln!(w, "NFSV4 {{");
+    let _ = writeln!(w, "    Only_Numeric_Owners = true;");
+    let _ = writeln!(w, "}}");
     for (i, e) in served(c).iter().enumerate() {
         let _ = writeln!(w);
         let _ = writeln!(w, "# {}", describe(e));

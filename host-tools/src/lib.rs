@@ -17,10 +17,12 @@ pub mod commands;
 pub mod cpio;
 pub mod dhcp;
 pub mod diff;
+pub mod diskless;
 pub mod elf;
 pub mod exit;
 pub mod exports;
 pub mod fstree;
+pub mod image;
 pub mod initramfs;
 pub mod kconfig;
 pub mod kmod;
@@ -38,6 +40,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
     match cli.command {
         C::Initramfs(a) => initramfs::run(&a),
         C::SetupTree(a) => setup_tree::run(&a),
+        C::Image(a) => image::run(&a),
         C::Check(a) => commands::check(&a),
         C::Conf(a) => commands::conf(&a),
         C::Append(a) => commands::append(&a),

@@ -555,3 +555,71 @@ fn risky_choices_are_warnings() {
     );
     assert!(c.warnings[0].starts_with(&format!("line {}", line_of(&t, "[[exports.mounts]]", 1))));
 }
+
+#[test]
+fn image_defaults_without_a_table() {
+    let c = try_parse(VALID).unwrap();
+    assert_eq!(c.image.suite, "bookworm");
+    assert_eq!(c.image.variant, "minbase");
+    assert!(c.image.packages.is_empty() && c.image.mirror.is_none() && c.image.files.is_none());
+    assert_eq!(c.image_dir, None);
+    let t = edit(
+        "[paths]",
+        "[image]\nsuite = \"trixie\"\nvariant = \"standard\"\npackages = [\"openssh-server\", \
+         \"libstdc++6\"]\nmirror = \"http://deb.debian.org/debian\"\nfiles = \"/boot\"\n\n\
+         [paths]\nimage = \"img\"",
+    );
+    let c = try_parse(&t).unwrap();
+    assert_eq!(c.image.suite, "trixie");
+    assert_eq!(c.image.packages, ["openssh-server", "libstdc++6"]);
+    assert_eq!(c.image.files.as_deref(), Some(Path::new("/boot")));
+    assert_eq!(c.image_dir.as_deref(), Some(Path::new("/base/img")));
+}
+
+#[test]
+fn image_values_that_would_reach_mmdebstrap_are_checked() {
+    let img = |body: &str| edit("[paths]", &format!("[image]\n{body}\n\n[paths]"));
+    let t = edit(
+        "initramfs = \"out/initrd.img\"",
+        "initramfs = \"out/initrd.img\"\nimage = \"/srv/system\"",
+    );
+    one(&t, "paths.image", "image = ", "also paths.setup_tree");
+    let t = img("suite = \"--root=/\"");
+    one(&t, "image.suite", "suite =", "is not a Debian suite");
+    let t = img("variant = \"extract\"");
+    one(&t, "image.variant", "variant =", "minbase");
+    let t = img("mirror = \"deb http://evil bookworm main\"");
+    one(&t, "image.mirror", "mirror =", "not an archive URL");
+    let t = img("files = \"overlay\"");
+    one(&t, "image.files", "files =", "/base/overlay does not exist");
+    // Empty names, options, list separators and shell syntax are each a named problem.
+    let t = img(
+        "packages = [\n  \"vim\",\n  \"\",\n  \"--allow-insecure\",\n  \"a,b\",\n  \"x;rm\",\n  \"vim\",\n]",
+    );
+    let p = problems(&t);
+    let got: Vec<(&str, Option<usize>)> = p.iter().map(|p| (p.field.as_str(), p.line)).collect();
+    assert_eq!(
+        got,
+        [
+            ("image.packages[1]", Some(line_of(&t, "\"\",", 1))),
+            ("image.packages[2]", Some(line_of(&t, "--allow", 1))),
+            ("image.packages[3]", Some(line_of(&t, "a,b", 1))),
+            ("image.packages[4]", Some(line_of(&t, "x;rm", 1))),
+            (
+                "image.packages[5]",
+                Some(line_of(&t, "\"vim\",", line_of(&t, "x;rm", 1)))
+            ),
+        ]
+    );
+    assert!(p[0].message.contains("Policy 5.6.7"), "{}", p[0].message);
+    assert!(p[4].message.contains("listed twice"), "{}", p[4].message);
+    // Unknown keys are syntax errors naming the line.
+    let t = img("packges = [\"vim\"]");
+    match try_parse(&t) {
+        Err(ClusterError::Syntax { line, message, .. }) => {
+            assert_eq!(line, line_of(&t, "packges", 1));
+            assert!(message.contains("packges"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -510,6 +510,7 @@ fn strict_exports_refuse_risky_ones() {
 fn help_everywhere_and_man_pages() {
     let subs = [
         "initramfs",
+        "image",
         "setup-tree",
         "check",
         "conf",
