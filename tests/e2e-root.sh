@@ -31,6 +31,9 @@ CASES=(
   "nfsroot-pivot|init=/linuxrc from an NFS root (kernel from qemu/build-kernel.sh): pivot_root"
   "nfsroot-pivot-ro|the NFS-root mode with the setup tree exported read-only, as the seed does"
   "v3-rw-nolock|a v3 read-write /home with default options boots (nolock: no rpcbind in an initramfs)"
+  "debian-v3|the host tool's Debian 12 image over NFSv3: systemd running, networkd renews, poweroff"
+  "debian-v4|the same over NFSv4.2, with a read-write NFSv4 /home"
+  "debian-owner-names|ganesha sends NFSv4 owner names: linuxrc stops with a named reason, no hang"
 )
 # Run only when named.
 OPTIN=()
@@ -320,6 +323,117 @@ case_nfsroot_pivot() {
 # (mkdir(2) says EROFS before EEXIST on a read-only mount).
 case_nfsroot_pivot_ro() {
   pivot_boot ""
+}
+
+# --- a real distribution: Debian 12 with systemd ------------------------------------------------
+
+# The Debian node on the tap network: its MAC, the name and the 2-minute lease dnsmasq gives it
+# (networkd must renew within the boot), and the server it sees.
+DEB_MAC=52:54:00:77:00:01 DEB_NAME=deb-node DEB_SRV=192.168.77.1
+DEB_NET=(--nic "br0 mac=$DEB_MAC" --dhcp "br0 arg=--dhcp-host=$DEB_MAC,$DEB_NAME,2m" --mem 1024)
+DEB=""
+
+# debian_image: the Debian root, built once per run by the host tool (`unionroot image`) from a
+# cluster.toml with the test probe (tests/fixtures/debian/files) as its [image] files.
+# mmdebstrap's result is cached under $UNIONROOT_CACHE, keyed by its inputs.
+debian_image() {
+  [ -z "$DEB" ] || return 0
+  local d=$OUT/debian ver
+  ver=$(cat "$KDIR/version")
+  mkdir -p "$d"
+  cat >"$d/cluster.toml" <<EOF
+[server]
+address = "$DEB_SRV"
+network = "192.168.77.0"
+netmask = "255.255.255.0"
+
+[exports]
+system = "/srv/system"
+
+[paths]
+setup_tree = "$d/setup"
+tftp_root = "$d/tftp"
+initramfs = "$d/initrd.img"
+image = "$d/root"
+
+[kernel]
+image = "$KDIR/vmlinuz"
+modules_dir = "$KDIR/lib/modules/$ver"
+
+[initramfs]
+linuxrc = "$UR_LINUXRC"
+
+[image]
+files = "$UR_FIXTURES/debian/files"
+
+[boot]
+kernel_args = ["console=ttyS0"]
+EOF
+  if ! "$UR_TOOL" image -c "$d/cluster.toml" --force >"$d/image.log" 2>&1; then
+    why "unionroot image failed: see $d/image.log"
+    return 1
+  fi
+  DEB=$d/root
+}
+
+# debian_boot NFS-VERSION ROOT-ARGS EXTRA-ARGS...: boots the Debian image until its probe
+# (tests/fixtures/debian/files/usr/local/sbin/unionroot-probe) powers it off, and checks what the
+# probe saw and what the DHCP server saw.
+debian_boot() {
+  local nv=$1 root=$2
+  shift 2
+  debian_image || return 1
+  SYS=$DEB boot "${DEB_NET[@]}" --timeout 400 \
+    --cmdline "$BASE $root unionroot.nfsvers=$nv" "$@" \
+    --expect '^PROOF system=running'"$E" --expect '^PROOF failed-units=none'"$E" \
+    --expect '^PROOF root=overlay'"$E" --expect "^PROOF hostname=$DEB_NAME$E" \
+    --expect '^PROOF machine-id=33'"$E" --expect '^PROOF kernel-modules=yes'"$E" \
+    --expect '^PROOF networkd=configured/routable'"$E" --expect '^PROOF upper-has-write=yes'"$E" \
+    --expect '^PROOF lease-renewed=yes' --expect '^PROOF addresses-deleted=0'"$E" \
+    --expect '^PROOF done'"$E" --expect 'reboot: Power down' \
+    --expect "linuxrc: hostname $DEB_NAME$E" \
+    --forbid 'linuxrc: FATAL' --forbid 'blocked for more than' \
+    --forbid 'cannot rename to' --forbid 'Unknown key' || return 1
+  # networkd's own client (the second xid the server acknowledged, after linuxrc's) renewed:
+  # the server acknowledged it more than once.
+  local log=$RUN/dnsmasq-0.log xids nd acks addrs
+  mapfile -t xids < <(sed -nE "s/.* ([0-9]+) DHCPACK\(br0\) [0-9.]+ $DEB_MAC.*/\1/p" "$log" | uniq)
+  nd=${xids[1]:-none}
+  acks=$(grep -cE " $nd DHCPACK\(br0\) [0-9.]+ $DEB_MAC" "$log" || true)
+  echo "DHCP clients (xid): ${xids[*]}; ACKs to networkd's: $acks" >>"$OUT/$CASE/gaps"
+  if [ "$acks" -lt 2 ]; then
+    why "networkd did not renew its lease: see $log"
+    return 1
+  fi
+  # Every lease went to one address: nothing renumbered the interface under the root.
+  addrs=$(sed -nE "s/.* DHCPACK\(br0\) ([0-9.]+) $DEB_MAC.*/\1/p" "$log" | sort -u | wc -l)
+  [ "$addrs" = 1 ] || { why "the node was given $addrs addresses: see $log"; return 1; }
+}
+
+case_debian_v3() {
+  debian_boot 3 "nfsroot=$DEB_SRV:/srv/system"
+}
+
+case_debian_v4() {
+  fresh "$HOMEDIR"
+  debian_boot 4.2 "nfsroot=$DEB_SRV:/system unionroot.mount=/home=$DEB_SRV:/home" \
+    --nfs v4 --export "home=$HOMEDIR:rw" --expect '^PROOF home=write-ok'"$E" \
+    --expect "linuxrc: ! stat -c '%u %g' /run/unionroot/lower \| grep -qwE '65534\|4294967294'$E" ||
+    return 1
+  file_is "$HOMEDIR/proof-home" "^written by $DEB_NAME$E"
+}
+
+# Without numeric owners the lower's root shows as owned by the unmapped ids: the boot must stop
+# there, named, instead of reaching systemd and hanging minutes later in request-key.
+case_debian_owner_names() {
+  debian_image || return 1
+  SYS=$DEB boot "${DEB_NET[@]}" --nfs v4 --nfs-owners names --timeout 60 \
+    --cmdline "$BASE nfsroot=$DEB_SRV:/system unionroot.nfsvers=4.2" \
+    --until 'linuxrc: boot failed; waiting' \
+    --expect 'linuxrc: FATAL: root: .*owned by 4294967294:4294967294, the ids of an NFSv4 owner this node cannot map' \
+    --expect 'linuxrc: hint: .*Only_Numeric_Owners' \
+    --forbid 'systemd\[1\]' --forbid 'blocked for more than' || return 1
+  within 'linuxrc: mount -t nfs4 ' 'linuxrc: FATAL' 3
 }
 
 # nfsroot_kernel: the cache directory of qemu/build-kernel.sh's kernel, once that script is in

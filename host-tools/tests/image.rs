@@ -3,7 +3,8 @@
 //! build is "unchanged", and changed inputs are refused without --force.
 //!
 //! Needs mmdebstrap, root and the network. Without mmdebstrap or root it says so and passes;
-//! with them, any failure fails. mmdebstrap's result is kept in target/tmp/image-cache, so only
+//! with them, any failure fails. mmdebstrap's result is kept in $UNIONROOT_CACHE (which `make`
+//! sets, so the QEMU tests' Debian image shares it) or else target/tmp/image-cache, so only
 //! the first run (or one after its inputs changed) pays for mmdebstrap: 1.5 to 2.5 minutes on a
 //! busy 2-core machine. `UNIONROOT_TEST_COLD=1` starts from an empty cache.
 
@@ -72,7 +73,10 @@ fn image_is_built_cached_prepared_and_guarded() {
     let cache = if std::env::var_os("UNIONROOT_TEST_COLD").is_some() {
         dir.join("cache")
     } else {
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("image-cache")
+        std::env::var_os("UNIONROOT_CACHE").map_or_else(
+            || Path::new(env!("CARGO_TARGET_TMPDIR")).join("image-cache"),
+            std::path::PathBuf::from,
+        )
     };
     let complete = |c: &Path| -> usize {
         fs::read_dir(c.join("images")).map_or(0, |rd| {
