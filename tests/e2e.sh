@@ -31,6 +31,7 @@ CASES=(
   "no-dhcp|no DHCP server, unionroot.dhcp_timeout=10: FATAL dhcp within the bound, no panic"
   "e1000|an e1000 NIC: its driver found by PCI modalias, nothing named on the command line"
   "rogue-dhcp|a faster second DHCP server offers another root-path; nfsroot= pins the server"
+  "rogue-hostname|rogue DHCP names the node ../node-b: per-node paths FATAL; ip= name boots; node-b untouched"
   "no-carrier|two NICs, eth0 without carrier: DHCP on eth1 at once, none on eth0"
   "late-carrier|eth0 (no DHCP) has carrier at once, eth1 (DHCP) 1 s later: boots on eth1"
   "pxe|real PXE boot (iPXE, pxelinux, TFTP root from unionroot pxe): lf1 DHCP, lf2 static"
@@ -221,6 +222,85 @@ case_rogue_dhcp() {
     --expect 'linuxrc: nfs server 192\.168\.77\.1, from nfsroot= on the command line' \
     --expect 'linuxrc: mount -t nfs .*addr=192\.168\.77\.1 192\.168\.77\.1:/srv/system ' \
     --forbid 'linuxrc: mount -t nfs .*(192\.168\.77\.66|/srv/rogue)'
+}
+
+# Hostile input (issue 11): a rogue DHCP server (192.168.77.66, offering at once; ours answers
+# 2 s late) names the node "../node-b" by a raw option 12 (dnsmasq has no option:hostname). The
+# node has per-node persistent paths, and the export already holds node-b's directory. Boot 1
+# has no other name: linuxrc must stop with the reason before it mounts anything. Boot 2 names
+# itself node-a by ip= while the rogue still sends ../node-b: it boots with nodes/node-a.
+# Neither boot may touch node-b's data or create anything outside nodes/node-a.
+ROGUE_NAME='../node-b'
+ROGUE=(--dhcp 'br0 reply-delay=2 root-path=192.168.77.1:/srv/system'
+  --dhcp "br0 host=192.168.77.66 arg=--dhcp-option=12,$ROGUE_NAME")
+PERSIST_ARGS="unionroot.persist=$SRV:/srv/persist unionroot.persist_paths=/var/log"
+# No console line may make, mount or bind anything with node-b in it.
+NO_NODE_B=(--forbid 'linuxrc: (mkdir|mount)\b.*node-b')
+
+# export_state DIR: every entry of DIR (type, mode, owner, size, mtime, path), sorted by path.
+export_state() {
+  find "$1" -mindepth 1 -printf '%y %m %U:%G %s %T@ %P\n' | sort -k6
+}
+
+# rogue_boot NAME PERSIST-DIR ARGS...: one boot of the case into $OUT/$CASE/NAME, the rogue on
+# the segment and PERSIST-DIR exported read-write as /srv/persist; the rogue's dnsmasq (server 1)
+# must have sent its name, as its --log-dhcp lines show.
+rogue_boot() {
+  local CASE=$CASE/$1 p=$2
+  shift 2
+  boot --export "$TREE" --export "persist=$p:rw" --nic br0 "${ROGUE[@]}" "${NO_NODE_B[@]}" "$@" ||
+    return 1
+  grep -qF "option: 12 hostname  $ROGUE_NAME" "$OUT/$CASE/dnsmasq-1.log" && return 0
+  why "$OUT/$CASE/dnsmasq-1.log shows no option 12 $ROGUE_NAME sent"
+  return 1
+}
+
+case_rogue_hostname() {
+  local d=$OUT/$CASE p=$OUT/$CASE/persist
+  local log=$p/nodes/node-b/var/log marker="node-b's own log: no other node may read or change it"
+  mkdir -p "$log"
+  echo "$marker" >"$log/marker"
+  touch -d '2020-01-02 03:04:05' "$log/marker"
+  export_state "$p" >"$d/export-before"
+  # 1: the only host name is the rogue's. FATAL right after the lease, no mount at all.
+  rogue_boot 1-rogue-name "$p" --cmdline "$PINNED $PERSIST_ARGS" \
+    --timeout 30 --until 'linuxrc: boot failed; waiting' \
+    --expect 'linuxrc: dhcp eth0: lease 192\.168\.77\.1[5-9][0-9]/24 router 192\.168\.77\.1 server 192\.168\.77\.66[[:space:]]*$' \
+    --expect 'linuxrc: DHCP option 12 \(host name\) "\.\./node-b" is refused: .*; not setting the host name' \
+    --expect "linuxrc: FATAL: root: per-node paths need this node's host name, but DHCP option 12 \\(host name\\) \"\\.\\./node-b\" is refused: it contains '/'" \
+    --expect 'linuxrc: hint: fix the host name on the DHCP server \(option 12\), or give it in ip=::::<name>' \
+    --expect 'linuxrc: boot failed; waiting' \
+    --forbid 'linuxrc: hostname ' --forbid 'linuxrc: mount (-t nfs|--bind)' \
+    --forbid 'unionroot-demo: real init started' || return 1
+  CASE=$CASE/1-rogue-name within 'linuxrc: dhcp eth0: lease' 'linuxrc: boot failed; waiting' 2 ||
+    return 1
+  export_state "$p" >"$d/export-after-1"
+  cmp -s "$d/export-before" "$d/export-after-1" ||
+    { why "boot 1 changed the persist export: diff $d/export-before $d/export-after-1"; return 1; }
+  # 2: ip= names the node; the rogue's name is then not used at all.
+  rogue_boot 2-ip-name "$p" --cmdline "$PINNED ip=::::node-a::dhcp $PERSIST_ARGS" \
+    --forbid 'linuxrc: FATAL' \
+    --expect 'linuxrc: dhcp eth0: lease 192\.168\.77\.1[5-9][0-9]/24 router 192\.168\.77\.1 server 192\.168\.77\.66[[:space:]]*$' \
+    --expect 'linuxrc: hostname node-a[[:space:]]*$' \
+    --expect 'linuxrc: mkdir -p -m 755 /run/unionroot/persist/nodes/node-a/var/log[[:space:]]*$' \
+    --expect 'linuxrc: mount --bind /run/unionroot/persist/nodes/node-a/var/log /newroot/var/log[[:space:]]*$' \
+    --expect 'unionroot-demo: real init started' --expect 'PROOF root=overlay\b' \
+    --expect 'PROOF hostname=node-a\b' --expect 'PROOF persist-seen=0 persist-last=[[:space:]]*$' \
+    --expect 'PROOF nfs-mounts=/run/unionroot/lower:3 /run/unionroot/persist:3 /var/log:3[[:space:]]*$' ||
+    return 1
+  # On the server: node-a's line in nodes/node-a; everything else exactly as it was, but for the
+  # mtime of nodes/, which got node-a.
+  grep -qE '^node-a boot at ' "$p/nodes/node-a/var/log/proof-persist" 2>/dev/null ||
+    { why "no node-a line in $p/nodes/node-a/var/log/proof-persist"; return 1; }
+  export_state "$p" >"$d/export-after-2"
+  local other=(-e ' nodes$' -e ' nodes/node-a$' -e ' nodes/node-a/')
+  grep -v "${other[@]}" "$d/export-after-2" | cmp -s - <(grep -v "${other[@]}" "$d/export-before") ||
+    { why "boot 2 changed the export outside nodes/node-a: diff $d/export-{before,after-2}"; return 1; }
+  [ "$(cat "$log/marker")" = "$marker" ] || { why "node-b's marker has new content"; return 1; }
+  if [ -e "$d/node-b" ] || [ -e "$p/node-b" ]; then
+    why "a node-b appeared outside nodes/"
+    return 1
+  fi
 }
 
 case_no_carrier() {
