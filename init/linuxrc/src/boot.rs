@@ -494,15 +494,15 @@ fn configure_dhcp(nl: &Netlink, cfg: &Config, cands: &[Nic]) -> Result<NetState,
 /// What a lease tells the rest of the boot, its text options validated ([`offered`]).
 fn dhcp_state(cfg: &Config, nic: Nic, lease: Lease) -> NetState {
     let o = offered(&lease);
+    // Every refused option is said, also when ip= names the host: a server that sends hostile
+    // text is worth knowing about even when its host name is not used.
+    for w in &o.warnings {
+        log::warn!("{w}");
+    }
     // ip='s hostname field wins over the DHCP server's; then a refused offer does not matter.
     let (hostname, hostname_refused) = match &cfg.ip.hostname {
         Some(h) => (Some(h.clone()), None),
-        None => {
-            for w in &o.warnings {
-                log::warn!("{w}");
-            }
-            (o.hostname, o.hostname_refused)
-        }
+        None => (o.hostname, o.hostname_refused),
     };
     let info = NetInfo {
         device: nic.name.clone(),
