@@ -126,6 +126,14 @@ impl ModuleDb {
         set.into_iter().collect()
     }
 
+    /// The dependencies of module `name` as listed in modules.dep (canonical names, in file
+    /// order), or `None` when it is not listed.
+    pub fn deps(&self, name: &str) -> Option<&[String]> {
+        self.entries
+            .get(&module_name(name))
+            .map(|e| e.deps.as_slice())
+    }
+
     /// The closure of `wanted` in load order: every module after all of its dependencies, each
     /// once. The order among independent modules follows `wanted`, so the result is stable.
     pub fn load_order<S: AsRef<str>>(&self, wanted: &[S]) -> Result<Vec<ModRef>, ModError> {
@@ -137,33 +145,50 @@ impl ModuleDb {
         Ok(out)
     }
 
-    fn visit(
-        &self,
-        name: &str,
+    /// Depth-first post-order walk from `root`, with an explicit stack: modules.dep is input,
+    /// and a chain as deep as the file is long must not overflow PID 1's stack (one recursion
+    /// per level did, at about 10^5 levels).
+    fn visit<'a>(
+        &'a self,
+        root: &'a str,
         state: &mut HashMap<String, bool>,
         out: &mut Vec<ModRef>,
     ) -> Result<(), ModError> {
-        match state.get(name) {
-            Some(true) => return Ok(()),
-            Some(false) => return Err(ModError::Cycle(name.to_string())),
-            None => {}
+        // (module, its entry, how many of its deps have been walked)
+        let mut stack: Vec<(&'a str, &'a Entry, usize)> = Vec::new();
+        let mut next = Some(root);
+        loop {
+            if let Some(name) = next.take() {
+                match state.get(name) {
+                    Some(true) => {}
+                    Some(false) => return Err(ModError::Cycle(name.to_string())),
+                    None => {
+                        let entry = self
+                            .entries
+                            .get(name)
+                            .ok_or_else(|| ModError::Unknown(name.to_string()))?;
+                        state.insert(name.to_string(), false);
+                        stack.push((name, entry, 0));
+                    }
+                }
+            }
+            let Some((name, entry, walked)) = stack.last_mut() else {
+                return Ok(());
+            };
+            // depmod lists a module's deps so that the last must be loaded first; walking them
+            // in reverse keeps that order among independent deps.
+            if let Some(dep) = entry.deps.iter().rev().nth(*walked) {
+                *walked += 1;
+                next = Some(dep.as_str());
+            } else {
+                state.insert(name.to_string(), true);
+                out.push(ModRef {
+                    name: name.to_string(),
+                    path: entry.path.clone(),
+                });
+                stack.pop();
+            }
         }
-        let entry = self
-            .entries
-            .get(name)
-            .ok_or_else(|| ModError::Unknown(name.to_string()))?;
-        state.insert(name.to_string(), false);
-        // depmod lists a module's deps so that the last must be loaded first; walking them in
-        // reverse keeps that order among independent deps.
-        for dep in entry.deps.iter().rev() {
-            self.visit(dep, state, out)?;
-        }
-        state.insert(name.to_string(), true);
-        out.push(ModRef {
-            name: name.to_string(),
-            path: entry.path.clone(),
-        });
-        Ok(())
     }
 }
 
@@ -363,5 +388,50 @@ kernel/drivers/net/ethernet/intel/e1000/e1000.ko:
         assert!(glob_match(b"a[0-9]c", b"a5c"));
         assert!(!glob_match(b"a[!0-9]c", b"a5c"));
         assert!(glob_match(b"*", b""));
+    }
+    #[test]
+    fn a_100k_deep_chain_resolves_without_recursion() {
+        const N: usize = 100_000;
+        let mut dep = String::new();
+        for i in 0..N {
+            dep.push_str(&format!("m{i}.ko:"));
+            if i + 1 < N {
+                dep.push_str(&format!(" m{}.ko", i + 1));
+            }
+            dep.push('\n');
+        }
+        let db = ModuleDb::parse_dep(&dep).unwrap();
+        let order = db.load_order(&["m0"]).unwrap();
+        assert_eq!(order.len(), N);
+        assert_eq!(order[0].name, format!("m{}", N - 1));
+        assert_eq!(order[N - 1].name, "m0");
+        // Closing the chain into a loop is a named error, however deep.
+        let looped = format!("{dep}m{}.ko: m0.ko\n", N - 1);
+        let db = ModuleDb::parse_dep(&looped).unwrap();
+        assert_eq!(
+            db.load_order(&["m0"]).unwrap_err(),
+            ModError::Cycle("m0".into())
+        );
+    }
+
+    #[test]
+    fn cycles_and_shared_deps() {
+        let db = ModuleDb::parse_dep("a.ko: b.ko\nb.ko: c.ko\nc.ko: a.ko\nd.ko: d.ko\n").unwrap();
+        assert_eq!(
+            db.load_order(&["b"]).unwrap_err(),
+            ModError::Cycle("b".into())
+        );
+        assert_eq!(
+            db.load_order(&["d"]).unwrap_err(),
+            ModError::Cycle("d".into())
+        );
+        // A diamond is not a cycle: the shared dependency loads once, first.
+        let db = ModuleDb::parse_dep("top.ko: l.ko r.ko\nl.ko: base.ko\nr.ko: base.ko\nbase.ko:\n")
+            .unwrap();
+        assert_eq!(
+            names(&db.load_order(&["top", "l"]).unwrap()),
+            ["base", "r", "l", "top"]
+        );
+        assert_eq!(db.deps("top").unwrap(), ["l", "r"]);
     }
 }
