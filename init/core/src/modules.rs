@@ -16,13 +16,18 @@ pub enum ModError {
 }
 
 /// Canonical module name: basename without `.ko[.xz|.zst|.gz]`, with `-` folded to `_`
-/// (the kernel treats both as the same character in module names).
+/// (the kernel treats both as the same character in module names). Suffixes are stripped until
+/// none is left, so that the canonical name is a fixed point: `kernel/a.ko.ko` and `a.ko` are
+/// both `a`, and looking a canonical name up again (as [`ModuleDb::contains`] does) finds the
+/// same module. Real module names never contain `.`.
 pub fn module_name(path_or_name: &str) -> String {
-    let base = path_or_name.rsplit('/').next().unwrap_or(path_or_name);
-    let stem = [".ko.xz", ".ko.zst", ".ko.gz", ".ko"]
+    let mut stem = path_or_name.rsplit('/').next().unwrap_or(path_or_name);
+    while let Some(s) = [".ko.xz", ".ko.zst", ".ko.gz", ".ko"]
         .iter()
-        .find_map(|ext| base.strip_suffix(ext))
-        .unwrap_or(base);
+        .find_map(|ext| stem.strip_suffix(ext))
+    {
+        stem = s;
+    }
     stem.replace('-', "_")
 }
 
@@ -555,6 +560,13 @@ kernel/drivers/net/ethernet/intel/e1000/e1000.ko:
             ["virtio_net"]
         );
         assert_eq!(module_name("kernel/x/nfs-acl.ko.zst"), "nfs_acl");
+        // A fixed point (found by the modules fuzz target): "a.ko.ko" once gave "a.ko",
+        // which contains() then canonicalized to "a".
+        assert_eq!(module_name("kernel/a.ko.ko"), "a");
+        assert_eq!(
+            module_name(&module_name("a.ko.ko.xz")),
+            module_name("a.ko.ko.xz")
+        );
     }
 
     #[test]
