@@ -93,8 +93,9 @@ fn config_input(data: &[u8]) -> (&[u8], &[u8]) {
 /// Known finding in nfs.rs (not changed on this branch): `NfsRoot::parse` trims the whole text
 /// first, so a path that ends in whitespace survives only when options follow it: `/a\t,`
 /// parses to the path `"/a\t"`, which prints as `/a\t` and parses back as `"/a"`. While this is
-/// false, the round trip skips such paths; every other round trip is enforced.
-// flipped to true when the validation layer lands
+/// false, the round trip skips such paths; every other round trip is enforced. Reproducer
+/// (nfsroot target, hex): `2f7373d3092c` (`/ss\xd3\t,`).
+// flipped to true when NfsRoot::parse keeps (or the validation layer refuses) such a path
 pub const NFS_TRAILING_SPACE_FIXED: bool = false;
 
 fn nfs_round_trip(r: &NfsRoot) {
@@ -256,6 +257,19 @@ pub fn check_nfsroot(data: &[u8]) -> Report {
 /// corpus carry it as chaddr.
 pub const DHCP_MAC: [u8; 6] = [0x66, 0x91, 0x35, 0x9f, 0xb4, 0xdb];
 
+/// The client's overall bound in [`check_dhcp`].
+const DHCP_TOTAL: Duration = Duration::from_secs(60);
+
+/// Known finding in dhcp.rs (not changed on this branch): a reply handled after the overall
+/// deadline has passed is still acted on (an OFFER gets a REQUEST), and the timer armed for it
+/// is clamped to that deadline, i.e. lies in the past. linuxrc's driver can do this: after
+/// poll(2) it drains the sockets before it fires due timers. While this is false, a past
+/// deadline is accepted if it is exactly the overall deadline; otherwise an armed timer must
+/// lie after `now`. Reproducer (dhcp target, hex): `01`, ten times `ff0000` (63 s pass, no
+/// timer delivered), then `02` + LE length + dnsmasq's OFFER.
+// flipped to true when dhcp.rs gives up on (rather than answers) a reply after its deadline
+pub const DHCP_LATE_REPLY_FIXED: bool = false;
+
 /// Framing of a `dhcp` input: a sequence of records, each starting with one control byte `c`.
 /// `c & 3`: 0 = timer expiry (at the armed deadline), 1 = `Event::Start`, 2 = a packet with our
 /// xid and chaddr patched in (so that mutated replies get past the first checks and reach
@@ -264,9 +278,10 @@ pub const DHCP_MAC: [u8; 6] = [0x66, 0x91, 0x35, 0x9f, 0xb4, 0xdb];
 pub fn check_dhcp(data: &[u8]) -> Report {
     let mut cfg = ClientConfig::new(DHCP_MAC, 1);
     cfg.hostname = Some("node01".into());
-    cfg.total = Duration::from_secs(60);
+    cfg.total = DHCP_TOTAL;
     let mut client = Client::new(cfg);
     let mut now = Duration::ZERO;
+    let mut started = None;
     let mut trace = Vec::new();
     let mut rest = data;
     while let Some((&c, tail)) = rest.split_first() {
@@ -278,7 +293,10 @@ pub fn check_dhcp(data: &[u8]) -> Report {
                 now = now.max(client.deadline().unwrap_or(now));
                 Event::Timer
             }
-            1 => Event::Start,
+            1 => {
+                started = started.or(Some(now));
+                Event::Start
+            }
             kind => {
                 let len = match rest {
                     [lo, hi, ..] => usize::from(u16::from_le_bytes([*lo, *hi])),
@@ -316,7 +334,12 @@ pub fn check_dhcp(data: &[u8]) -> Report {
                     "send".to_string()
                 }
                 Action::ArmTimer(t) => {
-                    assert!(*t > now, "timer armed for {t:?}, not after now {now:?}");
+                    let late_reply =
+                        !DHCP_LATE_REPLY_FIXED && started.map(|s| s + DHCP_TOTAL) == Some(*t);
+                    assert!(
+                        *t > now || late_reply,
+                        "timer armed for {t:?}, not after now {now:?}"
+                    );
                     "timer".to_string()
                 }
                 Action::Ignored(why) => format!("ignored {}", why.split(' ').next().unwrap_or("")),
