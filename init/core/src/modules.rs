@@ -235,8 +235,8 @@ enum Elem {
 }
 
 /// A compiled `modules.alias` pattern with the semantics of `fnmatch(pattern, string, 0)`,
-/// which is how kmod matches alias patterns against a device's modalias (libkmod
-/// `kmod_module_new_from_lookup` → the alias index's wildcard search): glibc's fnmatch in the C
+/// which is how kmod matches alias patterns against a device's modalias (libkmod-index.c, the
+/// wildcard search of the modules.alias index, `index_searchwild`): glibc's fnmatch in the C
 /// locale, the one modprobe runs in (fnmatch(3); POSIX.1-2017 XCU 2.13 "Pattern Matching
 /// Notation"). With flags 0 there is no FNM_PATHNAME or FNM_PERIOD, so `*` and `?` match any
 /// byte, `/` and a leading `.` included, and `\` escapes the next character. In a bracket, `!`
