@@ -282,6 +282,7 @@ pub fn check_dhcp(data: &[u8]) -> Report {
     let mut client = Client::new(cfg);
     let mut now = Duration::ZERO;
     let mut started = None;
+    let mut violations = Vec::new();
     let mut trace = Vec::new();
     let mut rest = data;
     while let Some((&c, tail)) = rest.split_first() {
@@ -354,6 +355,7 @@ pub fn check_dhcp(data: &[u8]) -> Report {
                     if let Some(Ok(r)) = lease.root_path.as_deref().map(NfsRoot::parse) {
                         nfs_round_trip(&r);
                     }
+                    violations.extend(handoff_violations(lease));
                     "bound".to_string()
                 }
                 Action::GiveUp(e) => format!("give up {}", variant(e)),
@@ -373,10 +375,68 @@ pub fn check_dhcp(data: &[u8]) -> Report {
         }
     }
     trace.dedup();
+    if CONTAINMENT_ENFORCED {
+        assert!(violations.is_empty(), "{}", violations.join("\n"));
+    }
     Report {
         shape: shape_of(trace),
-        ..Report::default()
+        violations,
     }
+}
+
+/// What linuxrc writes from a lease (`/run/net-<dev>.conf`, resolv.conf) and the node name it
+/// takes from it. The sh quoting must read back exactly, whatever the bytes: enforced here.
+/// That DHCP strings become one file line each and one path component is the validation
+/// layer's job: returned as violations (see [`CONTAINMENT_ENFORCED`]).
+fn handoff_violations(lease: &unionroot_core::dhcp::Lease) -> Vec<String> {
+    let mut out = Vec::new();
+    let info = NetInfo {
+        device: "eth0".into(),
+        proto: "dhcp".into(),
+        address: Some(lease.address),
+        prefix: lease.prefix_len(),
+        gateway: lease.routers.first().copied(),
+        dns: lease.dns.clone(),
+        hostname: lease.hostname.clone(),
+        domain: lease.domain.clone(),
+        root_path: lease.root_path.clone(),
+        bootfile: lease.bootfile.clone(),
+        lease_secs: lease.lease_secs,
+        ..NetInfo::default()
+    };
+    let vars = sh_assignments(&initramfs_tools_conf(&info, 1));
+    for (key, want) in [
+        ("HOSTNAME", &info.hostname),
+        ("DNSDOMAIN", &info.domain),
+        ("ROOTPATH", &info.root_path),
+        ("filename", &info.bootfile),
+    ] {
+        let want = want.clone().unwrap_or_default();
+        assert_eq!(vars.get(key), Some(&want), "{key} in /run/net-eth0.conf");
+    }
+    if let Some(r) = resolv_conf(&info) {
+        let lines: Vec<&str> = r.lines().skip(1).collect();
+        let want = usize::from(info.domain.is_some()) + info.dns.len().min(3);
+        if lines.len() != want {
+            out.push(format!(
+                "file line: DHCP option 15 {:?} makes resolv.conf {r:?}",
+                info.domain
+            ));
+        }
+    }
+    if let Some(h) = &info.hostname {
+        if h.is_empty()
+            || h.contains('/')
+            || h == "."
+            || h == ".."
+            || h.chars().any(char::is_control)
+        {
+            out.push(format!(
+                "node name: DHCP option 12 {h:?} would become a per-node path component"
+            ));
+        }
+    }
+    out
 }
 
 /// `modules`: `<modules.dep>\0<modules.alias>\0<modalias>\0<wanted names>`. Load order puts
