@@ -27,9 +27,11 @@ use unionroot_core::plan::{
     self, root_steps, Check, NfsPiece, Persist, RootPlan, Step, NEW_ROOT, PERSIST_DIR,
 };
 
-/// Whether [`check_plan`] panics on a path that leaves its root, or on a control character in
-/// a step's log line. The validation layer for hostile input (issue 11) is what makes these
-/// hold; until it lands, the runner prints what it finds instead of failing.
+/// Whether [`check_plan`] and [`check_dhcp`] panic on what the validation layer for hostile
+/// input (issue 11) is to refuse: a planned path that leaves its root or covers /newroot, a
+/// node name that is not one path component, a control character in a step's log line, a DHCP
+/// string that splits into several file lines. Until that layer lands, the runner prints what
+/// it finds instead of failing.
 // flipped to true when the validation layer lands
 pub const CONTAINMENT_ENFORCED: bool = false;
 
