@@ -1,0 +1,1096 @@
+//! The bodies of unionroot-core's fuzz targets, shared by two runners: `tests/fuzz.rs` (a
+//! time-bounded randomized `cargo test` that runs in CI on stable) and `fuzz/fuzz_targets/*.rs`
+//! (cargo-fuzz/libFuzzer, for long runs on nightly). Each `check_<target>(data)` feeds arbitrary
+//! bytes to one parser or state machine through the public API only, and panics when a property
+//! fails; returning is a pass. Properties: no panic, print/parse round trips where a type both
+//! prints and parses, load-order and alias invariants, and, for the planner, that every path
+//! stays inside the root it is joined onto (STYLE.md "Hostile input").
+//!
+//! The returned [`Report`] carries a coarse "shape" of what the input exercised (which error,
+//! which DHCP transitions), which the stable runner uses as its only feedback: an input with a
+//! new shape is kept for further mutation. libFuzzer ignores it and uses coverage instead.
+#![allow(dead_code)] // each fuzz_targets/*.rs binary uses one check
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use unionroot_core::cmdline::{parse_bootif, parse_mac, tokenize, Config, IpConfig};
+use unionroot_core::dhcp::{udp_payload, Action, Client, ClientConfig, Event};
+use unionroot_core::handoff::{
+    default_gateway, initramfs_tools_conf, parse_pnp, resolv_conf, NetInfo,
+};
+use unionroot_core::modules::{fnmatch, module_name, ModError, ModuleDb};
+use unionroot_core::nfs::{mount_args, split_vfs_options, NfsRoot, NfsVersion};
+use unionroot_core::plan::{
+    self, root_steps, Check, NfsPiece, Persist, RootPlan, Step, NEW_ROOT, PERSIST_DIR,
+};
+
+/// Whether [`check_plan`] and [`check_dhcp`] panic on what the validation layer for hostile
+/// input (issue 11) is to refuse: a planned path that leaves its root or covers /newroot, a
+/// node name that is not one path component, a control character in a step's log line, a DHCP
+/// string that splits into several file lines. Until that layer lands, the runner prints what
+/// it finds instead of failing.
+// flipped to true when the validation layer lands
+pub const CONTAINMENT_ENFORCED: bool = false;
+
+/// What one input exercised.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// A hash of the outcome's kind (which error variant, which transitions); inputs with a
+    /// shape not seen before are kept for further mutation.
+    pub shape: u64,
+    /// Property violations that are reported but not (yet) enforced: see
+    /// [`CONTAINMENT_ENFORCED`].
+    pub violations: Vec<String>,
+}
+
+fn shape_of(h: impl Hash) -> u64 {
+    let mut s = DefaultHasher::new();
+    h.hash(&mut s);
+    s.finish()
+}
+
+/// The error variant's name, e.g. `BadValue` for `BadValue { key: .., .. }`: a shape that does
+/// not grow with the input.
+fn variant(e: &impl std::fmt::Debug) -> String {
+    let d = format!("{e:?}");
+    d.split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Splits `data` at its first NUL: the parts of a multi-input target.
+fn split_nul(data: &[u8]) -> (&[u8], &[u8]) {
+    match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[]),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The one place that turns fuzz bytes into `Config::parse`'s arguments. `Config::parse` takes
+/// `&str` today; when it takes bytes (issue 11: firmware puts non-UTF-8 in /proc/cmdline), this
+/// body becomes `Config::parse(file, cmdline)` and the corpus stays as it is.
+pub fn parse_config(
+    file: &[u8],
+    cmdline: &[u8],
+) -> Result<Config, unionroot_core::cmdline::CmdlineError> {
+    Config::parse(&text(file), &text(cmdline))
+}
+
+/// Config file and command line: `<file>\0<cmdline>`, or just a command line.
+fn config_input(data: &[u8]) -> (&[u8], &[u8]) {
+    match split_nul(data) {
+        (cmdline, []) if !data.contains(&0) => (&[], cmdline),
+        (file, rest) => (file, split_nul(rest).0),
+    }
+}
+
+/// Known finding in nfs.rs (not changed on this branch): `NfsRoot::parse` trims the whole text
+/// first, so a path that ends in whitespace survives only when options follow it: `/a\t,`
+/// parses to the path `"/a\t"`, which prints as `/a\t` and parses back as `"/a"`. While this is
+/// false, the round trip skips such paths; every other round trip is enforced. Reproducer
+/// (nfsroot target, hex): `2f7373d3092c` (`/ss\xd3\t,`).
+// flipped to true when NfsRoot::parse keeps (or the validation layer refuses) such a path
+pub const NFS_TRAILING_SPACE_FIXED: bool = false;
+
+fn nfs_round_trip(r: &NfsRoot) {
+    if !NFS_TRAILING_SPACE_FIXED && r.path.ends_with(char::is_whitespace) {
+        return;
+    }
+    let printed = r.to_string();
+    assert_eq!(
+        NfsRoot::parse(&printed).as_ref(),
+        Ok(r),
+        "NfsRoot {r:?} printed as {printed:?} does not parse back to itself"
+    );
+}
+
+fn ip_round_trip(c: &IpConfig) {
+    let printed = c.to_string();
+    assert_eq!(
+        IpConfig::parse(&printed).as_ref(),
+        Ok(c),
+        "IpConfig {c:?} printed as {printed:?} does not parse back to itself"
+    );
+    let _ = c.mode();
+}
+
+fn mac_round_trip(m: [u8; 6]) {
+    let colons = m.map(|b| format!("{b:02x}")).join(":");
+    assert_eq!(parse_mac(&colons), Some(m), "{colons}");
+    let dashes = m.map(|b| format!("{b:02X}")).join("-");
+    assert_eq!(parse_mac(&dashes), Some(m), "{dashes}");
+    assert_eq!(
+        parse_bootif(&format!("01-{dashes}")),
+        Some(m),
+        "01-{dashes}"
+    );
+}
+
+/// `cmdline`: the config file and `/proc/cmdline` through [`Config::parse`]; every typed value
+/// that prints must parse back to itself.
+pub fn check_cmdline(data: &[u8]) -> Report {
+    let (file, cmdline) = config_input(data);
+    let _ = tokenize(&text(cmdline));
+    let cfg = match parse_config(file, cmdline) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            let _ = e.to_string();
+            return Report {
+                shape: shape_of(("err", variant(&e))),
+                ..Report::default()
+            };
+        }
+    };
+    ip_round_trip(&cfg.ip);
+    for r in cfg
+        .nfsroot
+        .iter()
+        .chain(&cfg.lowers)
+        .chain(cfg.mounts.iter().map(|(_, r)| r))
+        .chain(&cfg.persist)
+    {
+        nfs_round_trip(r);
+    }
+    for m in cfg.mac.iter().chain(&cfg.bootif) {
+        mac_round_trip(*m);
+    }
+    let version = cfg.effective_nfs_version();
+    if let Ok(v) = version {
+        assert_eq!(NfsVersion::parse(&v.to_string()), Ok(v));
+    }
+    Report {
+        shape: shape_of((
+            cfg.ip.mode() as u8,
+            cfg.nfsroot.is_some(),
+            cfg.lowers.len().min(3),
+            cfg.mounts.len().min(3),
+            cfg.persist.is_some(),
+            cfg.persist_paths.len().min(3),
+            cfg.warnings.len().min(3),
+            cfg.init_args.len().min(3),
+            version.is_ok(),
+        )),
+        ..Report::default()
+    }
+}
+
+/// `ip`: the kernel's `ip=` value; a parsed value prints back to text that parses to it.
+pub fn check_ip(data: &[u8]) -> Report {
+    match IpConfig::parse(&text(data)) {
+        Ok(c) => {
+            ip_round_trip(&c);
+            Report {
+                shape: shape_of((
+                    c.mode() as u8,
+                    c.client.is_some(),
+                    c.netmask.is_some(),
+                    c.hostname.is_some(),
+                    c.device.is_some(),
+                    c.dns.len(),
+                )),
+                ..Report::default()
+            }
+        }
+        Err(e) => Report {
+            shape: shape_of(("err", variant(&e), e.to_string().len() > 80)),
+            ..Report::default()
+        },
+    }
+}
+
+/// `nfsroot`: `nfsroot=` / root-path / piece syntax, then everything the boot derives from it:
+/// the version in the options, `%s` expansion and the mount(2) data.
+pub fn check_nfsroot(data: &[u8]) -> Report {
+    let r = match NfsRoot::parse(&text(data)) {
+        Ok(r) => r,
+        Err(e) => {
+            return Report {
+                shape: shape_of(("err", variant(&e))),
+                ..Report::default()
+            }
+        }
+    };
+    nfs_round_trip(&r);
+    assert!(r.path.starts_with('/'), "{r:?}");
+    let version = r.version_in_options();
+    let client = Ipv4Addr::new(10, 0, 0, 5);
+    let path = r.expand(client);
+    let (flags, opts) = split_vfs_options(&r.options, plan::ms::RDONLY);
+    let server = r
+        .servers
+        .first()
+        .copied()
+        .unwrap_or(Ipv4Addr::new(10, 0, 0, 1));
+    let args = mount_args(
+        server,
+        &path,
+        version.as_ref().ok().copied().flatten().unwrap_or_default(),
+        Some(client),
+        &opts,
+    );
+    assert!(args.port != 0, "{args:?}");
+    // The server we probe is the one the kernel mounts from: exactly one addr=, ours.
+    let addrs: Vec<&str> = args
+        .data
+        .split(',')
+        .filter(|o| o.starts_with("addr="))
+        .collect();
+    assert_eq!(addrs, [format!("addr={server}")], "{args:?}");
+    Report {
+        shape: shape_of((
+            r.servers.len().min(3),
+            r.options.len().min(4),
+            version.map(|v| v.map(|v| v.to_string())).ok(),
+            flags,
+        )),
+        ..Report::default()
+    }
+}
+
+/// The MAC of the client in `testdata/dhcp/` (and so of the `dhcp` corpus): replies in the
+/// corpus carry it as chaddr.
+pub const DHCP_MAC: [u8; 6] = [0x66, 0x91, 0x35, 0x9f, 0xb4, 0xdb];
+
+/// The client's overall bound in [`check_dhcp`].
+const DHCP_TOTAL: Duration = Duration::from_secs(60);
+
+/// Known finding in dhcp.rs (not changed on this branch): a reply handled after the overall
+/// deadline has passed is still acted on (an OFFER gets a REQUEST), and the timer armed for it
+/// is clamped to that deadline, i.e. lies in the past. linuxrc's driver can do this: after
+/// poll(2) it drains the sockets before it fires due timers. While this is false, a past
+/// deadline is accepted if it is exactly the overall deadline; otherwise an armed timer must
+/// lie after `now`. Reproducer (dhcp target, hex): `01`, ten times `ff0000` (63 s pass, no
+/// timer delivered), then `02` + LE length + dnsmasq's OFFER.
+// flipped to true when dhcp.rs gives up on (rather than answers) a reply after its deadline
+pub const DHCP_LATE_REPLY_FIXED: bool = false;
+
+/// Framing of a `dhcp` input: a sequence of records, each starting with one control byte `c`.
+/// `c & 3`: 0 = timer expiry (at the armed deadline), 1 = `Event::Start`, 2 = a packet with our
+/// xid and chaddr patched in (so that mutated replies get past the first checks and reach
+/// deeper states), 3 = a packet as is. Packets are a little-endian u16 length and that many
+/// bytes (fewer at the end of input). `c >> 2` advances the clock by that many 100 ms.
+pub fn check_dhcp(data: &[u8]) -> Report {
+    let mut cfg = ClientConfig::new(DHCP_MAC, 1);
+    cfg.hostname = Some("node01".into());
+    cfg.total = DHCP_TOTAL;
+    let mut client = Client::new(cfg);
+    let mut now = Duration::ZERO;
+    let mut started = None;
+    let mut violations = Vec::new();
+    let mut trace = Vec::new();
+    let mut rest = data;
+    while let Some((&c, tail)) = rest.split_first() {
+        rest = tail;
+        now += Duration::from_millis(100 * u64::from(c >> 2));
+        let mut packet;
+        let ev = match c & 3 {
+            0 => {
+                now = now.max(client.deadline().unwrap_or(now));
+                Event::Timer
+            }
+            1 => {
+                started = started.or(Some(now));
+                Event::Start
+            }
+            kind => {
+                let len = match rest {
+                    [lo, hi, ..] => usize::from(u16::from_le_bytes([*lo, *hi])),
+                    _ => rest.len(),
+                };
+                rest = rest.get(2..).unwrap_or(&[]);
+                let len = len.min(rest.len());
+                packet = rest[..len].to_vec();
+                rest = &rest[len..];
+                if kind == 2 {
+                    if let Some(x) = packet.get_mut(4..8) {
+                        x.copy_from_slice(&client.xid().to_be_bytes());
+                    }
+                    if let Some(x) = packet.get_mut(28..34) {
+                        x.copy_from_slice(&DHCP_MAC);
+                    }
+                }
+                // The same bytes as an IPv4 datagram: the driver's filter must not panic either.
+                if let Some(p) = udp_payload(&packet, 68) {
+                    assert!(p.len() <= packet.len());
+                }
+                Event::Packet(&packet)
+            }
+        };
+        let was_done = client.is_done();
+        let actions = client.on(ev, now);
+        for a in &actions {
+            trace.push(match a {
+                Action::Send(p) => {
+                    // RFC 1542 §2.1 minimum size; a BOOTREQUEST from our chaddr, magic cookie.
+                    assert!(p.len() >= 300, "sent {} bytes", p.len());
+                    assert_eq!(p[0], 1, "op");
+                    assert_eq!(&p[28..34], &DHCP_MAC, "chaddr");
+                    assert_eq!(&p[236..240], &[99, 130, 83, 99], "magic cookie");
+                    "send".to_string()
+                }
+                Action::ArmTimer(t) => {
+                    let late_reply =
+                        !DHCP_LATE_REPLY_FIXED && started.map(|s| s + DHCP_TOTAL) == Some(*t);
+                    assert!(
+                        *t > now || late_reply,
+                        "timer armed for {t:?}, not after now {now:?}"
+                    );
+                    "timer".to_string()
+                }
+                Action::Ignored(why) => format!("ignored {}", why.split(' ').next().unwrap_or("")),
+                Action::Progress(p) => {
+                    let _ = (p.to_string(), p.is_retransmission());
+                    format!("progress {}", variant(p))
+                }
+                Action::Bound(lease) => {
+                    assert!(lease.prefix_len() <= 32);
+                    let _ = lease.to_string();
+                    // What the boot does with the lease next: option 17 is an nfsroot.
+                    if let Some(Ok(r)) = lease.root_path.as_deref().map(NfsRoot::parse) {
+                        nfs_round_trip(&r);
+                    }
+                    violations.extend(handoff_violations(lease));
+                    "bound".to_string()
+                }
+                Action::GiveUp(e) => format!("give up {}", variant(e)),
+            });
+        }
+        if was_done {
+            assert!(
+                actions.iter().all(|a| matches!(a, Action::Ignored(_))),
+                "a finished client acted again: {actions:?}"
+            );
+        }
+        if actions
+            .iter()
+            .any(|a| matches!(a, Action::Bound(_) | Action::GiveUp(_)))
+        {
+            assert!(client.is_done());
+        }
+    }
+    trace.dedup();
+    if CONTAINMENT_ENFORCED {
+        assert!(violations.is_empty(), "{}", violations.join("\n"));
+    }
+    Report {
+        shape: shape_of(trace),
+        violations,
+    }
+}
+
+/// What linuxrc writes from a lease (`/run/net-<dev>.conf`, resolv.conf) and the node name it
+/// takes from it. The sh quoting must read back exactly, whatever the bytes: enforced here.
+/// That DHCP strings become one file line each and one path component is the validation
+/// layer's job: returned as violations (see [`CONTAINMENT_ENFORCED`]).
+fn handoff_violations(lease: &unionroot_core::dhcp::Lease) -> Vec<String> {
+    let mut out = Vec::new();
+    let info = NetInfo {
+        device: "eth0".into(),
+        proto: "dhcp".into(),
+        address: Some(lease.address),
+        prefix: lease.prefix_len(),
+        gateway: lease.routers.first().copied(),
+        dns: lease.dns.clone(),
+        hostname: lease.hostname.clone(),
+        domain: lease.domain.clone(),
+        root_path: lease.root_path.clone(),
+        bootfile: lease.bootfile.clone(),
+        lease_secs: lease.lease_secs,
+        ..NetInfo::default()
+    };
+    let vars = sh_assignments(&initramfs_tools_conf(&info, 1));
+    for (key, want) in [
+        ("HOSTNAME", &info.hostname),
+        ("DNSDOMAIN", &info.domain),
+        ("ROOTPATH", &info.root_path),
+        ("filename", &info.bootfile),
+    ] {
+        let want = want.clone().unwrap_or_default();
+        assert_eq!(vars.get(key), Some(&want), "{key} in /run/net-eth0.conf");
+    }
+    if let Some(r) = resolv_conf(&info) {
+        let lines: Vec<&str> = r.lines().skip(1).collect();
+        let want = usize::from(info.domain.is_some()) + info.dns.len().min(3);
+        if lines.len() != want {
+            out.push(format!(
+                "file line: DHCP option 15 {:?} makes resolv.conf {r:?}",
+                info.domain
+            ));
+        }
+    }
+    if let Some(h) = &info.hostname {
+        if h.is_empty()
+            || h.contains('/')
+            || h == "."
+            || h == ".."
+            || h.chars().any(char::is_control)
+        {
+            out.push(format!(
+                "node name: DHCP option 12 {h:?} would become a per-node path component"
+            ));
+        }
+    }
+    out
+}
+
+/// `modules`: `<modules.dep>\0<modules.alias>\0<modalias>\0<wanted names>`. Load order puts
+/// every module after its dependencies, each once; errors name a real unknown module or a real
+/// cycle; the alias matcher agrees with an independent reference matcher.
+pub fn check_modules(data: &[u8]) -> Report {
+    let (dep, rest) = split_nul(data);
+    let (alias, rest) = split_nul(rest);
+    let (modalias, wanted) = split_nul(rest);
+    let (dep, alias, modalias, wanted) = (text(dep), text(alias), text(modalias), text(wanted));
+    // The canonical name is a fixed point, so looking a canonical name up again finds it.
+    for w in dep.split_whitespace().chain(wanted.split_whitespace()) {
+        let n = module_name(w);
+        assert_eq!(module_name(&n), n, "module_name({w:?})");
+    }
+    let db = match ModuleDb::parse_dep(&dep) {
+        Ok(db) => db.with_aliases(&alias),
+        Err(e) => {
+            return Report {
+                shape: shape_of(("err", variant(&e))),
+                ..Report::default()
+            }
+        }
+    };
+    // The alias matcher against the reference, on every pattern of the input. A random
+    // modalias rarely matches a random pattern, so each pattern is also tried against strings
+    // made from itself (the pattern text, every other byte of it, and rough instances of it:
+    // see [`instances`]), where brackets, escapes and stars meet the very bytes they name.
+    let mut hits = BTreeSet::new();
+    for line in alias.lines() {
+        let mut it = line.split_whitespace();
+        if let (Some("alias"), Some(pat), Some(m)) = (it.next(), it.next(), it.next()) {
+            let (p, s) = (pat.as_bytes(), modalias.as_bytes());
+            let want = reference_fnmatch(p, s);
+            assert_eq!(fnmatch(p, s), want, "fnmatch({pat:?}, {modalias:?})");
+            if want {
+                hits.insert(module_name(m));
+            }
+            let odd: Vec<u8> = p.iter().skip(1).step_by(2).copied().collect();
+            let [first, mid, last] = instances(p);
+            for s in [p, &odd, &first, &mid, &last] {
+                assert_eq!(
+                    fnmatch(p, s),
+                    reference_fnmatch(p, s),
+                    "fnmatch({pat:?}, {:?})",
+                    String::from_utf8_lossy(s)
+                );
+            }
+        }
+    }
+    let resolved = db.resolve_alias(&modalias);
+    assert_eq!(
+        resolved,
+        hits.iter().cloned().collect::<Vec<_>>(),
+        "resolve_alias({modalias:?})"
+    );
+    let mut wanted: Vec<String> = wanted
+        .split_whitespace()
+        .take(8)
+        .map(String::from)
+        .collect();
+    if wanted.is_empty() {
+        // Everything the file lists, so that plain modules.dep inputs exercise the walk.
+        wanted = dep
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(p, _)| module_name(p.trim()))
+            .take(64)
+            .collect();
+    }
+    let outcome = match db.load_order(&wanted) {
+        Ok(order) => {
+            let pos: HashMap<&str, usize> = order
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.name.as_str(), i))
+                .collect();
+            assert_eq!(pos.len(), order.len(), "a module twice: {order:?}");
+            for (i, m) in order.iter().enumerate() {
+                assert_eq!(db.path(&m.name), Some(m.path.as_str()));
+                for d in db.deps(&m.name).unwrap_or_default() {
+                    assert!(
+                        pos.get(d.as_str()).is_some_and(|&j| j < i),
+                        "{d} must load before {}: {order:?}",
+                        m.name
+                    );
+                }
+            }
+            for w in &wanted {
+                assert!(pos.contains_key(module_name(w).as_str()), "{w} missing");
+            }
+            "ok"
+        }
+        Err(ModError::Unknown(n)) => {
+            assert_eq!(module_name(&n), n, "an error names a canonical module name");
+            assert!(!db.contains(&n), "{n} is in modules.dep");
+            "unknown"
+        }
+        Err(ModError::Cycle(n)) => {
+            assert!(on_a_cycle(&db, &n), "no cycle through {n}");
+            "cycle"
+        }
+        Err(e) => panic!("load_order: {e:?}"),
+    };
+    Report {
+        shape: shape_of((outcome, db.len().min(8), resolved.len().min(4))),
+        ..Report::default()
+    }
+}
+
+/// Three strings that a pattern roughly describes, to test the matcher where it matters: `\x`
+/// gives `x`, `?` gives `?`, `*` gives nothing, and a bracket (up to the next `]` that is not
+/// its first byte) gives its first, middle or last byte, such as a range's ends. A generator
+/// only: whether they match is for the matchers to say.
+fn instances(p: &[u8]) -> [Vec<u8>; 3] {
+    let mut out = [Vec::new(), Vec::new(), Vec::new()];
+    let mut k = 0;
+    while k < p.len() {
+        match p[k] {
+            b'\\' if k + 1 < p.len() => {
+                out.iter_mut().for_each(|o| o.push(p[k + 1]));
+                k += 2;
+            }
+            b'*' => k += 1,
+            b'[' => {
+                let body_start = k + 1 + usize::from(matches!(p.get(k + 1), Some(b'!' | b'^')));
+                match p.iter().skip(body_start + 1).position(|&b| b == b']') {
+                    Some(n) => {
+                        let body = &p[body_start..=body_start + n];
+                        out[0].push(body[0]);
+                        out[1].push(body[body.len() / 2]);
+                        out[2].push(body[body.len() - 1]);
+                        k = body_start + n + 2;
+                    }
+                    None => {
+                        out.iter_mut().for_each(|o| o.push(b'['));
+                        k += 1;
+                    }
+                }
+            }
+            b => {
+                out.iter_mut().for_each(|o| o.push(b));
+                k += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Whether `name` reaches itself through modules.dep edges (iterative DFS).
+fn on_a_cycle(db: &ModuleDb, name: &str) -> bool {
+    let mut seen = HashSet::new();
+    let mut stack: Vec<&str> = db
+        .deps(name)
+        .unwrap_or_default()
+        .iter()
+        .map(String::as_str)
+        .collect();
+    while let Some(m) = stack.pop() {
+        if m == name {
+            return true;
+        }
+        if seen.insert(m) {
+            stack.extend(db.deps(m).unwrap_or_default().iter().map(String::as_str));
+        }
+    }
+    false
+}
+
+/// An independent fnmatch(pattern, string, 0) for differential testing, written from glibc's
+/// behaviour (as pinned by `testdata/fnmatch/glibc.tsv`) rather than from modules.rs: pattern
+/// and string positions are matched by memoized recursion over all ways a `*` can split the
+/// string, instead of modules.rs's compile-then-backtrack-to-the-last-star. Quadratic (and
+/// recursive), so longer inputs are left to the matcher under test.
+pub fn reference_fnmatch(pat: &[u8], s: &[u8]) -> bool {
+    if pat.len() > 128 || s.len() > 128 {
+        return fnmatch(pat, s);
+    }
+    // memo[p * (s.len() + 1) + i]: 0 not yet known, 1 no match, 2 match.
+    let mut memo = vec![0u8; (pat.len() + 1) * (s.len() + 1)];
+    ref_match(pat, s, 0, 0, &mut memo)
+}
+
+fn ref_match(pat: &[u8], s: &[u8], p: usize, i: usize, memo: &mut [u8]) -> bool {
+    let cell = p.min(pat.len()) * (s.len() + 1) + i;
+    match memo[cell] {
+        1 => return false,
+        2 => return true,
+        _ => {}
+    }
+    let r = match pat.get(p) {
+        None => i == s.len(),
+        // `*` matches nothing more, or one more byte and stays: O(1) per (p, i) pair.
+        Some(b'*') => {
+            ref_match(pat, s, p + 1, i, memo) || (i < s.len() && ref_match(pat, s, p, i + 1, memo))
+        }
+        Some(_) if i == s.len() => false,
+        Some(b'?') => ref_match(pat, s, p + 1, i + 1, memo),
+        Some(b'\\') => match pat.get(p + 1) {
+            Some(&c) => c == s[i] && ref_match(pat, s, p + 2, i + 1, memo),
+            None => false,
+        },
+        Some(b'[') => match ref_bracket(pat, p + 1, s[i]) {
+            RefBracket::Literal => b'[' == s[i] && ref_match(pat, s, p + 1, i + 1, memo),
+            RefBracket::Fail => false,
+            RefBracket::Matched(next) => ref_match(pat, s, next, i + 1, memo),
+            RefBracket::Missed => false,
+        },
+        Some(&c) => c == s[i] && ref_match(pat, s, p + 1, i + 1, memo),
+    };
+    memo[cell] = 1 + u8::from(r);
+    r
+}
+
+enum RefBracket {
+    /// Not a bracket expression (never closed): `[` is an ordinary character.
+    Literal,
+    /// glibc gives up on this bracket (unknown class, class as a range end, broken `[.`).
+    Fail,
+    /// Matched; the pattern continues at this index.
+    Matched(usize),
+    Missed,
+}
+
+/// Reads `[...]` whose body starts at `pat[q]` and decides it for `c` in one pass, the way a C
+/// implementation walks it: items are decided in order, the first hit or error settles the
+/// verdict, and the rest is only scanned for the closing `]` (a broken `[.` fails the bracket
+/// even after a hit).
+fn ref_bracket(pat: &[u8], mut q: usize, c: u8) -> RefBracket {
+    let negated = matches!(pat.get(q), Some(b'!' | b'^'));
+    if negated {
+        q += 1;
+    }
+    let first = q;
+    let mut verdict: Option<bool> = None; // Some(true): hit; Some(false): glibc gives up
+    let mut broken = false;
+    loop {
+        let Some(&b) = pat.get(q) else {
+            return RefBracket::Literal;
+        };
+        if b == b']' && q > first {
+            return match verdict {
+                _ if broken => RefBracket::Fail,
+                Some(false) => RefBracket::Fail,
+                Some(true) if !negated => RefBracket::Matched(q + 1),
+                None if negated => RefBracket::Matched(q + 1),
+                _ => RefBracket::Missed,
+            };
+        }
+        let (item, next) = ref_item(pat, q);
+        let Some(next) = next else {
+            return RefBracket::Literal;
+        };
+        q = next;
+        if matches!(item, RefItem::Broken) {
+            broken = true;
+            continue;
+        }
+        // `lo-hi`, unless the `-` is the last thing before the closing `]`.
+        if let RefItem::Char(lo) = item {
+            if pat.get(q) == Some(&b'-') && pat.get(q + 1).is_some_and(|&x| x != b']') {
+                let (hi, hi_next) = ref_item(pat, q + 1);
+                match hi {
+                    RefItem::Char(hi) => {
+                        if verdict.is_none() && lo <= c && c <= hi {
+                            verdict = Some(true);
+                        }
+                        q = hi_next.unwrap_or(pat.len());
+                        continue;
+                    }
+                    RefItem::Class(_) | RefItem::Equiv(_) => {
+                        if verdict.is_none() {
+                            verdict = Some(false);
+                        }
+                        q = hi_next.unwrap_or(pat.len());
+                        continue;
+                    }
+                    // Not a range after all: `-` is read as an ordinary character next.
+                    RefItem::Broken => {}
+                }
+            }
+        }
+        if verdict.is_none() {
+            verdict = match item {
+                RefItem::Char(x) | RefItem::Equiv(x) => (x == c).then_some(true),
+                RefItem::Class(name) => match ref_class(&name, c) {
+                    Some(true) => Some(true),
+                    Some(false) => None,
+                    None => Some(false),
+                },
+                RefItem::Broken => None,
+            };
+        }
+    }
+}
+
+/// One bracket item at `pat[q]` and the index after it (`None`: the pattern ends inside it).
+fn ref_item(pat: &[u8], q: usize) -> (RefItem, Option<usize>) {
+    match (pat[q], pat.get(q + 1)) {
+        (b'\\', Some(&x)) => (RefItem::Char(x), Some(q + 2)),
+        (b'\\', None) => (RefItem::Char(b'\\'), None),
+        (b'[', Some(b':')) => {
+            let n = pat[q + 2..]
+                .iter()
+                .take_while(|x| (b'a'..=b'y').contains(*x))
+                .count();
+            let end = q + 2 + n;
+            if pat.get(end) == Some(&b':') && pat.get(end + 1) == Some(&b']') {
+                (RefItem::Class(pat[q + 2..end].to_vec()), Some(end + 2))
+            } else {
+                (RefItem::Char(b'['), Some(q + 1))
+            }
+        }
+        (b'[', Some(&d @ (b'=' | b'.'))) => {
+            match (pat.get(q + 2), pat.get(q + 3), pat.get(q + 4)) {
+                (Some(&x), Some(&dd), Some(b']')) if dd == d && d == b'=' => {
+                    (RefItem::Equiv(x), Some(q + 5))
+                }
+                (Some(&x), Some(&dd), Some(b']')) if dd == d => (RefItem::Char(x), Some(q + 5)),
+                _ if d == b'.' => (RefItem::Broken, Some(q + 2)),
+                _ => (RefItem::Char(b'['), Some(q + 1)),
+            }
+        }
+        (x, _) => (RefItem::Char(x), Some(q + 1)),
+    }
+}
+
+enum RefItem {
+    Char(u8),
+    Equiv(u8),
+    Class(Vec<u8>),
+    /// A malformed `[.`.
+    Broken,
+}
+
+/// `Some(member)` for a POSIX class in the C locale, `None` for an unknown name.
+fn ref_class(name: &[u8], c: u8) -> Option<bool> {
+    let c = char::from(c);
+    Some(match name {
+        b"alpha" => c.is_ascii_alphabetic(),
+        b"digit" => c.is_ascii_digit(),
+        b"alnum" => c.is_ascii_alphanumeric(),
+        b"upper" => c.is_ascii_uppercase(),
+        b"lower" => c.is_ascii_lowercase(),
+        b"xdigit" => c.is_ascii_hexdigit(),
+        b"space" => " \t\n\r\x0b\x0c".contains(c),
+        b"blank" => c == ' ' || c == '\t',
+        b"punct" => c.is_ascii_punctuation(),
+        b"print" => (' '..='~').contains(&c),
+        b"graph" => ('!'..='~').contains(&c),
+        b"cntrl" => c < ' ' || c == '\x7f',
+        _ => return None,
+    })
+}
+
+/// `pnp`: the kernel's `/proc/net/pnp`, then what linuxrc writes from it: the klibc-style
+/// `/run/net-<dev>.conf` (sourced by sh) and resolv.conf. A value written must read back as
+/// itself. `<pnp>\0<proc/net/route>` also fuzzes the default-route reader.
+pub fn check_pnp(data: &[u8]) -> Report {
+    let (pnp, route) = split_nul(data);
+    let gw = default_gateway(&text(route), "eth0");
+    let Some(p) = parse_pnp(&text(pnp)) else {
+        return Report {
+            shape: shape_of(("none", gw.is_some())),
+            ..Report::default()
+        };
+    };
+    assert!(!p.proto.is_empty(), "{p:?}");
+    assert!(p.nameservers.iter().all(|a| !a.is_unspecified()), "{p:?}");
+    let info = NetInfo {
+        device: "eth0".into(),
+        proto: "kernel".into(),
+        address: Some(Ipv4Addr::new(10, 0, 0, 5)),
+        prefix: 24,
+        gateway: gw,
+        dns: p.nameservers.clone(),
+        domain: p.domain.clone(),
+        root_server: p.bootserver,
+        ..NetInfo::default()
+    };
+    let conf = initramfs_tools_conf(&info, 1);
+    let vars = sh_assignments(&conf);
+    let domain = p.domain.clone().unwrap_or_default();
+    assert_eq!(vars.get("DNSDOMAIN"), Some(&domain), "{conf}");
+    assert_eq!(vars.get("DOMAINSEARCH"), Some(&domain), "{conf}");
+    if let Some(r) = resolv_conf(&info) {
+        let search: Vec<&str> = r
+            .lines()
+            .filter_map(|l| l.strip_prefix("search "))
+            .collect();
+        let want: Vec<&str> = p.domain.as_deref().into_iter().collect();
+        assert_eq!(search, want, "{r}");
+    }
+    Report {
+        shape: shape_of((
+            p.proto.len().min(8),
+            p.domain.is_some(),
+            p.nameservers.len().min(4),
+            p.bootserver.is_some(),
+            gw.is_some(),
+        )),
+        ..Report::default()
+    }
+}
+
+/// Reads `KEY='value'` lines the way sh does for single quotes (`'\''` is a quote inside).
+fn sh_assignments(conf: &str) -> HashMap<String, String> {
+    let mut vars = HashMap::new();
+    let mut rest = conf;
+    while let Some((key, tail)) = rest.split_once('=') {
+        let mut value = String::new();
+        let mut t = tail;
+        loop {
+            let inner = t.strip_prefix('\'').expect("a value starts with a quote");
+            let (quoted, after) = inner.split_once('\'').expect("an unclosed quote");
+            value.push_str(quoted);
+            t = after;
+            if let Some(after) = t.strip_prefix("\\'") {
+                value.push('\'');
+                t = after;
+            } else {
+                break;
+            }
+        }
+        t = t.strip_prefix('\n').expect("one assignment per line");
+        vars.insert(key.to_string(), value);
+        rest = t;
+    }
+    vars
+}
+
+/// `plan`: the root planner over a configuration built from hostile values, the way
+/// `linuxrc::boot::root_plan` builds it (that function lives in linuxrc, so its shape is
+/// repeated here): `<config file>\0<cmdline>\0<node name>`. The node name is what DHCP option
+/// 12, `ip=` or uname supplies. Every path a step creates, mounts on or moves must stay inside
+/// the root it was joined onto (see [`containment_violations`]).
+pub fn check_plan(data: &[u8]) -> Report {
+    let (file, rest) = split_nul(data);
+    let (cmdline, node) = split_nul(rest);
+    let (file, cmdline) = if data.contains(&0) {
+        (file, cmdline)
+    } else {
+        (&[][..], file)
+    };
+    let cfg = match parse_config(file, cmdline) {
+        Ok(c) => c,
+        Err(e) => {
+            return Report {
+                shape: shape_of(("err", variant(&e))),
+                ..Report::default()
+            }
+        }
+    };
+    let node = if node.is_empty() {
+        cfg.ip.hostname.clone().unwrap_or_else(|| "node01".into())
+    } else {
+        text(node)
+    };
+    let client = cfg.ip.client.unwrap_or(Ipv4Addr::new(10, 0, 0, 5));
+    let default_server = cfg
+        .nfsroot
+        .as_ref()
+        .and_then(|r| r.servers.first().copied())
+        .unwrap_or(Ipv4Addr::new(10, 0, 0, 1));
+    let resolve = |piece: &NfsRoot, flags: u64| -> Option<NfsPiece> {
+        let servers = if piece.servers.is_empty() {
+            vec![default_server]
+        } else {
+            piece.servers.clone()
+        };
+        let version = piece.version_in_options().ok()?.unwrap_or(cfg.nfs_version);
+        let (flags, opts) = split_vfs_options(&piece.options, flags);
+        let path = piece.expand(client);
+        let candidates = servers
+            .iter()
+            .map(|s| mount_args(*s, &path, version, Some(client), &opts))
+            .collect();
+        Some(NfsPiece { candidates, flags })
+    };
+    let default_lower = NfsRoot::parse("/srv/root").expect("a valid nfsroot");
+    let lowers: Vec<&NfsRoot> = if cfg.lowers.is_empty() {
+        vec![cfg.nfsroot.as_ref().unwrap_or(&default_lower)]
+    } else {
+        cfg.lowers.iter().collect()
+    };
+    let Some(lowers) = lowers
+        .iter()
+        .map(|l| resolve(l, plan::ms::RDONLY))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Report {
+            shape: shape_of("bad version"),
+            ..Report::default()
+        };
+    };
+    let Some(rw_mounts) = cfg
+        .mounts
+        .iter()
+        .map(|(at, p)| Some((at.clone(), resolve(p, plan::ms::NOSUID)?)))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Report {
+            shape: shape_of("bad version"),
+            ..Report::default()
+        };
+    };
+    let persist = match &cfg.persist {
+        Some(p) if !cfg.persist_paths.is_empty() => {
+            resolve(p, plan::ms::NOSUID).map(|piece| Persist {
+                piece,
+                node: node.clone(),
+                paths: cfg.persist_paths.clone(),
+            })
+        }
+        _ => None,
+    };
+    let root_plan = RootPlan {
+        lowers,
+        rw_mounts,
+        persist,
+        mount_timeout: cfg.mount_timeout,
+        server_timeout: cfg.server_timeout,
+        overlay_size: cfg.overlay_size.clone(),
+        init: cfg.init.clone(),
+        init_args: cfg.init_args.clone(),
+        pivot: data.len() % 2 == 1,
+    };
+    let steps = root_steps(&root_plan);
+    assert!(
+        matches!(
+            steps.last(),
+            Some(Step::SwitchRoot { .. } | Step::PivotRoot { .. })
+        ),
+        "a plan ends in the root switch"
+    );
+    let mut violations = containment_violations(&steps, &node);
+    for s in &steps {
+        let line = s.to_string();
+        if line.chars().any(char::is_control) {
+            violations.push(format!("control character: in the log line {line:?}"));
+        }
+    }
+    if CONTAINMENT_ENFORCED {
+        assert!(violations.is_empty(), "{}", violations.join("\n"));
+    }
+    Report {
+        shape: shape_of((
+            steps.len().min(40),
+            root_plan.pivot,
+            violations
+                .iter()
+                .map(|v| v.split(':').next().unwrap_or("").to_string())
+                .collect::<BTreeSet<_>>(),
+        )),
+        violations,
+    }
+}
+
+/// Lexical normalization of an absolute path: empty and `.` components dropped, `..` removes
+/// the previous component (and stays at `/` at the top, as the kernel does). No symlinks are
+/// followed; the planner only joins strings, so a lexical escape is already an escape.
+pub fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Whether normalized `path` is `root` or below it.
+fn inside(path: &str, root: &str) -> bool {
+    path == root || path.strip_prefix(root).is_some_and(|r| r.starts_with('/'))
+}
+
+/// Every path in `steps` checked against the root it is meant to be under, independently of
+/// how the planner built it: a path spelled under `/newroot` must normalize to inside
+/// `/newroot` (and a mount placed into the new root must not cover the whole of it); under
+/// `/run/unionroot/persist/nodes/` it must stay inside this node's own directory, which must
+/// be one path component; anything else under `/run/unionroot` must stay there. A step path
+/// under neither is a violation too.
+pub fn containment_violations(steps: &[Step], node: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let nodes_dir = format!("{PERSIST_DIR}/nodes");
+    let node_is_one_component =
+        !node.is_empty() && !node.contains('/') && node != "." && node != "..";
+    for step in steps {
+        let mut paths: Vec<(&str, bool)> = Vec::new(); // (path, is a mount placed into a root)
+        match step {
+            Step::Mkdir { path, .. } => paths.push((path, false)),
+            Step::Mount {
+                source,
+                target,
+                flags,
+                ..
+            } => {
+                paths.push((target, target != NEW_ROOT));
+                if flags & plan::ms::BIND != 0 {
+                    paths.push((source, false));
+                }
+            }
+            Step::NfsMount { target, .. } => paths.push((target, true)),
+            Step::Check(Check::IsDir(p) | Check::HasRoom { path: p, .. }) => paths.push((p, false)),
+            Step::Check(Check::FsSupported(_)) | Step::LoadModule { .. } => {}
+            Step::MoveMount { from, to } => {
+                paths.push((from, false));
+                paths.push((to, true));
+            }
+            Step::SwitchRoot { new_root, .. } | Step::PivotRoot { new_root, .. } => {
+                paths.push((new_root, false))
+            }
+        }
+        for (raw, is_mount) in paths {
+            let norm = normalize(raw);
+            let spelled_under = |root: &str| inside(raw, root);
+            let (root, label) = if spelled_under(NEW_ROOT) {
+                (NEW_ROOT.to_string(), "/newroot")
+            } else if spelled_under(&nodes_dir) {
+                if node_is_one_component {
+                    (
+                        format!("{nodes_dir}/{node}"),
+                        "the node's persist directory",
+                    )
+                } else {
+                    // Reported as such; what it reaches is then checked against nodes/ only.
+                    out.push(format!(
+                        "node name: {node:?} is not one path component, in `{step}`"
+                    ));
+                    (nodes_dir.clone(), "/run/unionroot/persist/nodes")
+                }
+            } else if spelled_under("/run/unionroot") {
+                ("/run/unionroot".to_string(), "/run/unionroot")
+            } else {
+                out.push(format!("outside any root: {raw:?} in `{step}`"));
+                continue;
+            };
+            if !inside(&norm, &root) {
+                out.push(format!(
+                    "escape: {raw:?} normalizes to {norm:?}, outside {label}, in `{step}`"
+                ));
+            } else if is_mount && root == NEW_ROOT && norm == NEW_ROOT {
+                out.push(format!(
+                    "covers the root: {raw:?} is /newroot itself, in `{step}`"
+                ));
+            }
+        }
+    }
+    out.dedup();
+    out
+}
