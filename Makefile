@@ -47,7 +47,7 @@ fuzz:
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
-	shellcheck -x qemu/*.sh tests/*.sh tests/fixtures/*.sh
+	shellcheck -x qemu/*.sh tests/*.sh tests/fixtures/*.sh tests/fixtures/debian/files/usr/local/sbin/*
 
 e2e: kernel linuxrc host
 	tests/e2e.sh
