@@ -444,10 +444,7 @@ fn fuzz(name: &'static str, check: Check, extra_dict: &[&'static [u8]], max_len:
         let input = unhex(&h);
         println!("fuzz {name}: replaying {} bytes", input.len());
         let r = check(&input);
-        println!(
-            "fuzz {name}: passed; violations (not enforced): {:#?}",
-            r.violations
-        );
+        println!("fuzz {name}: passed; violations: {:#?}", r.violations);
         return;
     }
     let seed = env_seed();
@@ -495,7 +492,7 @@ fn fuzz(name: &'static str, check: Check, extra_dict: &[&'static [u8]], max_len:
     for (kind, msg, input) in &s.examples {
         let msg: String = msg.chars().take(400).collect();
         println!(
-            "  not enforced yet (CONTAINMENT_ENFORCED = false): {kind}\n    {msg}\n    input: {}",
+            "  not enforced (CONTAINMENT_ENFORCED = false): {kind}\n    {msg}\n    input: {}",
             hex(input)
         );
     }
@@ -541,29 +538,80 @@ fn plan() {
     fuzz("plan", checks::check_plan, CMDLINE_DICT, 4096);
 }
 
-/// The properties themselves must be able to fail: a planner escape is found, a panicking
-/// check is reported as a failure with its input, and the normalizer resolves `..`.
+/// The properties themselves must be able to fail: the path checker finds escapes, paths that
+/// are not normal, symlink checks outside their root and node names that are not one component
+/// (on hand-made steps, since the planner no longer makes them), the normalizer resolves `..`,
+/// and what the validation layer refuses is refused before it reaches a plan.
 #[test]
 fn the_checks_can_fail() {
+    use unionroot_core::plan::{Check, Step};
     assert_eq!(checks::normalize("/newroot/a/../../etc"), "/etc");
     assert_eq!(checks::normalize("/newroot/./a//b/"), "/newroot/a/b");
     assert_eq!(checks::normalize("/../.."), "/");
-    let r = checks::check_plan(
-        b"unionroot.persist=10.0.0.1:/srv/p unionroot.persist_paths=/var/log\0\0../node-b",
-    );
-    assert!(
-        r.violations
-            .iter()
-            .any(|v| v.contains("node name") || v.contains("escape")),
-        "{:?}",
-        r.violations
-    );
-    let r = checks::check_plan(b"unionroot.mount=/..=10.0.0.1:/srv/home");
-    assert!(
-        r.violations.iter().any(|v| v.starts_with("escape")),
-        "{:?}",
-        r.violations
-    );
+    let bind = |source: &str, target: &str| Step::Mount {
+        source: source.into(),
+        target: target.into(),
+        fstype: String::new(),
+        flags: unionroot_core::plan::ms::BIND,
+        data: String::new(),
+    };
+    let cases: [(Step, &str, &str); 6] = [
+        (
+            bind("/run/unionroot/persist/nodes/../node-b/var", "/newroot/var"),
+            "node07",
+            "escape",
+        ),
+        (
+            bind("/run/unionroot/persist/nodes/x/var", "/newroot/var"),
+            "../x",
+            "node name",
+        ),
+        (
+            Step::Mkdir {
+                path: "/newroot/..".into(),
+                mode: 0o755,
+            },
+            "node07",
+            "escape",
+        ),
+        (
+            Step::Mkdir {
+                path: "/newroot/a//b".into(),
+                mode: 0o755,
+            },
+            "node07",
+            "not normal",
+        ),
+        (
+            Step::Check(Check::NoSymlinks {
+                root: "/newroot".into(),
+                path: "/run/unionroot/x".into(),
+            }),
+            "node07",
+            "escape",
+        ),
+        (
+            Step::Check(Check::MappedOwner("/etc".into())),
+            "node07",
+            "outside any root",
+        ),
+    ];
+    for (step, node, kind) in cases {
+        let v = checks::containment_violations([&step], node);
+        assert!(
+            v.iter().any(|v| v.starts_with(kind)),
+            "`{step}` with node {node:?}: {v:?}"
+        );
+    }
+    // A hostile node name or mount point is refused before planning, with no violation.
+    for input in [
+        &b"unionroot.persist=10.0.0.1:/srv/p unionroot.persist_paths=/var/log\0\0../node-b"[..],
+        b"unionroot.mount=/..=10.0.0.1:/srv/home",
+        b"unionroot.persist=10.0.0.1:/srv/p unionroot.persist_paths=/var/log -- a\x1bb",
+    ] {
+        let r = checks::check_plan(input);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+    }
     let clean = checks::check_plan(
         b"unionroot.persist=10.0.0.1:/srv/p unionroot.persist_paths=/var/log\0\0node07",
     );
