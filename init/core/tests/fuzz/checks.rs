@@ -245,16 +245,6 @@ pub const DHCP_MAC: [u8; 6] = [0x66, 0x91, 0x35, 0x9f, 0xb4, 0xdb];
 /// The client's overall bound in [`check_dhcp`].
 const DHCP_TOTAL: Duration = Duration::from_secs(60);
 
-/// Known finding in dhcp.rs (not changed on this branch): a reply handled after the overall
-/// deadline has passed is still acted on (an OFFER gets a REQUEST), and the timer armed for it
-/// is clamped to that deadline, i.e. lies in the past. linuxrc's driver can do this: after
-/// poll(2) it drains the sockets before it fires due timers. While this is false, a past
-/// deadline is accepted if it is exactly the overall deadline; otherwise an armed timer must
-/// lie after `now`. Reproducer (dhcp target, hex): `01`, ten times `ff0000` (63 s pass, no
-/// timer delivered), then `02` + LE length + dnsmasq's OFFER.
-// flipped to true when dhcp.rs gives up on (rather than answers) a reply after its deadline
-pub const DHCP_LATE_REPLY_FIXED: bool = false;
-
 /// Framing of a `dhcp` input: a sequence of records, each starting with one control byte `c`.
 /// `c & 3`: 0 = timer expiry (at the armed deadline), 1 = `Event::Start`, 2 = a packet with our
 /// xid and chaddr patched in (so that mutated replies get past the first checks and reach
@@ -312,6 +302,12 @@ pub fn check_dhcp(data: &[u8]) -> Report {
         for a in &actions {
             trace.push(match a {
                 Action::Send(p) => {
+                    if let Some(s) = started {
+                        assert!(
+                            now < s + DHCP_TOTAL,
+                            "sent at {now:?}, at or past the bound"
+                        );
+                    }
                     // RFC 1542 §2.1 minimum size; a BOOTREQUEST from our chaddr, magic cookie.
                     assert!(p.len() >= 300, "sent {} bytes", p.len());
                     assert_eq!(p[0], 1, "op");
@@ -320,12 +316,16 @@ pub fn check_dhcp(data: &[u8]) -> Report {
                     "send".to_string()
                 }
                 Action::ArmTimer(t) => {
-                    let late_reply =
-                        !DHCP_LATE_REPLY_FIXED && started.map(|s| s + DHCP_TOTAL) == Some(*t);
-                    assert!(
-                        *t > now || late_reply,
-                        "timer armed for {t:?}, not after now {now:?}"
-                    );
+                    // Never in the past, never past the overall bound: a reply handled after
+                    // that bound gives up instead (`01`, ten times `ff0000`, then `02` and an
+                    // OFFER used to get a REQUEST and a timer in the past; seed late-offer.hex).
+                    assert!(*t > now, "timer armed for {t:?}, not after now {now:?}");
+                    if let Some(s) = started {
+                        assert!(
+                            *t <= s + DHCP_TOTAL,
+                            "timer armed for {t:?}, past the bound"
+                        );
+                    }
                     "timer".to_string()
                 }
                 Action::Ignored(why) => format!("ignored {}", why.split(' ').next().unwrap_or("")),
