@@ -85,7 +85,8 @@ fn config_input(data: &[u8]) -> (&[u8], &[u8]) {
 /// Every parsed NFS spec prints back to itself. A path that ends in whitespace before the
 /// options (`/a ,`, or `2f7373d3092c` = `/ss\xd3\t,` from an earlier run) used to print as a
 /// different path; `NfsRoot::parse` now refuses whitespace and control characters in the path,
-/// and the `nfsroot` seeds `trailing-space-before-options` and `tab-before-options.hex` keep it in the corpus.
+/// and the `nfsroot` seeds `trailing-space-before-options` and `tab-before-options.hex` keep
+/// both cases in the corpus.
 fn nfs_round_trip(r: &NfsRoot) {
     let printed = r.to_string();
     assert_eq!(
@@ -1098,15 +1099,15 @@ fn inside(path: &str, root: &str) -> bool {
 /// `/newroot` (and a mount placed into the new root must not cover the whole of it); under
 /// `/run/unionroot/persist/nodes/` it must stay inside this node's own directory, which must
 /// be one path component; anything else under `/run/unionroot` must stay there. A step path
-/// under neither is a violation too.
+/// under neither is a violation too, and so is one not in normal form, or a symlink check
+/// (`Check::NoSymlinks`) whose path is not strictly below its own root.
 pub fn containment_violations<'a>(
     steps: impl IntoIterator<Item = &'a Step>,
     node: &str,
 ) -> Vec<String> {
     let mut out = Vec::new();
     let nodes_dir = format!("{PERSIST_DIR}/nodes");
-    let node_is_one_component =
-        !node.is_empty() && !node.contains('/') && node != "." && node != "..";
+    let node_is_one_component = one_component(node);
     for step in steps {
         let mut paths: Vec<(&str, bool)> = Vec::new(); // (path, is a mount placed into a root)
         match step {
