@@ -46,6 +46,8 @@ pub enum CmdlineError {
     NotUtf8 { key: String, value: Vec<u8> },
     #[error("an argument for the real init after -- (\"{}\") is not UTF-8 text; linuxrc passes the arguments on only as text", .0.escape_ascii())]
     InitArgNotUtf8(Vec<u8>),
+    #[error("an argument for the real init after -- (\"{}\") {why}; linuxrc logs the exec line and passes the arguments on unchanged", shown(arg))]
+    InitArgControl { arg: String, why: Invalid },
 }
 
 /// Kernel command-line whitespace (the kernel's `isspace()`, ASCII only).
@@ -500,10 +502,18 @@ impl Config {
             }
             cfg.apply(&t, false)?;
         }
-        // The real init's arguments are the admin's words: one that is not text is refused
-        // rather than passed on mangled.
+        // The real init's arguments are the admin's words: one that is not text, or that holds a
+        // control character (it would break or rewrite the logged exec line), is refused rather
+        // than passed on mangled.
         cfg.init_args = tokens
-            .map(|t| String::from_utf8(t).map_err(|e| CmdlineError::InitArgNotUtf8(e.into_bytes())))
+            .map(|t| {
+                let arg = String::from_utf8(t)
+                    .map_err(|e| CmdlineError::InitArgNotUtf8(e.into_bytes()))?;
+                match validate::Line::parse(&arg) {
+                    Ok(_) => Ok(arg),
+                    Err(why) => Err(CmdlineError::InitArgControl { arg, why }),
+                }
+            })
             .collect::<Result<_, _>>()?;
         Ok(cfg)
     }
@@ -1161,6 +1171,17 @@ mod hostile {
         );
         let c = Config::parse(b"", &b"quiet -- single emergency"[..]).unwrap();
         assert_eq!(c.init_args, ["single", "emergency"]);
+        // Found by the fuzz tier (plan target): a control character after -- reached the
+        // logged `switch_root` line. Whitespace splits tokens, so only the others get there.
+        for arg in ["a\x02b", "\x1b[2J", "x\x7f", "a\u{85}b"] {
+            let line = format!("quiet -- single {arg}");
+            match Config::parse(b"", line.as_bytes()) {
+                Err(e @ CmdlineError::InitArgControl { .. }) => {
+                    assert!(!e.to_string().contains(char::is_control), "{e}")
+                }
+                other => panic!("{arg:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -513,6 +513,16 @@ impl Client {
     }
 
     fn on_packet(&mut self, bytes: &[u8], now: Duration) -> Vec<Action> {
+        // At the overall deadline the armed timer is due too (it is never armed past it), and a
+        // driver may drain its sockets before it fires due timers. The deadline wins: acting on
+        // the reply would send past the bound and arm a timer that is already in the past.
+        let waiting = matches!(
+            self.state,
+            State::Selecting { .. } | State::Requesting { .. } | State::Holdoff
+        );
+        if waiting && now >= self.end() {
+            return self.give_up(now);
+        }
         match self.handle_packet(bytes, now) {
             Ok(actions) => actions,
             Err(why) => vec![Action::Ignored(why)],
@@ -1644,6 +1654,51 @@ mod tests {
                 "gave up already"
             );
         }
+    }
+
+    /// A reply handled at or after the overall deadline (the driver drained its sockets before
+    /// firing the due timer) ends the client exactly as the deadline timer would: no REQUEST,
+    /// no timer armed in the past, no lease. Found by the fuzz tier's dhcp target.
+    #[test]
+    fn a_reply_at_or_after_the_deadline_gives_up_like_the_timer() {
+        let total = secs(60);
+        let start = secs(5);
+        let run = |late: Duration, packet: &dyn Fn(&Client) -> Vec<u8>, requesting: bool| {
+            let mut c = Client::new(ClientConfig { total, ..cfg() });
+            c.on(Event::Start, start);
+            if requesting {
+                c.on(Event::Packet(&offer(&c, S1)), start + secs(1));
+            }
+            let p = packet(&c);
+            let mut timer_twin = c.clone();
+            let actions = c.on(Event::Packet(&p), start + total + late);
+            assert!(c.is_done());
+            assert_eq!(c.deadline(), None);
+            assert_eq!(
+                actions,
+                timer_twin.on(Event::Timer, start + total + late),
+                "not the outcome of the deadline timer"
+            );
+            assert!(matches!(
+                &actions[..],
+                [Action::GiveUp(DhcpError::Timeout { .. })]
+            ));
+            actions
+        };
+        for late in [Duration::ZERO, Duration::from_millis(1), secs(3)] {
+            // An OFFER while selecting, an ACK while requesting, a packet that is not ours.
+            run(late, &|c| offer(c, S1), false);
+            run(late, &|c| ack(c, S1), true);
+            run(late, &|_| vec![0; 20], false);
+        }
+        // Just before the deadline the reply still counts.
+        let mut c = Client::new(ClientConfig { total, ..cfg() });
+        c.on(Event::Start, start);
+        let just = start + total - Duration::from_millis(1);
+        let actions = c.on(Event::Packet(&offer(&c, S1)), just);
+        assert_eq!(sent(&actions).len(), 1);
+        assert_eq!(armed(&actions), start + total);
+        assert!(bound(&c.on(Event::Packet(&ack(&c, S1)), just)).address == ADDR);
     }
 
     #[test]

@@ -149,7 +149,8 @@ pub fn resolv_conf(n: &NetInfo) -> Option<String> {
 /// The kernel's `/proc/net/pnp`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Pnp {
-    /// `DHCP`, `BOOTP`, `RARP` or `MANUAL`.
+    /// `DHCP`, `BOOTP`, `RARP` or `MANUAL`, as `net/ipv4/ipconfig.c` writes them; `unknown` for
+    /// any other word (refused, and named in `refused`: linuxrc logs this value).
     pub proto: String,
     pub domain: Option<DomainName>,
     pub nameservers: Vec<Ipv4Addr>,
@@ -167,7 +168,16 @@ pub fn parse_pnp(text: &str) -> Option<Pnp> {
         let mut it = line.split_whitespace();
         match (it.next(), it.next()) {
             (Some("#PROTO:"), Some(v)) => {
-                p.proto = v.to_string();
+                p.proto = match v {
+                    "DHCP" | "BOOTP" | "RARP" => v.to_string(),
+                    _ => {
+                        p.refused.push(format!(
+                            "/proc/net/pnp protocol \"{}\" is not one the kernel writes (DHCP, BOOTP, RARP)",
+                            shown(v)
+                        ));
+                        "unknown".into()
+                    }
+                };
                 seen = true;
             }
             (Some("#MANUAL"), _) => {
@@ -306,6 +316,12 @@ mod tests {
         let p = parse_pnp("#PROTO: DHCP\ndomain ../x\x1b[2J\n").unwrap();
         assert_eq!(p.domain, None);
         assert_eq!(p.refused.len(), 1);
+        // Found by the fuzz tier (pnp target): the protocol word reached a log line as it was.
+        let p = parse_pnp("#PROTO: DH\x1bCP\n").unwrap();
+        assert_eq!(p.proto, "unknown");
+        assert_eq!(p.refused.len(), 1);
+        assert!(!p.refused[0].contains(char::is_control), "{:?}", p.refused);
+        assert_eq!(parse_pnp("#PROTO: BOOTP\n").unwrap().proto, "BOOTP");
     }
 
     fn lease(hostname: &str, domain: &str) -> Lease {

@@ -1,8 +1,6 @@
 //! Kernel module metadata: `modules.dep`, `modules.builtin` and `modules.alias`, as written by
 //! depmod(8) (see modules.dep(5)). Turns "I need nfsv3" into the ordered list of `.ko` files to
 //! hand to finit_module(2), dependencies first, each once.
-// Being rewritten on the fuzz branch; the PID-1 lints apply once that lands.
-#![allow(clippy::indexing_slicing)]
 
 use std::collections::{BTreeSet, HashMap};
 use thiserror::Error;
@@ -258,8 +256,7 @@ impl Pattern {
     pub fn new(pat: &[u8]) -> Self {
         let mut elems = Vec::new();
         let mut p = 0;
-        while p < pat.len() {
-            let (elem, next) = element(pat, p);
+        while let Some((elem, next)) = element(pat, p) {
             elems.push(elem);
             p = next;
         }
@@ -277,7 +274,7 @@ impl Pattern {
         let (mut e, mut i) = (0, 0);
         // Element index just after the last `*`, and the string position it absorbs up to.
         let mut star: Option<(usize, usize)> = None;
-        while i < s.len() {
+        while let Some(&c) = s.get(i) {
             if let Some(&elem) = self.elems.get(e) {
                 let hit = match elem {
                     Elem::Star => {
@@ -285,13 +282,17 @@ impl Pattern {
                         e += 1;
                         continue;
                     }
-                    Elem::Byte(b) => b == s[i],
+                    Elem::Byte(b) => b == c,
                     Elem::Any => true,
                     Elem::Set {
                         start,
                         end,
                         negated,
-                    } => set_contains(&self.text[start..end], s[i]).is_some_and(|h| h != negated),
+                    } => self
+                        .text
+                        .get(start..end)
+                        .and_then(|body| set_contains(body, c))
+                        .is_some_and(|h| h != negated),
                     Elem::Never => false,
                 };
                 if hit {
@@ -309,7 +310,10 @@ impl Pattern {
                 None => return false,
             }
         }
-        self.elems[e.min(self.elems.len())..]
+        // What is left of the pattern must be able to match nothing.
+        self.elems
+            .get(e..)
+            .unwrap_or_default()
             .iter()
             .all(|&x| x == Elem::Star)
     }
@@ -320,9 +324,9 @@ pub fn fnmatch(pat: &[u8], s: &[u8]) -> bool {
     Pattern::new(pat).matches(s)
 }
 
-/// The element at `pat[p]` and the position after it.
-fn element(pat: &[u8], p: usize) -> (Elem, usize) {
-    match pat[p] {
+/// The element at `pat[p]` and the position after it; `None` at the end of the pattern.
+fn element(pat: &[u8], p: usize) -> Option<(Elem, usize)> {
+    Some(match *pat.get(p)? {
         b'*' => (Elem::Star, p + 1),
         b'?' => (Elem::Any, p + 1),
         b'\\' => match pat.get(p + 1) {
@@ -342,7 +346,7 @@ fn element(pat: &[u8], p: usize) -> (Elem, usize) {
             None => (Elem::Byte(b'['), p + 1),
         },
         b => (Elem::Byte(b), p + 1),
-    }
+    })
 }
 
 /// The twelve classes POSIX defines for every locale; any other name makes the pattern match
@@ -400,13 +404,15 @@ fn bracket_item(b: &[u8], k: usize) -> Option<(Item<'_>, usize)> {
     match b.get(k + 1) {
         Some(b':') => {
             // `y`, not `z`: glibc tests `c < 'a' || c >= 'z'`, and the table agrees.
-            let name_len = b[k + 2..]
+            let rest = b.get(k + 2..).unwrap_or_default();
+            let name_len = rest
                 .iter()
                 .position(|&x| !(b'a'..=b'y').contains(&x))
-                .unwrap_or(b.len() - k - 2);
+                .unwrap_or(rest.len());
+            let name = rest.get(..name_len).unwrap_or_default();
             let end = k + 2 + name_len;
             if b.get(end) == Some(&b':') && b.get(end + 1) == Some(&b']') {
-                return Some((Item::Class(&b[k + 2..end]), end + 2));
+                return Some((Item::Class(name), end + 2));
             }
         }
         Some(&delim @ (b'=' | b'.')) => {

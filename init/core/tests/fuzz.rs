@@ -13,6 +13,15 @@
 //! Each input gets `catch_unwind` (a panic is a failure, reported with the input in hex), a
 //! 100 ms budget (a slow input is re-run once, and reported if slow again), and a watchdog that
 //! reports an input still running after 5 s (a hang) instead of letting CI time out silently.
+// A test crate, fuzz/checks.rs included: a failed property is a panic that carries the input,
+// and the harness indexes buffers it has just sized. The PID-1 lints in Cargo.toml are for
+// shipped code; clippy.toml already exempts #[test] functions, but not these helpers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "fuzz/checks.rs"]
 mod checks;
@@ -162,7 +171,14 @@ impl Rng {
 
     /// Uniform in `0..n` (n > 0), near enough.
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        // Below n, so it fits; the fallback is never taken.
+        usize::try_from(self.next() % n as u64).unwrap_or(0)
+    }
+
+    /// A random byte (the low one).
+    fn byte(&mut self) -> u8 {
+        let [low, ..] = self.next().to_le_bytes();
+        low
     }
 }
 
@@ -261,21 +277,11 @@ fn mutate(rng: &mut Rng, base: &[u8], pool: &[Vec<u8>], dict: &[&[u8]], max_len:
             }
             1 if !v.is_empty() => {
                 let i = rng.below(v.len());
-                v[i] = [
-                    0,
-                    0xff,
-                    0x7f,
-                    0x80,
-                    b'0',
-                    b'9',
-                    b'/',
-                    b'.',
-                    rng.next() as u8,
-                ][rng.below(9)];
+                v[i] = [0, 0xff, 0x7f, 0x80, b'0', b'9', b'/', b'.', rng.byte()][rng.below(9)];
             }
             2 => {
                 let i = at(rng, &v);
-                v.insert(i, rng.next() as u8);
+                v.insert(i, rng.byte());
             }
             3 if !v.is_empty() => {
                 let i = rng.below(v.len());
@@ -444,10 +450,7 @@ fn fuzz(name: &'static str, check: Check, extra_dict: &[&'static [u8]], max_len:
         let input = unhex(&h);
         println!("fuzz {name}: replaying {} bytes", input.len());
         let r = check(&input);
-        println!(
-            "fuzz {name}: passed; violations (not enforced): {:#?}",
-            r.violations
-        );
+        println!("fuzz {name}: passed; violations: {:#?}", r.violations);
         return;
     }
     let seed = env_seed();
@@ -495,7 +498,7 @@ fn fuzz(name: &'static str, check: Check, extra_dict: &[&'static [u8]], max_len:
     for (kind, msg, input) in &s.examples {
         let msg: String = msg.chars().take(400).collect();
         println!(
-            "  not enforced yet (CONTAINMENT_ENFORCED = false): {kind}\n    {msg}\n    input: {}",
+            "  not enforced (CONTAINMENT_ENFORCED = false): {kind}\n    {msg}\n    input: {}",
             hex(input)
         );
     }
@@ -541,29 +544,80 @@ fn plan() {
     fuzz("plan", checks::check_plan, CMDLINE_DICT, 4096);
 }
 
-/// The properties themselves must be able to fail: a planner escape is found, a panicking
-/// check is reported as a failure with its input, and the normalizer resolves `..`.
+/// The properties themselves must be able to fail: the path checker finds escapes, paths that
+/// are not normal, symlink checks outside their root and node names that are not one component
+/// (on hand-made steps, since the planner no longer makes them), the normalizer resolves `..`,
+/// and what the validation layer refuses is refused before it reaches a plan.
 #[test]
 fn the_checks_can_fail() {
+    use unionroot_core::plan::{Check, Step};
     assert_eq!(checks::normalize("/newroot/a/../../etc"), "/etc");
     assert_eq!(checks::normalize("/newroot/./a//b/"), "/newroot/a/b");
     assert_eq!(checks::normalize("/../.."), "/");
-    let r = checks::check_plan(
-        b"unionroot.persist=10.0.0.1:/srv/p unionroot.persist_paths=/var/log\0\0../node-b",
-    );
-    assert!(
-        r.violations
-            .iter()
-            .any(|v| v.contains("node name") || v.contains("escape")),
-        "{:?}",
-        r.violations
-    );
-    let r = checks::check_plan(b"unionroot.mount=/..=10.0.0.1:/srv/home");
-    assert!(
-        r.violations.iter().any(|v| v.starts_with("escape")),
-        "{:?}",
-        r.violations
-    );
+    let bind = |source: &str, target: &str| Step::Mount {
+        source: source.into(),
+        target: target.into(),
+        fstype: String::new(),
+        flags: unionroot_core::plan::ms::BIND,
+        data: String::new(),
+    };
+    let cases: [(Step, &str, &str); 6] = [
+        (
+            bind("/run/unionroot/persist/nodes/../node-b/var", "/newroot/var"),
+            "node07",
+            "escape",
+        ),
+        (
+            bind("/run/unionroot/persist/nodes/x/var", "/newroot/var"),
+            "../x",
+            "node name",
+        ),
+        (
+            Step::Mkdir {
+                path: "/newroot/..".into(),
+                mode: 0o755,
+            },
+            "node07",
+            "escape",
+        ),
+        (
+            Step::Mkdir {
+                path: "/newroot/a//b".into(),
+                mode: 0o755,
+            },
+            "node07",
+            "not normal",
+        ),
+        (
+            Step::Check(Check::NoSymlinks {
+                root: "/newroot".into(),
+                path: "/run/unionroot/x".into(),
+            }),
+            "node07",
+            "escape",
+        ),
+        (
+            Step::Check(Check::MappedOwner("/etc".into())),
+            "node07",
+            "outside any root",
+        ),
+    ];
+    for (step, node, kind) in cases {
+        let v = checks::containment_violations([&step], node);
+        assert!(
+            v.iter().any(|v| v.starts_with(kind)),
+            "`{step}` with node {node:?}: {v:?}"
+        );
+    }
+    // A hostile node name or mount point is refused before planning, with no violation.
+    for input in [
+        &b"unionroot.persist=10.0.0.1:/srv/p unionroot.persist_paths=/var/log\0\0../node-b"[..],
+        b"unionroot.mount=/..=10.0.0.1:/srv/home",
+        b"unionroot.persist=10.0.0.1:/srv/p unionroot.persist_paths=/var/log -- a\x1bb",
+    ] {
+        let r = checks::check_plan(input);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+    }
     let clean = checks::check_plan(
         b"unionroot.persist=10.0.0.1:/srv/p unionroot.persist_paths=/var/log\0\0node07",
     );

@@ -19,7 +19,7 @@ use std::time::Duration;
 use unionroot_core::cmdline::{parse_bootif, parse_mac, tokenize, Config, IpConfig};
 use unionroot_core::dhcp::{udp_payload, Action, Client, ClientConfig, Event};
 use unionroot_core::handoff::{
-    default_gateway, initramfs_tools_conf, parse_pnp, resolv_conf, NetInfo,
+    default_gateway, initramfs_tools_conf, offered, parse_pnp, resolv_conf, NetInfo,
 };
 use unionroot_core::modules::{fnmatch, module_name, ModError, ModuleDb};
 use unionroot_core::nfs::{mount_args, split_vfs_options, NfsRoot, NfsVersion};
@@ -27,13 +27,13 @@ use unionroot_core::plan::{
     self, root_steps, Check, NfsPiece, Persist, RootPlan, Step, NEW_ROOT, PERSIST_DIR,
 };
 
-/// Whether [`check_plan`] and [`check_dhcp`] panic on what the validation layer for hostile
-/// input (issue 11) is to refuse: a planned path that leaves its root or covers /newroot, a
-/// node name that is not one path component, a control character in a step's log line, a DHCP
-/// string that splits into several file lines. Until that layer lands, the runner prints what
-/// it finds instead of failing.
-// flipped to true when the validation layer lands
-pub const CONTAINMENT_ENFORCED: bool = false;
+/// Whether [`check_plan`], [`check_dhcp`] and [`check_pnp`] panic on what the validation layer
+/// for hostile input (`src/validate.rs`) refuses: a planned path that leaves its root, covers
+/// /newroot or is not in normal form, a node name that is not one path component, a control
+/// character in a step's log line or a logged warning, a DHCP string that splits into several
+/// file lines or is passed on changed or silently dropped. Enforced since that layer landed;
+/// setting it to false turns the violations into a printed list again (for triage only).
+pub const CONTAINMENT_ENFORCED: bool = true;
 
 /// What one input exercised.
 #[derive(Debug, Default)]
@@ -41,8 +41,8 @@ pub struct Report {
     /// A hash of the outcome's kind (which error variant, which transitions); inputs with a
     /// shape not seen before are kept for further mutation.
     pub shape: u64,
-    /// Property violations that are reported but not (yet) enforced: see
-    /// [`CONTAINMENT_ENFORCED`].
+    /// Property violations found (each `<kind>: <message>`). With [`CONTAINMENT_ENFORCED`] the
+    /// check has already panicked on any; the runner prints them only when it is off.
     pub violations: Vec<String>,
 }
 
@@ -74,16 +74,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// The one place that turns fuzz bytes into `Config::parse`'s arguments. `Config::parse` takes
-/// `&str` today; when it takes bytes (issue 11: firmware puts non-UTF-8 in /proc/cmdline), this
-/// body becomes `Config::parse(file, cmdline)` and the corpus stays as it is.
-pub fn parse_config(
-    file: &[u8],
-    cmdline: &[u8],
-) -> Result<Config, unionroot_core::cmdline::CmdlineError> {
-    Config::parse(&text(file), &text(cmdline))
-}
-
 /// Config file and command line: `<file>\0<cmdline>`, or just a command line.
 fn config_input(data: &[u8]) -> (&[u8], &[u8]) {
     match split_nul(data) {
@@ -92,18 +82,12 @@ fn config_input(data: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// Known finding in nfs.rs (not changed on this branch): `NfsRoot::parse` trims the whole text
-/// first, so a path that ends in whitespace survives only when options follow it: `/a\t,`
-/// parses to the path `"/a\t"`, which prints as `/a\t` and parses back as `"/a"`. While this is
-/// false, the round trip skips such paths; every other round trip is enforced. Reproducer
-/// (nfsroot target, hex): `2f7373d3092c` (`/ss\xd3\t,`).
-// flipped to true when NfsRoot::parse keeps (or the validation layer refuses) such a path
-pub const NFS_TRAILING_SPACE_FIXED: bool = false;
-
+/// Every parsed NFS spec prints back to itself. A path that ends in whitespace before the
+/// options (`/a ,`, or `2f7373d3092c` = `/ss\xd3\t,` from an earlier run) used to print as a
+/// different path; `NfsRoot::parse` now refuses whitespace and control characters in the path,
+/// and the `nfsroot` seeds `trailing-space-before-options` and `tab-before-options.hex` keep
+/// both cases in the corpus.
 fn nfs_round_trip(r: &NfsRoot) {
-    if !NFS_TRAILING_SPACE_FIXED && r.path.ends_with(char::is_whitespace) {
-        return;
-    }
     let printed = r.to_string();
     assert_eq!(
         NfsRoot::parse(&printed).as_ref(),
@@ -138,8 +122,8 @@ fn mac_round_trip(m: [u8; 6]) {
 /// that prints must parse back to itself.
 pub fn check_cmdline(data: &[u8]) -> Report {
     let (file, cmdline) = config_input(data);
-    let _ = tokenize(&text(cmdline));
-    let cfg = match parse_config(file, cmdline) {
+    let _ = tokenize(cmdline);
+    let cfg = match Config::parse(file, cmdline) {
         Ok(cfg) => cfg,
         Err(e) => {
             let _ = e.to_string();
@@ -262,16 +246,6 @@ pub const DHCP_MAC: [u8; 6] = [0x66, 0x91, 0x35, 0x9f, 0xb4, 0xdb];
 /// The client's overall bound in [`check_dhcp`].
 const DHCP_TOTAL: Duration = Duration::from_secs(60);
 
-/// Known finding in dhcp.rs (not changed on this branch): a reply handled after the overall
-/// deadline has passed is still acted on (an OFFER gets a REQUEST), and the timer armed for it
-/// is clamped to that deadline, i.e. lies in the past. linuxrc's driver can do this: after
-/// poll(2) it drains the sockets before it fires due timers. While this is false, a past
-/// deadline is accepted if it is exactly the overall deadline; otherwise an armed timer must
-/// lie after `now`. Reproducer (dhcp target, hex): `01`, ten times `ff0000` (63 s pass, no
-/// timer delivered), then `02` + LE length + dnsmasq's OFFER.
-// flipped to true when dhcp.rs gives up on (rather than answers) a reply after its deadline
-pub const DHCP_LATE_REPLY_FIXED: bool = false;
-
 /// Framing of a `dhcp` input: a sequence of records, each starting with one control byte `c`.
 /// `c & 3`: 0 = timer expiry (at the armed deadline), 1 = `Event::Start`, 2 = a packet with our
 /// xid and chaddr patched in (so that mutated replies get past the first checks and reach
@@ -329,6 +303,12 @@ pub fn check_dhcp(data: &[u8]) -> Report {
         for a in &actions {
             trace.push(match a {
                 Action::Send(p) => {
+                    if let Some(s) = started {
+                        assert!(
+                            now < s + DHCP_TOTAL,
+                            "sent at {now:?}, at or past the bound"
+                        );
+                    }
                     // RFC 1542 §2.1 minimum size; a BOOTREQUEST from our chaddr, magic cookie.
                     assert!(p.len() >= 300, "sent {} bytes", p.len());
                     assert_eq!(p[0], 1, "op");
@@ -337,12 +317,16 @@ pub fn check_dhcp(data: &[u8]) -> Report {
                     "send".to_string()
                 }
                 Action::ArmTimer(t) => {
-                    let late_reply =
-                        !DHCP_LATE_REPLY_FIXED && started.map(|s| s + DHCP_TOTAL) == Some(*t);
-                    assert!(
-                        *t > now || late_reply,
-                        "timer armed for {t:?}, not after now {now:?}"
-                    );
+                    // Never in the past, never past the overall bound: a reply handled after
+                    // that bound gives up instead (`01`, ten times `ff0000`, then `02` and an
+                    // OFFER used to get a REQUEST and a timer in the past; seed late-offer.hex).
+                    assert!(*t > now, "timer armed for {t:?}, not after now {now:?}");
+                    if let Some(s) = started {
+                        assert!(
+                            *t <= s + DHCP_TOTAL,
+                            "timer armed for {t:?}, past the bound"
+                        );
+                    }
                     "timer".to_string()
                 }
                 Action::Ignored(why) => format!("ignored {}", why.split(' ').next().unwrap_or("")),
@@ -387,11 +371,14 @@ pub fn check_dhcp(data: &[u8]) -> Report {
 }
 
 /// What linuxrc writes from a lease (`/run/net-<dev>.conf`, resolv.conf) and the node name it
-/// takes from it. The sh quoting must read back exactly, whatever the bytes: enforced here.
-/// That DHCP strings become one file line each and one path component is the validation
-/// layer's job: returned as violations (see [`CONTAINMENT_ENFORCED`]).
+/// takes from it, built as linuxrc's `dhcp_state` builds them: the text options through
+/// [`offered`]. The sh quoting must read back exactly, whatever the bytes: enforced here. That
+/// an offered value is either passed on unchanged or refused with a warning, that each DHCP
+/// string is one file line, that the node name is one path component and that a warning is one
+/// log line: returned as violations (see [`CONTAINMENT_ENFORCED`]).
 fn handoff_violations(lease: &unionroot_core::dhcp::Lease) -> Vec<String> {
     let mut out = Vec::new();
+    let o = offered(lease);
     let info = NetInfo {
         device: "eth0".into(),
         proto: "dhcp".into(),
@@ -399,46 +386,90 @@ fn handoff_violations(lease: &unionroot_core::dhcp::Lease) -> Vec<String> {
         prefix: lease.prefix_len(),
         gateway: lease.routers.first().copied(),
         dns: lease.dns.clone(),
-        hostname: lease.hostname.clone(),
-        domain: lease.domain.clone(),
-        root_path: lease.root_path.clone(),
-        bootfile: lease.bootfile.clone(),
+        hostname: o.hostname.clone(),
+        domain: o.domain.clone(),
+        root_server: lease.siaddr.or(Some(lease.server_id)),
+        root_path: o.root_path.clone(),
+        bootfile: o.bootfile.clone(),
         lease_secs: lease.lease_secs,
-        ..NetInfo::default()
     };
-    let vars = sh_assignments(&initramfs_tools_conf(&info, 1));
-    for (key, want) in [
-        ("HOSTNAME", &info.hostname),
-        ("DNSDOMAIN", &info.domain),
-        ("ROOTPATH", &info.root_path),
-        ("filename", &info.bootfile),
+    let conf = initramfs_tools_conf(&info, 1);
+    let vars = sh_assignments(&conf);
+    for (key, given, kept) in [
+        ("HOSTNAME", &lease.hostname, info.hostname.as_deref()),
+        ("DNSDOMAIN", &lease.domain, info.domain.as_deref()),
+        ("ROOTPATH", &lease.root_path, info.root_path.as_deref()),
+        ("filename", &lease.bootfile, info.bootfile.as_deref()),
     ] {
-        let want = want.clone().unwrap_or_default();
-        assert_eq!(vars.get(key), Some(&want), "{key} in /run/net-eth0.conf");
+        assert_eq!(
+            vars.get(key).map(String::as_str),
+            Some(kept.unwrap_or_default()),
+            "{key} in /run/net-eth0.conf"
+        );
+        match (given, kept) {
+            (Some(g), Some(k)) if g != k => out.push(format!(
+                "changed: {key} {g:?} was passed on as {k:?}, not refused"
+            )),
+            (None, Some(k)) => out.push(format!("changed: {key} {k:?} was never offered")),
+            _ => {}
+        }
+    }
+    let refused = [
+        lease.hostname.is_some() && o.hostname.is_none(),
+        lease.domain.is_some() && o.domain.is_none(),
+        lease.root_path.is_some() && o.root_path.is_none(),
+        lease.bootfile.is_some() && o.bootfile.is_none(),
+    ];
+    let refusals = refused.iter().filter(|r| **r).count();
+    if o.warnings.len() != refusals {
+        out.push(format!(
+            "silent: {refusals} refused options but the warnings {:?}",
+            o.warnings
+        ));
+    }
+    if o.hostname_refused.is_some() != refused[0] {
+        out.push(format!(
+            "silent: option 12 {:?} refused, but hostname_refused is {:?}",
+            lease.hostname, o.hostname_refused
+        ));
+    }
+    for w in o.warnings.iter().chain(&o.hostname_refused) {
+        if w.chars().any(char::is_control) {
+            out.push(format!("control character: in the log line {w:?}"));
+        }
+    }
+    // One line per variable (a newline inside quotes would still read back in sh, but not in
+    // the other readers of the file: ifupdown hooks, cloud-init).
+    if conf.lines().count() != vars.len() || conf.lines().any(|l| l.contains(char::is_control)) {
+        out.push(format!("file line: /run/net-eth0.conf is {conf:?}"));
     }
     if let Some(r) = resolv_conf(&info) {
         let lines: Vec<&str> = r.lines().skip(1).collect();
         let want = usize::from(info.domain.is_some()) + info.dns.len().min(3);
-        if lines.len() != want {
+        if lines.len() != want || lines.iter().any(|l| l.contains(char::is_control)) {
             out.push(format!(
                 "file line: DHCP option 15 {:?} makes resolv.conf {r:?}",
-                info.domain
+                lease.domain
             ));
         }
     }
     if let Some(h) = &info.hostname {
-        if h.is_empty()
-            || h.contains('/')
-            || h == "."
-            || h == ".."
-            || h.chars().any(char::is_control)
-        {
+        if !one_component(h) {
             out.push(format!(
                 "node name: DHCP option 12 {h:?} would become a per-node path component"
             ));
         }
     }
     out
+}
+
+/// Whether `name` is one path component that names neither the directory nor its parent.
+fn one_component(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains('/')
+        && name != "."
+        && name != ".."
+        && !name.contains(char::is_control)
 }
 
 /// `modules`: `<modules.dep>\0<modules.alias>\0<modalias>\0<wanted names>`. Load order puts
@@ -821,9 +852,17 @@ pub fn check_pnp(data: &[u8]) -> Report {
     };
     let conf = initramfs_tools_conf(&info, 1);
     let vars = sh_assignments(&conf);
-    let domain = p.domain.clone().unwrap_or_default();
-    assert_eq!(vars.get("DNSDOMAIN"), Some(&domain), "{conf}");
-    assert_eq!(vars.get("DOMAINSEARCH"), Some(&domain), "{conf}");
+    let domain = p.domain.as_deref().unwrap_or_default();
+    assert_eq!(
+        vars.get("DNSDOMAIN").map(String::as_str),
+        Some(domain),
+        "{conf}"
+    );
+    assert_eq!(
+        vars.get("DOMAINSEARCH").map(String::as_str),
+        Some(domain),
+        "{conf}"
+    );
     if let Some(r) = resolv_conf(&info) {
         let search: Vec<&str> = r
             .lines()
@@ -832,6 +871,16 @@ pub fn check_pnp(data: &[u8]) -> Report {
         let want: Vec<&str> = p.domain.as_deref().into_iter().collect();
         assert_eq!(search, want, "{r}");
     }
+    // linuxrc logs the protocol and every refusal.
+    let mut violations = Vec::new();
+    for line in p.refused.iter().chain([&p.proto]) {
+        if line.chars().any(char::is_control) {
+            violations.push(format!("control character: in the log line {line:?}"));
+        }
+    }
+    if CONTAINMENT_ENFORCED {
+        assert!(violations.is_empty(), "{}", violations.join("\n"));
+    }
     Report {
         shape: shape_of((
             p.proto.len().min(8),
@@ -839,8 +888,9 @@ pub fn check_pnp(data: &[u8]) -> Report {
             p.nameservers.len().min(4),
             p.bootserver.is_some(),
             gw.is_some(),
+            p.refused.len().min(2),
         )),
-        ..Report::default()
+        violations,
     }
 }
 
@@ -883,7 +933,7 @@ pub fn check_plan(data: &[u8]) -> Report {
     } else {
         (&[][..], file)
     };
-    let cfg = match parse_config(file, cmdline) {
+    let cfg = match Config::parse(file, cmdline) {
         Ok(c) => c,
         Err(e) => {
             return Report {
@@ -892,12 +942,15 @@ pub fn check_plan(data: &[u8]) -> Report {
             }
         }
     };
-    let node = if node.is_empty() {
-        cfg.ip.hostname.clone().unwrap_or_else(|| "node01".into())
-    } else {
-        text(node)
-    };
     let client = cfg.ip.client.unwrap_or(Ipv4Addr::new(10, 0, 0, 5));
+    // linuxrc's node name: ip='s host name, else the one DHCP or the kernel has (here the input's
+    // third part), else the address; never anything plan::node_name refuses.
+    let node = if node.is_empty() {
+        plan::node_name(cfg.ip.hostname.as_ref(), None, None, Some(client))
+    } else {
+        plan::node_name(None, None, Some(&text(node)), Some(client))
+    };
+    let node = node.and_then(|n| n.ok_or_else(|| "no name at all".to_string()));
     let default_server = cfg
         .nfsroot
         .as_ref()
@@ -945,13 +998,27 @@ pub fn check_plan(data: &[u8]) -> Report {
             ..Report::default()
         };
     };
-    let persist = match &cfg.persist {
-        Some(p) if !cfg.persist_paths.is_empty() => {
+    let persist = match (&cfg.persist, &node) {
+        (Some(p), Ok(node)) if !cfg.persist_paths.is_empty() => {
             resolve(p, plan::ms::NOSUID).map(|piece| Persist {
                 piece,
                 node: node.clone(),
                 paths: cfg.persist_paths.clone(),
             })
+        }
+        // Per-node paths without a trustworthy name: linuxrc stops here with the reason.
+        (Some(_), Err(why)) if !cfg.persist_paths.is_empty() => {
+            let violations = match why.contains(char::is_control) {
+                true => vec![format!("control character: in the log line {why:?}")],
+                false => Vec::new(),
+            };
+            if CONTAINMENT_ENFORCED {
+                assert!(violations.is_empty(), "{}", violations.join("\n"));
+            }
+            return Report {
+                shape: shape_of("node name refused"),
+                violations,
+            };
         }
         _ => None,
     };
@@ -969,13 +1036,21 @@ pub fn check_plan(data: &[u8]) -> Report {
     let steps = root_steps(&root_plan);
     assert!(
         matches!(
-            steps.last(),
-            Some(Step::SwitchRoot { .. } | Step::PivotRoot { .. })
+            steps.switch,
+            Step::SwitchRoot { .. } | Step::PivotRoot { .. }
         ),
         "a plan ends in the root switch"
     );
-    let mut violations = containment_violations(&steps, &node);
-    for s in &steps {
+    assert!(
+        !steps
+            .build
+            .iter()
+            .any(|s| matches!(s, Step::SwitchRoot { .. } | Step::PivotRoot { .. })),
+        "only the last step switches the root"
+    );
+    let node = node.as_ref().map_or("", |n| n.as_str());
+    let mut violations = containment_violations(steps.all(), node);
+    for s in steps.all() {
         let line = s.to_string();
         if line.chars().any(char::is_control) {
             violations.push(format!("control character: in the log line {line:?}"));
@@ -986,7 +1061,7 @@ pub fn check_plan(data: &[u8]) -> Report {
     }
     Report {
         shape: shape_of((
-            steps.len().min(40),
+            steps.build.len().min(40),
             root_plan.pivot,
             violations
                 .iter()
@@ -1024,12 +1099,15 @@ fn inside(path: &str, root: &str) -> bool {
 /// `/newroot` (and a mount placed into the new root must not cover the whole of it); under
 /// `/run/unionroot/persist/nodes/` it must stay inside this node's own directory, which must
 /// be one path component; anything else under `/run/unionroot` must stay there. A step path
-/// under neither is a violation too.
-pub fn containment_violations(steps: &[Step], node: &str) -> Vec<String> {
+/// under neither is a violation too, and so is one not in normal form, or a symlink check
+/// (`Check::NoSymlinks`) whose path is not strictly below its own root.
+pub fn containment_violations<'a>(
+    steps: impl IntoIterator<Item = &'a Step>,
+    node: &str,
+) -> Vec<String> {
     let mut out = Vec::new();
     let nodes_dir = format!("{PERSIST_DIR}/nodes");
-    let node_is_one_component =
-        !node.is_empty() && !node.contains('/') && node != "." && node != "..";
+    let node_is_one_component = one_component(node);
     for step in steps {
         let mut paths: Vec<(&str, bool)> = Vec::new(); // (path, is a mount placed into a root)
         match step {
@@ -1046,7 +1124,21 @@ pub fn containment_violations(steps: &[Step], node: &str) -> Vec<String> {
                 }
             }
             Step::NfsMount { target, .. } => paths.push((target, true)),
-            Step::Check(Check::IsDir(p) | Check::HasRoom { path: p, .. }) => paths.push((p, false)),
+            Step::Check(
+                Check::IsDir(p) | Check::HasRoom { path: p, .. } | Check::MappedOwner(p),
+            ) => paths.push((p, false)),
+            Step::Check(Check::NoSymlinks { root, path }) => {
+                paths.push((root, false));
+                paths.push((path, false));
+                // The check walks `path` from `root` one component at a time: what it walks
+                // must be below that root (and is only what it seems if both are normal).
+                if !inside(&normalize(path), &normalize(root)) || normalize(path) == normalize(root)
+                {
+                    out.push(format!(
+                        "escape: {path:?} is not below the root {root:?} of its check, in `{step}`"
+                    ));
+                }
+            }
             Step::Check(Check::FsSupported(_)) | Step::LoadModule { .. } => {}
             Step::MoveMount { from, to } => {
                 paths.push((from, false));
@@ -1058,6 +1150,13 @@ pub fn containment_violations(steps: &[Step], node: &str) -> Vec<String> {
         }
         for (raw, is_mount) in paths {
             let norm = normalize(raw);
+            if norm != raw {
+                // A `.`, `..` or doubled `/` means what it says only to a lexical reader; the
+                // kernel resolves it against what is on disk (symlinks included).
+                out.push(format!(
+                    "not normal: {raw:?} is not in normal form ({norm:?}), in `{step}`"
+                ));
+            }
             let spelled_under = |root: &str| inside(raw, root);
             let (root, label) = if spelled_under(NEW_ROOT) {
                 (NEW_ROOT.to_string(), "/newroot")
