@@ -213,15 +213,15 @@ if [ -n "$export_dir" ]; then
   [ -d "$export_dir" ] || setup_fail "export $export_dir is not a directory"
   export_dir=$(realpath "$export_dir")
 fi
-# The further exports, as lines "NAME DIR ro|rw" for ns-init.sh.
-UR_EXPORTS=""
+# The further exports, as lines "NAME ro|rw DIR" for ns-init.sh.
+exports_spec=""
 for e in ${exports[@]+"${exports[@]}"}; do
   ename=${e%%=*} edir=${e#*=} emode=ro
   case $edir in *:rw) edir=${edir%:rw} emode=rw ;; *:ro) edir=${edir%:ro} ;; esac
   [[ $ename =~ ^[a-z][a-z0-9_-]*$ && $ename != system ]] ||
     setup_fail "--export $e: NAME must be [a-z][a-z0-9_-]* and not system"
   [ -d "$edir" ] || setup_fail "--export $e: $edir is not a directory"
-  UR_EXPORTS+="$ename $(realpath "$edir") $emode"$'\n'
+  exports_spec+="$ename $emode $(realpath "$edir")"$'\n'
 done
 [[ $nfs_delay =~ ^[0-9]+$ ]] || setup_fail "--nfs-delay takes whole seconds"
 [ "$(id -u)" = 0 ] || setup_fail "needs root (namespaces, mounts, ganesha)"
@@ -306,10 +306,10 @@ if [ -n "$export_dir" ]; then
   ur_manifest "$export_dir" >"$dir/manifest-before"
 fi
 # Each read-only further export: manifest-before-NAME and -after-NAME.
-while read -r ename edir emode; do
+while read -r ename emode edir; do
   [ "$emode" = ro ] || continue
   ur_manifest "$edir" >"$dir/manifest-before-$ename"
-done <<<"$UR_EXPORTS"
+done <<<"$exports_spec"
 
 say "nfs=$nfs net=$net accel=$accel timeout=${timeout}s log=$log"
 say "cmdline: $cmdline"
@@ -319,21 +319,19 @@ if [ "$net" = tap ]; then
   [ ${#dhcps[@]} -gt 0 ] || say "dhcp: no server"
 fi
 
-export UR_DIR=$dir UR_LOG=$log UR_NFS=$nfs UR_EXPORT=$export_dir UR_TIMEOUT=$timeout
-export UR_NET=$net UR_TAPS=$taps UR_PCAP=$pcap
-export UR_EXPORTS UR_NFS_DELAY=$nfs_delay UR_NFS_AFTER=$nfs_after UR_NFS_OWNERS=$nfs_owners
-UR_DHCP=$(printf '%s\n' ${dhcps[@]+"${dhcps[@]}"})
-UR_HMP=$(printf '%s\n' ${hmps[@]+"${hmps[@]}"})
-export UR_DHCP UR_HMP
-UR_UNTIL=$(printf '%s\n' ${untils[@]+"${untils[@]}"})
-UR_FORBID=$(printf '%s\n' ${forbids[@]+"${forbids[@]}"})
-export UR_UNTIL UR_FORBID
+lines() { [ $# -eq 0 ] || printf '%s\n' "$@"; }
+ur_spec "$dir/spec" UR_DIR="$dir" UR_LOG="$log" UR_NFS="$nfs" UR_EXPORT="$export_dir" \
+  UR_EXPORTS="$exports_spec" UR_NFS_OWNERS="$nfs_owners" UR_NFS_DELAY="$nfs_delay" \
+  UR_NFS_AFTER="$nfs_after" UR_TIMEOUT="$timeout" \
+  UR_UNTIL="$(lines ${untils[@]+"${untils[@]}"})" UR_FORBID="$(lines ${forbids[@]+"${forbids[@]}"})" \
+  UR_NET="$net" UR_TAPS="$taps" UR_DHCP="$(lines ${dhcps[@]+"${dhcps[@]}"})" \
+  UR_HMP="$(lines ${hmps[@]+"${hmps[@]}"})" UR_PCAP="$pcap"
 
 t0=${EPOCHREALTIME/./}
 # With --nfs external the server runs in our network namespace (qemu/serve.sh): share it.
 ns_flags=(--mount)
 [ "$nfs" = external ] || ns_flags+=(--net)
-ur_ns_start "${ns_flags[@]}" -- boot "${qemu[@]}" >"$dir/ns-init.out" 2>&1
+ur_ns_start "${ns_flags[@]}" -- boot "$dir/spec" "${qemu[@]}" >"$dir/ns-init.out" 2>&1
 
 tailpid=""
 # shellcheck disable=SC2317 # called by the trap
@@ -397,14 +395,14 @@ if [ -n "$export_dir" ]; then
     failures+=("export changed: diff $dir/manifest-before $dir/manifest-after")
   fi
 fi
-while read -r ename edir emode; do
+while read -r ename emode edir; do
   [ "$emode" = ro ] || continue
   ur_manifest "$edir" >"$dir/manifest-after-$ename"
   hb=$(manifest_hash "$dir/manifest-before-$ename") ha=$(manifest_hash "$dir/manifest-after-$ename")
   say "export $ename manifest: before $hb after $ha"
   [ "$hb" = "$ha" ] ||
     failures+=("export $ename changed: diff $dir/manifest-before-$ename $dir/manifest-after-$ename")
-done <<<"$UR_EXPORTS"
+done <<<"$exports_spec"
 
 {
   echo "wall=$wall"

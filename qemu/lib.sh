@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034 # the UR_* variables are for the sourcing scripts
-# Helpers shared by qemu/*.sh and tests/e2e.sh. Source it; it defines functions and UR_* paths
+# Helpers shared by qemu/*.sh and tests/*.sh. Source it; it defines functions and UR_* paths
 # and has no side effects beyond that.
 
 UR_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -114,6 +114,14 @@ PY
 }
 
 # Running qemu/ns-init.sh in fresh namespaces, and proving nothing of it survives.
+#
+# ur_spec FILE KEY=VALUE...: writes the spec that ns-init.sh reads (its header lists the keys,
+# their defaults and meaning), one line per key, the value quoted for bash.
+ur_spec() {
+  local file=$1 kv
+  shift
+  for kv in "$@"; do printf '%s=%q\n' "${kv%%=*}" "${kv#*=}"; done >"$file"
+}
 #
 # ur_ns_start UNSHARE-FLAGS... -- ARGS...: starts `unshare FLAGS ns-init.sh ARGS` in the
 # background; sets UR_NS_UPID (unshare), UR_NS_INIT (the namespace's PID 1) and UR_NS_ID (its PID
