@@ -273,30 +273,27 @@ if [ -z "$cmdline" ]; then
 fi
 for a in ${appends[@]+"${appends[@]}"}; do cmdline="$cmdline $a"; done
 
+# The QEMU argv. The boot is QEMU's direct kernel boot, or with --pxe the firmware's: the iPXE
+# ROM gets DHCP and TFTP from the user netdev, the kernel, initramfs and command line come over
+# TFTP.
 qemu=(qemu-system-x86_64 -accel "$accel")
 [ "$accel" = kvm ] && qemu+=(-cpu host)
-qemu+=(-m "$mem" -smp 1 -nographic -no-reboot
-  -kernel "$vmlinux" -append "$cmdline")
-[ "$initrd" = none ] || qemu+=(-initrd "$(realpath "$initrd")")
-# shellcheck disable=SC2054 # the commas belong to QEMU's option syntax
-[ "$net" = user ] && qemu+=(-netdev user,id=n0 -device virtio-net-pci,netdev=n0)
-[ "$net" = tap ] && qemu+=("${nic_args[@]}")
+qemu+=(-m "$mem" -smp 1 -nographic -no-reboot)
+user_net=user,id=n0 user_nic=virtio-net-pci,netdev=n0
+if [ -n "$pxe_dir" ]; then
+  qemu+=(-boot n)
+  user_net+=",tftp=$pxe_dir,bootfile=pxelinux.0"
+else
+  qemu+=(-kernel "$vmlinux" -append "$cmdline")
+  [ "$initrd" = none ] || qemu+=(-initrd "$(realpath "$initrd")")
+fi
+[ -z "$user_mac" ] || user_nic+=",mac=$user_mac"
+case $net in
+  user) qemu+=(-netdev "$user_net" -device "$user_nic") ;;
+  tap) qemu+=("${nic_args[@]}") ;;
+esac
 # The port is in the boot's own network namespace (see --hmp).
 [ ${#hmps[@]} -eq 0 ] || qemu+=(-monitor "tcp:127.0.0.1:4444,server=on,wait=off")
-# --mac and --pxe edit the user NIC; --pxe drops the direct kernel boot for the firmware's.
-if [ -n "$pxe_dir$user_mac" ]; then
-  edited=()
-  for ((i = 0; i < ${#qemu[@]}; i++)); do
-    case ${qemu[i]} in
-      -kernel | -append) [ -z "$pxe_dir" ] || { i=$((i + 1)); continue; } ;;
-      user,id=n0) [ -z "$pxe_dir" ] || qemu[i]+=",tftp=$pxe_dir,bootfile=pxelinux.0" ;;
-      virtio-net-pci,netdev=n0) [ -z "$user_mac" ] || qemu[i]+=",mac=$user_mac" ;;
-    esac
-    edited+=("${qemu[i]}")
-  done
-  qemu=("${edited[@]}")
-  [ -z "$pxe_dir" ] || qemu+=(-boot n)
-fi
 qemu+=(${qemu_extra[@]+"${qemu_extra[@]}"})
 printf '%q ' "${qemu[@]}" >"$dir/qemu-cmd"
 echo >>"$dir/qemu-cmd"
