@@ -57,10 +57,13 @@ ur_build_initramfs() {
   shift 3
   ver=$(cat "$kdir/version")
   local args=(initramfs --modules-dir "$kdir/lib/modules/$ver" --init "$init" -o "$out" --force)
-  # Unsigned modules skip the kernel's sha256 over every module (generic C under TCG): half of
-  # the module phase (issue 2 closing note). The kernel logs "module verification failed" and
-  # taints E; UR_STRIP_SIGNATURES=0 keeps the signatures. Applies to linuxrc and baseline alike.
-  [ "${UR_STRIP_SIGNATURES:-1}" = 0 ] || args+=(--strip-signatures)
+  # Unsigned modules skip the kernel's sha256 over every module, which runs as generic C under
+  # TCG and was measured at half of linuxrc's module phase. The kernel logs "module verification
+  # failed" and taints E; UNIONROOT_STRIP_SIGNATURES=0 keeps the signatures. Applies to linuxrc
+  # and baseline alike. The old name is refused rather than silently ignored.
+  [ -z "${UR_STRIP_SIGNATURES+set}" ] ||
+    ur_die "UR_STRIP_SIGNATURES is now UNIONROOT_STRIP_SIGNATURES"
+  [ "${UNIONROOT_STRIP_SIGNATURES:-1}" = 0 ] || args+=(--strip-signatures)
   for m in "${UR_MODULES[@]}"; do args+=(--module "$m"); done
   "$UR_TOOL" "${args[@]}" "$@" >&2
 }
