@@ -316,6 +316,8 @@ if [ "$net" = tap ]; then
   [ ${#dhcps[@]} -gt 0 ] || say "dhcp: no server"
 fi
 
+# The namespace side's whole input: qemu/ns-init.sh's header lists these keys, their defaults
+# and meaning. Lists go as one value, an item a line.
 lines() { [ $# -eq 0 ] || printf '%s\n' "$@"; }
 ur_spec "$dir/spec" UR_DIR="$dir" UR_LOG="$log" UR_NFS="$nfs" UR_EXPORT="$export_dir" \
   UR_EXPORTS="$exports_spec" UR_NFS_OWNERS="$nfs_owners" UR_NFS_DELAY="$nfs_delay" \
