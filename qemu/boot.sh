@@ -213,15 +213,15 @@ if [ -n "$export_dir" ]; then
   [ -d "$export_dir" ] || setup_fail "export $export_dir is not a directory"
   export_dir=$(realpath "$export_dir")
 fi
-# The further exports, as lines "NAME DIR ro|rw" for ns-init.sh.
-UR_EXPORTS=""
+# The further exports, as lines "NAME ro|rw DIR" for ns-init.sh.
+exports_spec=""
 for e in ${exports[@]+"${exports[@]}"}; do
   ename=${e%%=*} edir=${e#*=} emode=ro
   case $edir in *:rw) edir=${edir%:rw} emode=rw ;; *:ro) edir=${edir%:ro} ;; esac
   [[ $ename =~ ^[a-z][a-z0-9_-]*$ && $ename != system ]] ||
     setup_fail "--export $e: NAME must be [a-z][a-z0-9_-]* and not system"
   [ -d "$edir" ] || setup_fail "--export $e: $edir is not a directory"
-  UR_EXPORTS+="$ename $(realpath "$edir") $emode"$'\n'
+  exports_spec+="$ename $emode $(realpath "$edir")"$'\n'
 done
 [[ $nfs_delay =~ ^[0-9]+$ ]] || setup_fail "--nfs-delay takes whole seconds"
 [ "$(id -u)" = 0 ] || setup_fail "needs root (namespaces, mounts, ganesha)"
@@ -273,30 +273,27 @@ if [ -z "$cmdline" ]; then
 fi
 for a in ${appends[@]+"${appends[@]}"}; do cmdline="$cmdline $a"; done
 
+# The QEMU argv. The boot is QEMU's direct kernel boot, or with --pxe the firmware's: the iPXE
+# ROM gets DHCP and TFTP from the user netdev, the kernel, initramfs and command line come over
+# TFTP.
 qemu=(qemu-system-x86_64 -accel "$accel")
 [ "$accel" = kvm ] && qemu+=(-cpu host)
-qemu+=(-m "$mem" -smp 1 -nographic -no-reboot
-  -kernel "$vmlinux" -append "$cmdline")
-[ "$initrd" = none ] || qemu+=(-initrd "$(realpath "$initrd")")
-# shellcheck disable=SC2054 # the commas belong to QEMU's option syntax
-[ "$net" = user ] && qemu+=(-netdev user,id=n0 -device virtio-net-pci,netdev=n0)
-[ "$net" = tap ] && qemu+=("${nic_args[@]}")
+qemu+=(-m "$mem" -smp 1 -nographic -no-reboot)
+user_net=user,id=n0 user_nic=virtio-net-pci,netdev=n0
+if [ -n "$pxe_dir" ]; then
+  qemu+=(-boot n)
+  user_net+=",tftp=$pxe_dir,bootfile=pxelinux.0"
+else
+  qemu+=(-kernel "$vmlinux" -append "$cmdline")
+  [ "$initrd" = none ] || qemu+=(-initrd "$(realpath "$initrd")")
+fi
+[ -z "$user_mac" ] || user_nic+=",mac=$user_mac"
+case $net in
+  user) qemu+=(-netdev "$user_net" -device "$user_nic") ;;
+  tap) qemu+=("${nic_args[@]}") ;;
+esac
 # The port is in the boot's own network namespace (see --hmp).
 [ ${#hmps[@]} -eq 0 ] || qemu+=(-monitor "tcp:127.0.0.1:4444,server=on,wait=off")
-# --mac and --pxe edit the user NIC; --pxe drops the direct kernel boot for the firmware's.
-if [ -n "$pxe_dir$user_mac" ]; then
-  edited=()
-  for ((i = 0; i < ${#qemu[@]}; i++)); do
-    case ${qemu[i]} in
-      -kernel | -append) [ -z "$pxe_dir" ] || { i=$((i + 1)); continue; } ;;
-      user,id=n0) [ -z "$pxe_dir" ] || qemu[i]+=",tftp=$pxe_dir,bootfile=pxelinux.0" ;;
-      virtio-net-pci,netdev=n0) [ -z "$user_mac" ] || qemu[i]+=",mac=$user_mac" ;;
-    esac
-    edited+=("${qemu[i]}")
-  done
-  qemu=("${edited[@]}")
-  [ -z "$pxe_dir" ] || qemu+=(-boot n)
-fi
 qemu+=(${qemu_extra[@]+"${qemu_extra[@]}"})
 printf '%q ' "${qemu[@]}" >"$dir/qemu-cmd"
 echo >>"$dir/qemu-cmd"
@@ -306,10 +303,10 @@ if [ -n "$export_dir" ]; then
   ur_manifest "$export_dir" >"$dir/manifest-before"
 fi
 # Each read-only further export: manifest-before-NAME and -after-NAME.
-while read -r ename edir emode; do
+while read -r ename emode edir; do
   [ "$emode" = ro ] || continue
   ur_manifest "$edir" >"$dir/manifest-before-$ename"
-done <<<"$UR_EXPORTS"
+done <<<"$exports_spec"
 
 say "nfs=$nfs net=$net accel=$accel timeout=${timeout}s log=$log"
 say "cmdline: $cmdline"
@@ -319,21 +316,21 @@ if [ "$net" = tap ]; then
   [ ${#dhcps[@]} -gt 0 ] || say "dhcp: no server"
 fi
 
-export UR_DIR=$dir UR_LOG=$log UR_NFS=$nfs UR_EXPORT=$export_dir UR_TIMEOUT=$timeout
-export UR_NET=$net UR_TAPS=$taps UR_PCAP=$pcap
-export UR_EXPORTS UR_NFS_DELAY=$nfs_delay UR_NFS_AFTER=$nfs_after UR_NFS_OWNERS=$nfs_owners
-UR_DHCP=$(printf '%s\n' ${dhcps[@]+"${dhcps[@]}"})
-UR_HMP=$(printf '%s\n' ${hmps[@]+"${hmps[@]}"})
-export UR_DHCP UR_HMP
-UR_UNTIL=$(printf '%s\n' ${untils[@]+"${untils[@]}"})
-UR_FORBID=$(printf '%s\n' ${forbids[@]+"${forbids[@]}"})
-export UR_UNTIL UR_FORBID
+# The namespace side's whole input: qemu/ns-init.sh's header lists these keys, their defaults
+# and meaning. Lists go as one value, an item a line.
+lines() { [ $# -eq 0 ] || printf '%s\n' "$@"; }
+ur_spec "$dir/spec" UR_DIR="$dir" UR_LOG="$log" UR_NFS="$nfs" UR_EXPORT="$export_dir" \
+  UR_EXPORTS="$exports_spec" UR_NFS_OWNERS="$nfs_owners" UR_NFS_DELAY="$nfs_delay" \
+  UR_NFS_AFTER="$nfs_after" UR_TIMEOUT="$timeout" \
+  UR_UNTIL="$(lines ${untils[@]+"${untils[@]}"})" UR_FORBID="$(lines ${forbids[@]+"${forbids[@]}"})" \
+  UR_NET="$net" UR_TAPS="$taps" UR_DHCP="$(lines ${dhcps[@]+"${dhcps[@]}"})" \
+  UR_HMP="$(lines ${hmps[@]+"${hmps[@]}"})" UR_PCAP="$pcap"
 
 t0=${EPOCHREALTIME/./}
 # With --nfs external the server runs in our network namespace (qemu/serve.sh): share it.
 ns_flags=(--mount)
 [ "$nfs" = external ] || ns_flags+=(--net)
-ur_ns_start "${ns_flags[@]}" -- boot "${qemu[@]}" >"$dir/ns-init.out" 2>&1
+ur_ns_start "${ns_flags[@]}" -- boot "$dir/spec" "${qemu[@]}" >"$dir/ns-init.out" 2>&1
 
 tailpid=""
 # shellcheck disable=SC2317 # called by the trap
@@ -397,14 +394,14 @@ if [ -n "$export_dir" ]; then
     failures+=("export changed: diff $dir/manifest-before $dir/manifest-after")
   fi
 fi
-while read -r ename edir emode; do
+while read -r ename emode edir; do
   [ "$emode" = ro ] || continue
   ur_manifest "$edir" >"$dir/manifest-after-$ename"
   hb=$(manifest_hash "$dir/manifest-before-$ename") ha=$(manifest_hash "$dir/manifest-after-$ename")
   say "export $ename manifest: before $hb after $ha"
   [ "$hb" = "$ha" ] ||
     failures+=("export $ename changed: diff $dir/manifest-before-$ename $dir/manifest-after-$ename")
-done <<<"$UR_EXPORTS"
+done <<<"$exports_spec"
 
 {
   echo "wall=$wall"

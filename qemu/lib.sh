@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034 # the UR_* variables are for the sourcing scripts
-# Helpers shared by qemu/*.sh and tests/e2e.sh. Source it; it defines functions and UR_* paths
+# Helpers shared by qemu/*.sh and tests/*.sh. Source it; it defines functions and UR_* paths
 # and has no side effects beyond that.
 
 UR_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -57,10 +57,13 @@ ur_build_initramfs() {
   shift 3
   ver=$(cat "$kdir/version")
   local args=(initramfs --modules-dir "$kdir/lib/modules/$ver" --init "$init" -o "$out" --force)
-  # Unsigned modules skip the kernel's sha256 over every module (generic C under TCG): half of
-  # the module phase (issue 2 closing note). The kernel logs "module verification failed" and
-  # taints E; UR_STRIP_SIGNATURES=0 keeps the signatures. Applies to linuxrc and baseline alike.
-  [ "${UR_STRIP_SIGNATURES:-1}" = 0 ] || args+=(--strip-signatures)
+  # Unsigned modules skip the kernel's sha256 over every module, which runs as generic C under
+  # TCG and was measured at half of linuxrc's module phase. The kernel logs "module verification
+  # failed" and taints E; UNIONROOT_STRIP_SIGNATURES=0 keeps the signatures. Applies to linuxrc
+  # and baseline alike. The old name is refused rather than silently ignored.
+  [ -z "${UR_STRIP_SIGNATURES+set}" ] ||
+    ur_die "UR_STRIP_SIGNATURES is now UNIONROOT_STRIP_SIGNATURES"
+  [ "${UNIONROOT_STRIP_SIGNATURES:-1}" = 0 ] || args+=(--strip-signatures)
   for m in "${UR_MODULES[@]}"; do args+=(--module "$m"); done
   "$UR_TOOL" "${args[@]}" "$@" >&2
 }
@@ -114,6 +117,14 @@ PY
 }
 
 # Running qemu/ns-init.sh in fresh namespaces, and proving nothing of it survives.
+#
+# ur_spec FILE KEY=VALUE...: writes the spec that ns-init.sh reads (its header lists the keys,
+# their defaults and meaning), one line per key, the value quoted for bash.
+ur_spec() {
+  local file=$1 kv
+  shift
+  for kv in "$@"; do printf '%s=%q\n' "${kv%%=*}" "${kv#*=}"; done >"$file"
+}
 #
 # ur_ns_start UNSHARE-FLAGS... -- ARGS...: starts `unshare FLAGS ns-init.sh ARGS` in the
 # background; sets UR_NS_UPID (unshare), UR_NS_INIT (the namespace's PID 1) and UR_NS_ID (its PID

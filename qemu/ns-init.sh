@@ -1,26 +1,50 @@
 #!/usr/bin/env bash
 # PID 1 of the namespaces that qemu/boot.sh and qemu/serve.sh create; do not run it directly.
 #
-#   ns-init.sh boot QEMU-ARGV...   start the NFS server (per UR_NFS), run QEMU, watch its console
-#   ns-init.sh serve CMD...        start the NFS server, run CMD, stop the server when CMD ends
+#   ns-init.sh boot SPEC QEMU-ARGV...   start the NFS server, run QEMU, watch its console
+#   ns-init.sh serve SPEC CMD...        start the NFS server, run CMD, stop the server when CMD ends
 #
-# It is started by `unshare --net --mount --pid --fork --mount-proc` (for UR_NFS=external, used
+# It is started by `unshare --net --mount --pid --fork --mount-proc` (for NFS=external, used
 # when qemu/serve.sh already runs the server: without --net), so the server, rpcbind and QEMU
 # see only loopback, every mount vanishes with the namespace, and when this script exits the
 # kernel kills whatever it left behind.
 #
-# Environment (set by the caller): UR_DIR (run directory), UR_NFS (v3|v4|none|external),
-# UR_EXPORT, UR_NFS_OWNERS (numeric|names: how NFSv4 owners go over the wire); for boot also UR_LOG (console log), UR_TIMEOUT (s), UR_UNTIL and UR_FORBID
-# (newline-separated EREs), and for the tap network (UR_NET=tap) UR_TAPS (lines "TAP BRIDGE")
-# and UR_DHCP (lines, one per dnsmasq, in qemu/boot.sh's --dhcp syntax), and UR_HMP (lines
-# "ERE SECONDS COMMAND...": monitor commands at port 4444, see --hmp) and UR_PCAP (1: capture
-# to net.pcap). Writes into UR_DIR:
-# ganesha.conf, ganesha.log, ganesha.out, rpcbind.log, dnsmasq-N.log, timings and, for boot,
-# "stop" (why QEMU ended).
+# SPEC is the run's whole interface: a file of KEY=VALUE lines, one per key, the value quoted
+# for bash (qemu/lib.sh's ur_spec writes it). The keys, their defaults and meaning are the
+# UR_* assignments below; a key not among them is refused. serve mode hands CMD one more
+# variable, UR_SERVED_NFS (the server's NFS mode), by which a qemu/boot.sh inside CMD knows
+# that it runs next to this server.
+UR_DIR=""          # run directory: every file below is written there
+UR_NFS=v3          # v3: rpcbind + ganesha serving v3 and v4; v4: ganesha alone, v4 only;
+                   # none: no server; external: the server of a qemu/serve.sh around us
+UR_EXPORT=""       # the system tree, exported as /srv/system (v4 pseudo path /system)
+UR_EXPORTS=""      # further exports, lines "NAME ro|rw DIR": /srv/NAME (v4 /NAME)
+UR_NFS_OWNERS=numeric  # numeric|names: how NFSv4 owners go over the wire
+UR_NFS_DELAY=0     # start ganesha this many seconds after QEMU ...
+UR_NFS_AFTER=""    # ... counted from the first console line matching this ERE instead
+# For boot only:
+UR_LOG=""          # QEMU's console log
+UR_TIMEOUT=60      # stop QEMU after this many seconds
+UR_UNTIL=""        # EREs, one a line: stop QEMU once the console matches one
+UR_FORBID=""       # EREs, one a line: likewise (boot.sh then fails the boot)
+UR_NET=user        # user|tap|none: the guest's network (tap: bridges and taps set up here)
+UR_TAPS=""         # tap: lines "TAP BRIDGE", one per QEMU NIC
+UR_DHCP=""         # tap: lines, one per dnsmasq, in qemu/boot.sh's --dhcp syntax
+UR_HMP=""          # lines "ERE SECONDS COMMAND...": monitor commands at port 4444 (--hmp)
+UR_PCAP=0          # tap: 1 captures every bridge to net.pcap
+#
+# Writes into UR_DIR: ganesha.conf, ganesha.log, ganesha.out, rpcbind.log, dnsmasq-N.log,
+# dnsmasq-N.out, hmp.log, net.pcap, timings and, for boot, "stop" (why QEMU ended).
 set -euo pipefail
 
-mode=$1
-shift
+mode=$1 spec=$2
+shift 2
+while IFS= read -r line; do
+  key=${line%%=*}
+  [[ $key =~ ^UR_[A-Z_]+$ && -v $key ]] || { echo "ns-init: $spec: unknown key in: $line" >&2; exit 1; }
+done <"$spec"
+# shellcheck source=/dev/null # written by ur_spec, checked above
+. "$spec"
 pids=()
 t_start=${EPOCHREALTIME/./}
 # note WHAT: a timing line in the run directory's "timings".
@@ -66,80 +90,89 @@ wait_listen() { # PORT WHAT PID [udp]
   exit 1
 }
 
+# later NAME ERE SECONDS CMD...: in the background, once the console matches ERE ("" or "-": at
+# once), wait SECONDS, then run CMD (a command, exec'ed so that stopping it stops CMD, or a
+# function). The timings get "NAME: console matched ERE; starting in S s" and "NAME starting
+# (delay=S s)". For servers that boot after their clients and for monitor commands.
+later() {
+  local name=$1 re=$2 delay=$3
+  shift 3
+  (
+    if [ -n "$re" ] && [ "$re" != - ]; then
+      until grep -aqE -- "$re" "$UR_LOG" 2>/dev/null; do sleep 0.05; done
+      note "$name: console matched $re; starting in $delay s"
+    fi
+    sleep "$delay"
+    note "$name starting (delay=$delay s)"
+    if declare -F "$1" >/dev/null; then "$@"; else exec "$@"; fi
+  ) &
+  pids=("$!" "${pids[@]}")
+}
+
+# server NAME PORT tcp|udp ERE SECONDS CMD...: runs CMD (output to NAME.out) as a server. Late
+# (ERE given, or SECONDS > 0) it starts through `later`; otherwise this returns once CMD
+# listens on PORT.
+server() {
+  local name=$1 port=$2 proto=$3 re=$4 delay=$5
+  shift 5
+  if [ -n "$re" ] || [ "$delay" != 0 ]; then
+    later "$name" "$re" "$delay" "$@" >"$UR_DIR/$name.out" 2>&1
+    return 0
+  fi
+  "$@" >"$UR_DIR/$name.out" 2>&1 &
+  pids=("$!" "${pids[@]}")
+  wait_listen "$port" "$name" "$!" "$proto"
+  note "$name up"
+}
+
+# ganesha_export ID NAME ACCESS PROTOCOLS: the EXPORT block of /srv/NAME (v4 pseudo path /NAME).
+ganesha_export() {
+  cat <<EOC
+EXPORT { Export_Id = $1; Path = /srv/$2; Pseudo = /$2; Access_Type = $3;
+         Squash = No_Root_Squash; SecType = sys; Protocols = $4; Transports = TCP;
+         FSAL { Name = VFS; } }
+EOC
+}
+
 start_servers() {
-  local protocols
+  local protocols name edir emode id=0
   mount -t tmpfs tmpfs /run
   # Keep ganesha's state (the v4 recovery directory) and our mount point off the host's disk.
   mount -t tmpfs tmpfs /var/lib/nfs
   mount -t tmpfs tmpfs /srv
   ip link set lo up
   [ "$UR_NFS" != none ] || return 0
-  mkdir -p /srv/system
-  mount --bind "$UR_EXPORT" /srv/system
-  # Read-only at the VFS too: not even a misconfigured export can write to the tree.
-  mount -o remount,bind,ro /srv/system
-  # Further exports (boot.sh --export NAME=DIR[:rw]), lines "NAME DIR ro|rw" in UR_EXPORTS:
-  # each at /srv/NAME, read-only at the VFS too unless rw.
-  local name edir emode id=1
-  while read -r name edir emode; do
-    [ -n "$name" ] || continue
-    mkdir -p "/srv/$name"
-    mount --bind "$edir" "/srv/$name"
-    [ "$emode" = rw ] || mount -o remount,bind,ro "/srv/$name"
-  done <<<"${UR_EXPORTS:-}"
-  if [ "$UR_NFS" = v3 ]; then
-    # ganesha registers its v3 services with rpcbind and dies without it.
-    protocols="3, 4"
-    rpcbind -f >"$UR_DIR/rpcbind.log" 2>&1 &
-    pids=("$!" ${pids[@]+"${pids[@]}"})
-    wait_listen 111 rpcbind "$!"
-  else
-    protocols="4"
-  fi
+  protocols="3, 4"
+  [ "$UR_NFS" = v3 ] || protocols="4"
   # Graceless: with the default 90 s grace period, v4 clients hang after mounting.
   # Only_Numeric_Owners: an initramfs has no idmapper, so owner names would show as unmapped ids.
   local numeric=true
-  [ "${UR_NFS_OWNERS:-numeric}" = numeric ] || numeric=false
-  cat >"$UR_DIR/ganesha.conf" <<EOF
+  [ "$UR_NFS_OWNERS" = numeric ] || numeric=false
+  cat >"$UR_DIR/ganesha.conf" <<EOC
 NFS_CORE_PARAM { NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false; Enable_RQUOTA = false;
                  Enable_UDP = false; Protocols = $protocols;
                  Plugins_Dir = /usr/lib/x86_64-linux-gnu/ganesha; }
 NFSV4 { Graceless = true; Only_Numeric_Owners = $numeric; }
-EXPORT { Export_Id = 1; Path = /srv/system; Pseudo = /system; Access_Type = RO;
-         Squash = No_Root_Squash; SecType = sys; Protocols = $protocols; Transports = TCP;
-         FSAL { Name = VFS; } }
-EOF
-  # The further exports: v3 path /srv/NAME, v4 pseudo path /NAME.
-  while read -r name edir emode; do
+EOC
+  # The system tree first (Export_Id 1), then the further exports; each at /srv/NAME, read-only
+  # at the VFS too unless rw: not even a misconfigured export can write to the tree.
+  while read -r name emode edir; do
     [ -n "$name" ] || continue
     id=$((id + 1))
-    cat <<EOF
-EXPORT { Export_Id = $id; Path = /srv/$name; Pseudo = /$name; Access_Type = ${emode^^};
-         Squash = No_Root_Squash; SecType = sys; Protocols = $protocols; Transports = TCP;
-         FSAL { Name = VFS; } }
-EOF
-  done <<<"${UR_EXPORTS:-}" >>"$UR_DIR/ganesha.conf"
-  # boot.sh --nfs-delay S: ganesha starts S seconds from now (QEMU starts a few ms later), in
-  # the background, as a server that boots after its clients; with --nfs-after ERE (in
-  # UR_NFS_AFTER), S seconds after the first console line matching ERE.
-  if [ "${UR_NFS_DELAY:-0}" != 0 ] || [ -n "${UR_NFS_AFTER:-}" ]; then
-    (
-      if [ -n "${UR_NFS_AFTER:-}" ]; then
-        until grep -aqE -- "$UR_NFS_AFTER" "$UR_LOG" 2>/dev/null; do sleep 0.05; done
-        note "ganesha: console matched $UR_NFS_AFTER; starting in ${UR_NFS_DELAY:-0} s"
-      fi
-      sleep "${UR_NFS_DELAY:-0}"
-      note "ganesha starting (delay=$UR_NFS_DELAY s)"
-      exec ganesha.nfsd -F -f "$UR_DIR/ganesha.conf" -L "$UR_DIR/ganesha.log" -N NIV_EVENT \
-        -p /run/ganesha.pid
-    ) >"$UR_DIR/ganesha.out" 2>&1 &
-    pids=("$!" "${pids[@]}")
-    return 0
+    mkdir -p "/srv/$name"
+    mount --bind "$edir" "/srv/$name"
+    [ "$emode" = rw ] || mount -o remount,bind,ro "/srv/$name"
+    ganesha_export "$id" "$name" "${emode^^}" "$protocols" >>"$UR_DIR/ganesha.conf"
+  done <<<"system ro $UR_EXPORT"$'\n'"$UR_EXPORTS"
+  if [ "$UR_NFS" = v3 ]; then
+    # ganesha registers its v3 services with rpcbind and dies without it.
+    rpcbind -f >"$UR_DIR/rpcbind.log" 2>&1 &
+    pids=("$!" ${pids[@]+"${pids[@]}"})
+    wait_listen 111 rpcbind "$!"
   fi
-  ganesha.nfsd -F -f "$UR_DIR/ganesha.conf" -L "$UR_DIR/ganesha.log" -N NIV_EVENT \
-    -p /run/ganesha.pid >"$UR_DIR/ganesha.out" 2>&1 &
-  pids=("$!" "${pids[@]}")
-  wait_listen 2049 ganesha "$!"
+  # boot.sh --nfs-delay/--nfs-after: a server that boots after its clients.
+  server ganesha 2049 tcp "$UR_NFS_AFTER" "$UR_NFS_DELAY" ganesha.nfsd -F \
+    -f "$UR_DIR/ganesha.conf" -L "$UR_DIR/ganesha.log" -N NIV_EVENT -p /run/ganesha.pid
 }
 
 # The guest's segments for UR_NET=tap. Bridge brN is 192.168.(77+N).0/24 with the namespace at
@@ -204,57 +237,34 @@ start_dhcp() {
   else
     args+=(--interface="$iface")
   fi
-  if late "$@"; then
-    (
-      if [ -n "$after" ]; then
-        until grep -aqE -- "$after" "$UR_LOG" 2>/dev/null; do sleep 0.05; done
-        note "dnsmasq-$n: console matched $after; starting in $delay s"
-      fi
-      sleep "$delay"
-      note "dnsmasq-$n starting (delay=$delay s)"
-      exec "${args[@]}"
-    ) >"$UR_DIR/dnsmasq-$n.out" 2>&1 &
-    pids=("$!" "${pids[@]}")
-    return 0
-  fi
-  "${args[@]}" >"$UR_DIR/dnsmasq-$n.out" 2>&1 &
-  pids=("$!" "${pids[@]}")
-  wait_listen 67 "dnsmasq-$n" "$!" udp
-  note "dnsmasq-$n up"
+  server "dnsmasq-$n" 67 udp "$after" "$delay" "${args[@]}"
 }
 
-# hmp_at ERE SECONDS COMMAND...: in the background, once the console matches ERE ("-": at
-# once), wait SECONDS and send COMMAND to QEMU's monitor on 127.0.0.1:4444 (bash's /dev/tcp;
-# QEMU may not listen yet when this starts, so keep trying to connect).
-hmp_at() {
-  local re=$1 delay=$2 line banner
-  shift 2
-  (
-    [ "$re" = - ] || until grep -aqE -- "$re" "$UR_LOG" 2>/dev/null; do sleep 0.05; done
-    sleep "$delay"
-    for _ in $(seq 100); do
-      if exec 3<>/dev/tcp/127.0.0.1/4444; then
-        # A command sent before the monitor's banner can be lost: wait for the banner. Then
-        # the answer goes to hmp.log; reading it also lets the monitor take the command
-        # before the connection closes.
-        banner=""
-        IFS= read -r -t 10 banner <&3 || true
-        if [[ $banner == *monitor* ]]; then
-          echo "$*" >&3
-          { echo "$banner"
-            while IFS= read -r -t 0.5 line <&3; do echo "$line"; done
-          } | sed 's/\x1b\[[0-9]*[A-Z]//g' | tr -d '\r' >>"$UR_DIR/hmp.log" || true
-          exec 3>&-
-          note "hmp: $*"
-          exit 0
-        fi
+# hmp_send COMMAND...: sends COMMAND to QEMU's monitor on 127.0.0.1:4444 (bash's /dev/tcp; QEMU
+# may not listen yet when this starts, so keep trying to connect).
+hmp_send() {
+  local line banner
+  for _ in $(seq 100); do
+    if exec 3<>/dev/tcp/127.0.0.1/4444; then
+      # A command sent before the monitor's banner can be lost: wait for the banner. Then
+      # the answer goes to hmp.log; reading it also lets the monitor take the command
+      # before the connection closes.
+      banner=""
+      IFS= read -r -t 10 banner <&3 || true
+      if [[ $banner == *monitor* ]]; then
+        echo "$*" >&3
+        { echo "$banner"
+          while IFS= read -r -t 0.5 line <&3; do echo "$line"; done
+        } | sed 's/\x1b\[[0-9]*[A-Z]//g' | tr -d '\r' >>"$UR_DIR/hmp.log" || true
         exec 3>&-
-      fi 2>/dev/null
-      sleep 0.05
-    done
-    note "hmp: could not reach the monitor for: $*"
-  ) &
-  pids=("$!" "${pids[@]}")
+        note "hmp: $*"
+        return 0
+      fi
+      exec 3>&-
+    fi 2>/dev/null
+    sleep 0.05
+  done
+  note "hmp: could not reach the monitor for: $*"
 }
 
 # late SPEC...: true if this --dhcp spec starts late (after=ERE, or delay=S with S > 0).
@@ -287,14 +297,14 @@ fi
 # The tap network and the DHCP servers that answer at once come up before QEMU; late ones
 # (delay=, after=) count from QEMU's start, so they are started after it.
 dhcp_specs=()
-if [ "${UR_NET:-user}" = tap ]; then
+if [ "$UR_NET" = tap ]; then
   start_net
-  [ -z "${UR_DHCP:-}" ] || mapfile -t dhcp_specs <<<"$UR_DHCP"
+  [ -z "$UR_DHCP" ] || mapfile -t dhcp_specs <<<"$UR_DHCP"
   for n in "${!dhcp_specs[@]}"; do
     # shellcheck disable=SC2086 # a spec is whitespace-separated words
     late ${dhcp_specs[n]} || start_dhcp "$n" ${dhcp_specs[n]}
   done
-  if [ "${UR_PCAP:-0}" = 1 ]; then
+  if [ "$UR_PCAP" = 1 ]; then
     # Every bridge port's frames, guest NICs and the DHCP servers' veths alike.
     tcpdump -i any -n -U -w "$UR_DIR/net.pcap" 'not port 2049' >"$UR_DIR/tcpdump.out" 2>&1 &
     pids=("$!" "${pids[@]}")
@@ -310,12 +320,9 @@ for n in "${!dhcp_specs[@]}"; do
   # shellcheck disable=SC2086
   ! late ${dhcp_specs[n]} || start_dhcp "$n" ${dhcp_specs[n]}
 done
-if [ -n "${UR_HMP:-}" ]; then
-  while read -r -a words; do
-    [ ${#words[@]} -eq 0 ] || hmp_at "${words[@]}"
-  done <<<"$UR_HMP"
-fi
-
+while read -r -a words; do
+  [ ${#words[@]} -eq 0 ] || later hmp "${words[0]}" "${words[1]}" hmp_send "${words[@]:2}"
+done <<<"$UR_HMP"
 # Watch the console until QEMU exits, a stop pattern shows up, or time runs out.
 mapfile -t until_re <<<"$UR_UNTIL"
 mapfile -t forbid_re <<<"$UR_FORBID"

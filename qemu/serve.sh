@@ -29,11 +29,11 @@ case $nfs in v3 | v4) ;; *) echo "serve.sh: --nfs must be v3 or v4" >&2; exit 2 
 [ -n "$dir" ] || dir=$UR_OUT/serve/$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$dir"
 
-export UR_DIR UR_NFS=$nfs UR_EXPORT
-UR_DIR=$(realpath "$dir") UR_EXPORT=$(realpath "$export_dir")
+dir=$(realpath "$dir")
+ur_spec "$dir/spec" UR_DIR="$dir" UR_NFS="$nfs" UR_EXPORT="$(realpath "$export_dir")"
 trap 'ur_ns_stop' EXIT
 ur_signal_traps ur_ns_stop
-ur_ns_start --net --mount -- serve "$@"
+ur_ns_start --net --mount -- serve "$dir/spec" "$@"
 rc=0
 ur_ns_wait "" || rc=$?
 mapfile -t left < <(ur_ns_leftovers)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end tests of the root pieces (issue 5): stacked read-only lowers, the tmpfs upper,
+# End-to-end tests of the root pieces: stacked read-only lowers, the tmpfs upper,
 # read-write NFS mounts, per-node persistent paths, NFSv3/v4, failover, a late server, a wrong
 # path, a full upper, and the seed's init=/linuxrc-from-an-NFS-root mode. Each case boots linuxrc
 # in QEMU against a private ganesha (qemu/boot.sh) and checks the console and the server's
@@ -10,7 +10,8 @@
 #
 # Exports (qemu/boot.sh --export NAME=DIR): the base system tree is /srv/system (v4: /system),
 # the cluster-software layer /srv/layer, and per case read-write /srv/home and /srv/persist.
-# Cases are written as in tests/e2e.sh: case_<name> plus a "name|description" line in CASES.
+# Cases are written as in tests/e2e.sh: case_<name> plus a "name|description" line in CASES;
+# the runner is tests/lib.sh's.
 set -euo pipefail
 # shellcheck source=qemu/lib.sh
 . "$(dirname "$0")/../qemu/lib.sh"
@@ -35,36 +36,10 @@ CASES=(
   "debian-v4|the same over NFSv4.2, with a read-write NFSv4 /home"
   "debian-owner-names|ganesha sends NFSv4 owner names: linuxrc stops with a named reason, no hang"
 )
-# Run only when named.
-OPTIN=()
-
-# Checked in every boot: the kernel must never die, whatever linuxrc runs into.
-ALWAYS_FORBID=('Kernel panic' 'BUG: ' 'Oops: ')
-
 OUT=$UR_OUT/e2e-root
-# The case being run, the file its extra failure reasons go to, and the current boot's directory
-# (a case with several boots sets RUN per boot).
-CASE="" REASONS="" RUN=""
 
-why() { echo "$*" >>"$REASONS"; }
-
-# boot ARGS...: one qemu/boot.sh run into $RUN (default $OUT/$CASE), with the base system and
-# the cluster layer exported; boot.sh's FAIL lines become reasons.
-boot() {
-  local rc=0 f
-  [ -n "$RUN" ] || RUN=$OUT/$CASE
-  local args=(--kernel-dir "$KDIR" --dir "$RUN" --log "$RUN/console.log"
-    --export "$SYS" --export "layer=$LAYER")
-  for f in "${ALWAYS_FORBID[@]}"; do args+=(--forbid "$f"); done
-  mkdir -p "$RUN"
-  "$UR_QEMU/boot.sh" --initrd "$IMG" "${args[@]}" "$@" >"$RUN/boot.out" 2>&1 || rc=$?
-  local sub=${RUN#"$OUT/$CASE"}
-  grep '^boot: FAIL: ' "$RUN/boot.out" | sed "s|^boot: FAIL: |${sub:+${sub#/}: }|" >>"$REASONS" || true
-  [ "$rc" = 0 ] || why "qemu/boot.sh exited $rc; see $RUN/boot.out"
-  return "$rc"
-}
-console() { echo "${RUN:-$OUT/$CASE}/console.log"; }
-
+# Every boot exports the base system and the cluster layer (a case may set SYS for one boot).
+boot_fixtures() { args+=(--export "$SYS" --export "layer=$LAYER"); }
 
 # file_is FILE ERE: FILE exists and its content matches ERE (all of it, as one line per line).
 file_is() {
@@ -97,12 +72,6 @@ LOWERS4="unionroot.lower=$S:/system unionroot.lower=$S:/layer"
 # The guest reached its real init on the overlay.
 ROOTED=(--expect 'unionroot-demo: real init started' --expect '^PROOF root=overlay\b'
   --expect '^PROOF done' --forbid 'linuxrc: FATAL')
-# With NLM locking (v3 without nolock), the kernel's lockd registers
-# with an rpcbind in the client, which the initramfs does not have: mount(2) fails with
-# ECONNREFUSED ("svc: failed to register lockdv1 RPC service (errno 111)") and linuxrc retries
-# it as an unreachable server until unionroot.mount_timeout. So linuxrc mounts every v3 piece
-# nolock by default (case v3-rw-nolock); the cases here no longer need to say so.
-RW3=
 # Both lowers mounted and stacked, the cluster layer on top.
 LAYERED=(--expect '^PROOF lowerdir=/run/unionroot/lower1:/run/unionroot/lower'"$E"
   --expect '^PROOF layer=cluster-software'"$E")
@@ -142,7 +111,7 @@ case_writes_tmpfs() {
 case_home_rw() {
   fresh "$HOMEDIR"
   boot --export "home=$HOMEDIR:rw" \
-    --cmdline "$BASE ip=::::node-h::dhcp $LOWERS3 unionroot.mount=/home=$S:/srv/home$RW3" \
+    --cmdline "$BASE ip=::::node-h::dhcp $LOWERS3 unionroot.mount=/home=$S:/srv/home" \
     "${ROOTED[@]}" --expect '^PROOF home=10\.0\.2\.2:/srv/home write=ok'"$E" \
     --expect "linuxrc: mount -t nfs -o nosuid,nodev,vers=3,proto=tcp,[^ ]* $S:/srv/home /newroot/home$E" \
     --forbid "linuxrc: mount -t nfs -o ro,[^ ]* $S:/srv/home " || return 1
@@ -154,7 +123,7 @@ case_home_rw() {
 persist_boot() {
   RUN=$OUT/$CASE/$1
   boot --export "persist=$PERSIST:rw" \
-    --cmdline "$BASE ip=::::$2::dhcp $LOWERS3 unionroot.persist=$S:/srv/persist$RW3 unionroot.persist_paths=/var/log" \
+    --cmdline "$BASE ip=::::$2::dhcp $LOWERS3 unionroot.persist=$S:/srv/persist unionroot.persist_paths=/var/log" \
     "${ROOTED[@]}" --expect "linuxrc: hostname $2$E" \
     --expect "linuxrc: mkdir -p -m 755 /run/unionroot/persist/nodes/$2/var/log$E" \
     --expect "linuxrc: mount --bind /run/unionroot/persist/nodes/$2/var/log /newroot/var/log$E" \
@@ -174,14 +143,14 @@ case_persist() {
   [ "$a/$b" = 2/1 ] || { why "boots recorded: node-a $a, node-b $b (want 2 and 1)"; return 1; }
 }
 
-# full_stack V LOWERS HOME-PATH PERSIST-PATH [RW-OPTIONS]: two lowers, /home and a per-node
-# /var/log, all over NFS version V.
+# full_stack V LOWERS HOME-PATH PERSIST-PATH: two lowers, /home and a per-node /var/log, all
+# over NFS version V.
 full_stack() {
   fresh "$HOMEDIR" "$PERSIST"
   local nv=$1 t=nfs
   [ "$nv" = 3 ] || t=nfs4
   boot --nfs "v${nv%%.*}" --export "home=$HOMEDIR:rw" --export "persist=$PERSIST:rw" \
-    --cmdline "$BASE ip=::::node-s::dhcp unionroot.nfsvers=${nv%%.*} $2 unionroot.mount=/home=$S:$3${5:-} unionroot.persist=$S:$4${5:-} unionroot.persist_paths=/var/log" \
+    --cmdline "$BASE ip=::::node-s::dhcp unionroot.nfsvers=${nv%%.*} $2 unionroot.mount=/home=$S:$3 unionroot.persist=$S:$4 unionroot.persist_paths=/var/log" \
     "${ROOTED[@]}" "${LAYERED[@]}" --forbid "linuxrc: mount -t nfs(4)? -o [^ ]*vers=[^${nv%%.*}]" \
     --expect "linuxrc: mount -t $t -o [^ ]*vers=$nv,[^ ]* $S:$3 /newroot/home$E" \
     --expect "^PROOF nfsvers=$nv$E" --expect "^PROOF home=$S:$3 write=ok$E" \
@@ -201,11 +170,13 @@ case_v4_only() {
 }
 
 case_v3() {
-  full_stack 3 "$LOWERS3" /srv/home /srv/persist "$RW3"
+  full_stack 3 "$LOWERS3" /srv/home /srv/persist
 }
 
-# A v3 read-write mount with default options: linuxrc mounts it nolock, since NLM would make
-# the kernel's lockd register with an rpcbind in the client, which the initramfs does not have.
+# A v3 read-write mount with default options: linuxrc mounts it nolock. With NLM locking the
+# kernel's lockd registers with an rpcbind in the client, which the initramfs does not have:
+# mount(2) fails with ECONNREFUSED ("svc: failed to register lockdv1 RPC service (errno 111)")
+# and linuxrc would retry it as an unreachable server until unionroot.mount_timeout.
 case_v3_rw_nolock() {
   fresh "$HOMEDIR"
   boot --export "home=$HOMEDIR:rw" --timeout 45 \
@@ -437,17 +408,12 @@ case_debian_owner_names() {
   within 'linuxrc: mount -t nfs4 ' 'linuxrc: FATAL' 3
 }
 
-# nfsroot_kernel: the cache directory of qemu/build-kernel.sh's kernel, once that script is in
-# the repository and has built it (the first build takes minutes); UNIONROOT_NFSROOT_KERNEL_DIR
-# names one instead.
+# nfsroot_kernel: the cache directory of qemu/build-kernel.sh's kernel, built on first use (that
+# takes minutes); UNIONROOT_NFSROOT_KERNEL_DIR names one instead.
 nfsroot_kernel() {
   if [ -n "${UNIONROOT_NFSROOT_KERNEL_DIR:-}" ]; then
     echo "$UNIONROOT_NFSROOT_KERNEL_DIR"
     return
-  fi
-  if ! git -C "$UR_ROOT" cat-file -e HEAD:qemu/build-kernel.sh 2>/dev/null; then
-    why "qemu/build-kernel.sh is not committed yet: no kernel for the NFS-root mode"
-    return 1
   fi
   local d
   d=$("$UR_QEMU/build-kernel.sh" 2>"$OUT/$CASE/build-kernel.err") ||
@@ -456,62 +422,26 @@ nfsroot_kernel() {
   echo "$d"
 }
 
-# --- runner ------------------------------------------------------------------------------------
+# The fixtures: the base system (real-init.sh as /sbin/init) and a cluster-software layer over
+# it, both saying which they are in /etc/unionroot-layer so that the file seen shows which layer
+# is on top; an initramfs without and one with /etc/unionroot.conf; the seed's setup tree.
+fixtures() {
+  SYS=$OUT/system LAYER=$OUT/layer SETUP=$OUT/setup HOMEDIR=$OUT/home PERSIST=$OUT/persist
+  ur_build_tree "$SYS"
+  echo base >"$SYS/etc/unionroot-layer"
+  rm -rf "$LAYER"
+  mkdir -p "$LAYER/etc" "$LAYER/opt/cluster"
+  echo cluster-software >"$LAYER/etc/unionroot-layer"
+  echo "cluster software 1.0" >"$LAYER/opt/cluster/VERSION"
+  IMG=$OUT/initramfs.img IMG_CONF=$OUT/initramfs-conf.img
+  ur_build_initramfs "$KDIR" "$UR_LINUXRC" "$IMG"
+  printf '%s\n' '# two read-only lowers, bottom first' "unionroot.lower=$S:/srv/system" \
+    "unionroot.lower=$S:/srv/layer" >"$OUT/unionroot.conf"
+  ur_build_initramfs "$KDIR" "$UR_LINUXRC" "$IMG_CONF" --config "$OUT/unionroot.conf"
+  # The seed's /client/setup: busybox and linuxrc, with the system's lower in its config.
+  printf '%s\n' "unionroot.lower=$S:/srv/system" >"$OUT/setup.conf"
+  "$UR_TOOL" setup-tree --busybox "${UNIONROOT_BUSYBOX:-/bin/busybox}" --linuxrc "$UR_LINUXRC" \
+    --config "$OUT/setup.conf" -o "$SETUP" --force >&2
+}
 
-names=() optin=()
-for c in "${CASES[@]}"; do names+=("${c%%|*}"); done
-for c in "${OPTIN[@]}"; do optin+=("${c%%|*}"); done
-if [ "${1:-}" = --list ]; then
-  for c in "${CASES[@]}"; do printf '%-15s %s\n' "${c%%|*}" "${c#*|}"; done
-  for c in "${OPTIN[@]}"; do printf '%-15s (opt-in) %s\n' "${c%%|*}" "${c#*|}"; done
-  exit 0
-fi
-selected=("$@")
-[ ${#selected[@]} -gt 0 ] || selected=("${names[@]}")
-for s in "${selected[@]}"; do
-  [[ " ${names[*]} ${optin[*]} " == *" $s "* ]] || ur_die "no case named $s (see --list)"
-done
-
-ur_bins
-KDIR=$(ur_kernel_dir)
-mkdir -p "$OUT"
-# The base system (real-init.sh as /sbin/init) and a cluster-software layer over it; both say
-# which they are in /etc/unionroot-layer, so the file seen shows which layer is on top.
-SYS=$OUT/system LAYER=$OUT/layer SETUP=$OUT/setup HOMEDIR=$OUT/home PERSIST=$OUT/persist
-ur_build_tree "$SYS"
-echo base >"$SYS/etc/unionroot-layer"
-rm -rf "$LAYER"
-mkdir -p "$LAYER/etc" "$LAYER/opt/cluster"
-echo cluster-software >"$LAYER/etc/unionroot-layer"
-echo "cluster software 1.0" >"$LAYER/opt/cluster/VERSION"
-IMG=$OUT/initramfs.img IMG_CONF=$OUT/initramfs-conf.img
-ur_build_initramfs "$KDIR" "$UR_LINUXRC" "$IMG"
-printf '%s\n' '# two read-only lowers, bottom first' "unionroot.lower=$S:/srv/system" \
-  "unionroot.lower=$S:/srv/layer" >"$OUT/unionroot.conf"
-ur_build_initramfs "$KDIR" "$UR_LINUXRC" "$IMG_CONF" --config "$OUT/unionroot.conf"
-# The seed's /client/setup: busybox and linuxrc, with the system's lower in its config.
-printf '%s\n' "unionroot.lower=$S:/srv/system" >"$OUT/setup.conf"
-"$UR_TOOL" setup-tree --busybox "${UNIONROOT_BUSYBOX:-/bin/busybox}" --linuxrc "$UR_LINUXRC" \
-  --config "$OUT/setup.conf" -o "$SETUP" --force >&2
-
-# shellcheck disable=SC2317 # called by the trap
-on_signal() { echo "interrupted during $CASE" >&2; }
-ur_signal_traps on_signal
-passed=0 failed=0
-for CASE in "${selected[@]}"; do
-  rm -rf "${OUT:?}/$CASE"
-  mkdir -p "$OUT/$CASE"
-  REASONS=$OUT/$CASE/reasons RUN=""
-  : >"$REASONS"
-  t0=$SECONDS
-  if "case_${CASE//-/_}"; then
-    echo "ok $CASE ($((SECONDS - t0)) s)"
-    passed=$((passed + 1))
-  else
-    echo "FAIL $CASE ($((SECONDS - t0)) s) log: $(console)"
-    sed 's/^/    /' "$REASONS"
-    failed=$((failed + 1))
-  fi
-done
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+e2e_main "$@"

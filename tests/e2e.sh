@@ -7,9 +7,8 @@
 #
 # To add a case: write a function case_<name> (dashes become underscores) that calls `boot` and
 # any extra checks, returning non-zero on failure (`why` records the reason), and add a
-# "name|description" line to CASES. A case that shows a known, reported linuxrc bug goes into
-# XFAIL with the bug in one line: its failure is then printed as "xfail" and does not fail the
-# run; should it pass, "XPASS" says the entry can go.
+# "name|description" line to CASES. The runner (and XFAIL, for a case that shows a known,
+# reported linuxrc bug) is tests/lib.sh's.
 set -euo pipefail
 # shellcheck source=qemu/lib.sh
 . "$(dirname "$0")/../qemu/lib.sh"
@@ -36,31 +35,16 @@ CASES=(
   "late-carrier|eth0 (no DHCP) has carrier at once, eth1 (DHCP) 1 s later: boots on eth1"
   "pxe|real PXE boot (iPXE, pxelinux, TFTP root from unionroot pxe): lf1 DHCP, lf2 static"
 )
-declare -A XFAIL=()
-
-# Checked in every boot: the kernel must never die, whatever linuxrc runs into.
-ALWAYS_FORBID=('Kernel panic' 'BUG: ' 'Oops: ')
-
 OUT=$UR_OUT/e2e
-# The case being run, and the file its extra failure reasons go to.
-CASE="" REASONS=""
 
-why() { echo "$*" >>"$REASONS"; }
-
-# boot ARGS...: one qemu/boot.sh run for the current case, with its default fixtures; the
-# verdict's details go to $OUT/$CASE/boot.out (boot.sh's FAIL lines become reasons).
-boot() {
-  local rc=0 f
-  local args=(--initrd "$IMG" --kernel-dir "$KDIR" --dir "$OUT/$CASE" --log "$OUT/$CASE/console.log")
-  for f in "${ALWAYS_FORBID[@]}"; do args+=(--forbid "$f"); done
-  mkdir -p "$OUT/$CASE"
-  "$UR_QEMU/boot.sh" "${args[@]}" "$@" >"$OUT/$CASE/boot.out" 2>&1 || rc=$?
-  grep '^boot: FAIL: ' "$OUT/$CASE/boot.out" | sed 's/^boot: FAIL: //' >>"$REASONS" || true
-  [ "$rc" = 0 ] || why "qemu/boot.sh exited $rc; see $OUT/$CASE/boot.out"
-  return "$rc"
+# The fixtures: the busybox system tree and one initramfs, with e1000 as well (the e1000 case
+# needs its driver, the others must not load it). Boots export the tree explicitly: no-server
+# and no-dhcp have none.
+fixtures() {
+  TREE=$OUT/tree IMG=$OUT/initramfs.img
+  ur_build_tree "$TREE"
+  ur_build_initramfs "$KDIR" "$UR_LINUXRC" "$IMG" --module e1000
 }
-console() { echo "$OUT/$CASE/console.log"; }
-
 
 # tap-network boots (qemu/boot.sh --nic/--dhcp): bridge br0 is 192.168.77.0/24, the namespace
 # (router, ganesha) is .1, dnsmasq number K leases .(100+50K)-.(149+50K).
@@ -88,7 +72,7 @@ case_v3_write_upper() {
   boot --export "$TREE" --nfs v3 \
     --expect 'PROOF upper-has-write=yes' --expect 'PROOF lower-has-write=no' \
     --expect 'PROOF upper-fs=tmpfs' --forbid 'linuxrc: FATAL' || return 1
-  grep -qE '^boot: export manifest: before ([0-9a-f]+) after \1 ' "$OUT/$CASE/boot.out" ||
+  grep -qE '^boot: export manifest: before ([0-9a-f]+) after \1 ' "$RUN/boot.out" ||
     { why "no matching before/after export manifest line in boot.out"; return 1; }
 }
 
@@ -104,8 +88,8 @@ case_v4_only() {
     --expect 'PROOF lower=10\.0\.2\.2:/system\b' --expect 'PROOF lower-type=nfs4\b' \
     --expect 'PROOF nfsvers=4' --forbid 'linuxrc: FATAL' || return 1
   # The server really was v4-only: no rpcbind started, ganesha configured for 4 alone.
-  [ ! -e "$OUT/$CASE/rpcbind.log" ] || { why "rpcbind was started"; return 1; }
-  grep -q 'Protocols = 4;' "$OUT/$CASE/ganesha.conf" || { why "ganesha.conf is not v4-only"; return 1; }
+  [ ! -e "$RUN/rpcbind.log" ] || { why "rpcbind was started"; return 1; }
+  grep -q 'Protocols = 4;' "$RUN/ganesha.conf" || { why "ganesha.conf is not v4-only"; return 1; }
 }
 
 case_no_server() {
@@ -208,7 +192,7 @@ case_e1000() {
     --expect 'linuxrc: insmod /lib/modules/[^ ]+/e1000\.ko' --forbid 'linuxrc: insmod .*/virtio' \
     --expect 'e1000 [^ ]+ eth0: Intel\(R\) PRO/1000' \
     --expect "linuxrc: dhcp eth0: lease $LEASE0 " --expect "PROOF links=eth0:up:$LEASE0\b" || return 1
-  ! grep -q 'unionroot\.modules' "$OUT/$CASE/qemu-cmd" || { why "unionroot.modules= in qemu-cmd"; return 1; }
+  ! grep -q 'unionroot\.modules' "$RUN/qemu-cmd" || { why "unionroot.modules= in qemu-cmd"; return 1; }
 }
 
 case_rogue_dhcp() {
@@ -224,7 +208,7 @@ case_rogue_dhcp() {
     --forbid 'linuxrc: mount -t nfs .*(192\.168\.77\.66|/srv/rogue)'
 }
 
-# Hostile input (issue 11): a rogue DHCP server (192.168.77.66, offering at once; ours answers
+# Hostile input: a rogue DHCP server (192.168.77.66, offering at once; ours answers
 # 2 s late) names the node "../node-b" by a raw option 12 (dnsmasq has no option:hostname). The
 # node has per-node persistent paths, and the export already holds node-b's directory. Boot 1
 # has no other name: linuxrc must stop with the reason before it mounts anything. Boot 2 names
@@ -246,12 +230,12 @@ export_state() {
 # the segment and PERSIST-DIR exported read-write as /srv/persist; the rogue's dnsmasq (server 1)
 # must have sent its name, as its --log-dhcp lines show.
 rogue_boot() {
-  local CASE=$CASE/$1 p=$2
+  local RUN=$OUT/$CASE/$1 p=$2
   shift 2
   boot --export "$TREE" --export "persist=$p:rw" --nic br0 "${ROGUE[@]}" "${NO_NODE_B[@]}" "$@" ||
     return 1
-  grep -qF "option: 12 hostname  $ROGUE_NAME" "$OUT/$CASE/dnsmasq-1.log" && return 0
-  why "$OUT/$CASE/dnsmasq-1.log shows no option 12 $ROGUE_NAME sent"
+  grep -qF "option: 12 hostname  $ROGUE_NAME" "$RUN/dnsmasq-1.log" && return 0
+  why "$RUN/dnsmasq-1.log shows no option 12 $ROGUE_NAME sent"
   return 1
 }
 
@@ -272,7 +256,7 @@ case_rogue_hostname() {
     --expect 'linuxrc: boot failed; waiting' \
     --forbid 'linuxrc: hostname ' --forbid 'linuxrc: mount (-t nfs|--bind)' \
     --forbid 'unionroot-demo: real init started' || return 1
-  CASE=$CASE/1-rogue-name within 'linuxrc: dhcp eth0: lease' 'linuxrc: boot failed; waiting' 2 ||
+  RUN=$d/1-rogue-name within 'linuxrc: dhcp eth0: lease' 'linuxrc: boot failed; waiting' 2 ||
     return 1
   export_state "$p" >"$d/export-after-1"
   cmp -s "$d/export-before" "$d/export-after-1" ||
@@ -309,7 +293,7 @@ case_no_carrier() {
     --dhcp br0 --hmp '- 0 set_link n0 off' "${ROOTED[@]}" \
     --expect "linuxrc: dhcp eth1: lease $LEASE0 " --forbid 'linuxrc: dhcp eth0' \
     --expect "PROOF links=eth0:[a-z]+ eth1:up:$LEASE0\b" || return 1
-  grep -q '^+[0-9]* ms: hmp: set_link n0 off$' "$OUT/$CASE/timings" ||
+  grep -q '^+[0-9]* ms: hmp: set_link n0 off$' "$RUN/timings" ||
     { why "the monitor never took set_link n0 off"; return 1; }
   # Not waiting for eth0's carrier (unionroot.carrier_timeout, 5 s).
   within 'linuxrc: no interface named by' 'linuxrc: dhcp eth1: lease' 4
@@ -325,11 +309,11 @@ case_late_carrier() {
     --until 'linuxrc: boot failed; waiting' "${ROOTED[@]}" \
     --expect 'linuxrc: dhcp eth1: DISCOVER' --expect "linuxrc: dhcp eth1: lease $LEASE0 " \
     --expect "PROOF links=eth0:down eth1:up:$LEASE0\b" || return 1
-  grep -q '^+[0-9]* ms: hmp: set_link n1 on$' "$OUT/$CASE/timings" ||
+  grep -q '^+[0-9]* ms: hmp: set_link n1 on$' "$RUN/timings" ||
     { why "the monitor never took set_link n1 on"; return 1; }
 }
 
-# A real PXE boot (issue 3): the TFTP root, initramfs and setup tree all come from the host tool
+# A real PXE boot: the TFTP root, initramfs and setup tree all come from the host tool
 # and a cluster.toml, nothing hand-built. SeaBIOS runs the iPXE ROM (-boot n), which gets DHCP and
 # TFTP from QEMU's user network (boot.sh --pxe); pxelinux.0 reads the node's 01-<mac> file and
 # loads the bzImage and initramfs; linuxrc mounts the harness's ganesha (10.0.2.2:/srv/system).
@@ -407,7 +391,7 @@ pxe_boot() {
   local node=$1 mac=$2
   shift 2
   local d=$OUT/$CASE
-  local CASE=$CASE/$node IMG=none # boot() passes --initrd "$IMG": none, it comes over TFTP
+  local RUN=$d/$node IMG=none # boot() passes --initrd "$IMG": none, it comes over TFTP
   boot --pxe "$d/tftp" --mac "$mac" --export "$d/tree" --nfs v3 \
     --timeout 90 --forbid 'linuxrc: FATAL' \
     --expect "Command line: BOOT_IMAGE=vmlinuz .* BOOTIF=01-${mac//:/-}\\b" \
@@ -416,16 +400,16 @@ pxe_boot() {
     --expect 'PROOF lower=10\.0\.2\.2:/srv/system\b' --expect "PROOF hostname=$node\\b" "$@" ||
     return 1
   # Firmware boot, not QEMU's direct kernel boot.
-  if ! grep -q -- ' -boot n' "$OUT/$CASE/qemu-cmd" ||
-    grep -qE -- ' -(kernel|initrd|append) ' "$OUT/$CASE/qemu-cmd"; then
-    why "$node: $OUT/$CASE/qemu-cmd is not a -boot n PXE boot"
+  if ! grep -q -- ' -boot n' "$RUN/qemu-cmd" ||
+    grep -qE -- ' -(kernel|initrd|append) ' "$RUN/qemu-cmd"; then
+    why "$node: $RUN/qemu-cmd is not a -boot n PXE boot"
     return 1
   fi
   local re
-  sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' "$(console)" >"$OUT/$CASE/console.txt"
+  sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' "$(console)" >"$RUN/console.txt"
   for re in 'tftp://10\.0\.2\.2/pxelinux\.0\.\.\. ok' 'PXELINUX [0-9.]+ PXE ' \
     'Loading vmlinuz\.\.\. ?ok' 'Loading initrd\.img\.\.\. ?ok'; do
-    grep -aqE -- "$re" "$OUT/$CASE/console.txt" || why "$node: missing in console.txt: $re"
+    grep -aqE -- "$re" "$RUN/console.txt" || why "$node: missing in console.txt: $re"
   done
   [ ! -s "$REASONS" ]
 }
@@ -449,59 +433,4 @@ case_pxe() {
     --expect 'PROOF addr=10\.0\.2\.16/24\b'
 }
 
-# --- runner ------------------------------------------------------------------------------------
-
-names=()
-for c in "${CASES[@]}"; do names+=("${c%%|*}"); done
-if [ "${1:-}" = --list ]; then
-  for c in "${CASES[@]}"; do printf '%-18s %s\n' "${c%%|*}" "${c#*|}"; done
-  exit 0
-fi
-selected=("$@")
-[ ${#selected[@]} -gt 0 ] || selected=("${names[@]}")
-for s in "${selected[@]}"; do
-  [[ " ${names[*]} " == *" $s "* ]] || ur_die "no case named $s (see --list)"
-done
-
-ur_bins
-KDIR=$(ur_kernel_dir)
-TREE=$OUT/tree IMG=$OUT/initramfs.img
-mkdir -p "$OUT"
-ur_build_tree "$TREE"
-# e1000 as well: the e1000 case needs its driver, the others must not load it.
-ur_build_initramfs "$KDIR" "$UR_LINUXRC" "$IMG" --module e1000
-
-# shellcheck disable=SC2317 # called by the trap
-on_signal() { echo "interrupted during $CASE" >&2; }
-ur_signal_traps on_signal
-passed=0 failed=0 xfailed=0 xpassed=0 t_all=$SECONDS
-for CASE in "${selected[@]}"; do
-  rm -rf "${OUT:?}/$CASE"
-  mkdir -p "$OUT/$CASE"
-  REASONS=$OUT/$CASE/reasons
-  : >"$REASONS"
-  t0=$SECONDS
-  echo "== $CASE: $(for c in "${CASES[@]}"; do [ "${c%%|*}" != "$CASE" ] || echo "${c#*|}"; done)"
-  if "case_${CASE//-/_}"; then
-    if [ -n "${XFAIL[$CASE]:-}" ]; then
-      echo "XPASS $CASE ($((SECONDS - t0)) s): fixed? take it out of XFAIL (${XFAIL[$CASE]})"
-      xpassed=$((xpassed + 1))
-    else
-      echo "ok $CASE ($((SECONDS - t0)) s)"
-    fi
-    passed=$((passed + 1))
-  elif [ -n "${XFAIL[$CASE]:-}" ]; then
-    echo "xfail $CASE ($((SECONDS - t0)) s) known bug: ${XFAIL[$CASE]}; log: $(console)"
-    sed 's/^/    /' "$REASONS"
-    xfailed=$((xfailed + 1))
-  else
-    echo "FAIL $CASE ($((SECONDS - t0)) s) log: $(console)"
-    sed 's/^/    /' "$REASONS"
-    failed=$((failed + 1))
-  fi
-done
-echo "(${#selected[@]} cases in $((SECONDS - t_all)) s; $xpassed passed unexpectedly," \
-  "$xfailed known failures)"
-# CI reads this last line: exactly 'N passed, N failed'.
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+e2e_main "$@"
