@@ -31,8 +31,9 @@ pub struct ClientConfig {
     pub mac: [u8; 6],
     /// Sent as option 12 when set and not empty.
     pub hostname: Option<String>,
-    /// Seeds the transaction ids and the retransmission jitter; the driver reads it from
-    /// /dev/urandom so that nodes booting at the same instant do not retransmit in lockstep.
+    /// Seeds the transaction ids and the retransmission jitter. It must differ between nodes,
+    /// so that nodes booting at the same instant do not retransmit in lockstep, and obtaining it
+    /// must not block early boot (the driver's `seed` says where it comes from).
     pub seed: u64,
     /// First retransmission timeout (RFC 2131: 4 s).
     pub first_timeout: Duration,
