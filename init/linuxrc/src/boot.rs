@@ -2,9 +2,9 @@
 //! Every failure becomes a [`Failure`] naming the phase, the thing it failed on and a hint, and
 //! goes to the one fatal path in `main.rs`.
 
-use crate::dhcp_driver::{self, DriverConfig, Nic};
+use crate::dhcp_driver::{self, DriverConfig};
 use crate::exec::{self, ExecError};
-use crate::net::{self, Netlink};
+use crate::net::{self, Netlink, Nic};
 use crate::sys::{Kind, Sys};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
