@@ -423,7 +423,7 @@ fn removal_report(r: &Removal) -> Vec<(log::Level, String)> {
     let mut lines = vec![(
         log::Level::Info,
         format!(
-            "initramfs: removed {} entries, left {} mount points alone",
+            "initramfs: removed {} entries; {} mount point(s) left in place",
             r.removed, r.kept
         ),
     )];
@@ -553,7 +553,7 @@ mod tests {
             removal_report(&clean),
             [(
                 log::Level::Info,
-                "initramfs: removed 40 entries, left 1 mount points alone".to_string()
+                "initramfs: removed 40 entries; 1 mount point(s) left in place".to_string()
             )]
         );
         let mut partial = Removal {
