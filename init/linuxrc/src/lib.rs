@@ -5,6 +5,9 @@
 //! interfaces ([`net::Nic`]) and rtnetlink, `dhcp_driver` the DHCP sockets; `klog` writes to
 //! `/dev/kmsg`. `main.rs` only wires these together and owns the fatal path.
 
+// The rule that only the Linux syscall file may hold `unsafe` is the compiler's to keep.
+#![deny(unsafe_code)]
+
 pub mod boot;
 pub mod dhcp_driver;
 pub mod exec;

@@ -5,6 +5,7 @@
 //! builds only, the [`Recorder`] in `recorder.rs`. Callers are handed a `&mut dyn Sys`; nothing
 //! switches implementations on `cfg!(test)`.
 
+#[allow(unsafe_code)]
 mod linux;
 #[cfg(test)]
 mod recorder;
