@@ -3,6 +3,7 @@
 //! [`read_dir_tree`]); the comparison itself is pure.
 
 use crate::fstree::{Kind, Tree};
+use similar::{Algorithm, ChangeTag, TextDiff};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
@@ -12,38 +13,22 @@ use std::path::Path;
 /// How many diff lines a refusal shows before eliding the rest.
 pub const MAX_LINES: usize = 40;
 
-/// A line diff of `old` → `new` (`-`/`+` lines, unchanged lines left out), from a longest
-/// common subsequence; the files compared here are a few hundred lines at most.
+/// A line diff of `old` → `new` (`-`/`+` lines, unchanged lines left out), by `similar`'s
+/// Myers diff. Lines are compared as `str::lines` splits them, so a missing final newline is
+/// not a change.
 pub fn line_diff(old: &str, new: &str) -> Vec<String> {
     let a: Vec<&str> = old.lines().collect();
     let b: Vec<&str> = new.lines().collect();
-    let (n, m) = (a.len(), b.len());
-    // lcs[i][j]: LCS length of a[i..] and b[j..].
-    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let (mut i, mut j, mut out) = (0, 0, Vec::new());
-    while i < n || j < m {
-        if i < n && j < m && a[i] == b[j] {
-            i += 1;
-            j += 1;
-        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            // Removals before additions, as diff(1) prints them.
-            out.push(format!("-{}", a[i]));
-            i += 1;
-        } else {
-            out.push(format!("+{}", b[j]));
-            j += 1;
-        }
-    }
-    out
+    TextDiff::configure()
+        .algorithm(Algorithm::Myers)
+        .diff_slices(&a, &b)
+        .iter_all_changes()
+        .filter_map(|c| match c.tag() {
+            ChangeTag::Equal => None,
+            ChangeTag::Delete => Some(format!("-{}", c.value())),
+            ChangeTag::Insert => Some(format!("+{}", c.value())),
+        })
+        .collect()
 }
 
 /// What would change in a file: a line diff for UTF-8 text, sizes otherwise.
@@ -160,6 +145,15 @@ mod tests {
         assert_eq!(line_diff("a\nb\nc\n", "a\nx\nc\nd\n"), ["-b", "+x", "+d"]);
         assert_eq!(line_diff("", "a\n"), ["+a"]);
         assert_eq!(line_diff("a\n", ""), ["-a"]);
+        assert!(
+            line_diff("a\nb", "a\nb\n").is_empty(),
+            "a final newline is no change"
+        );
+        // Removals before additions, as diff(1) prints them, and the shortest script.
+        assert_eq!(
+            line_diff("k=1\nx\ny\nz\n", "k=2\nx\ny\nz\nw\n"),
+            ["-k=1", "+k=2", "+w"]
+        );
         assert_eq!(
             describe_file_change(b"\0\x01", b"\0"),
             ["binary contents differ (2 bytes now, 1 bytes new)"]

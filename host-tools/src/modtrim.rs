@@ -10,6 +10,10 @@
 //! The kernel's own trace output is unchanged. Only for modules that are not signed any more:
 //! editing a signed module would just make its signature check fail.
 
+use goblin::container::Ctx;
+use goblin::elf::{Elf, SectionHeader};
+use goblin::strtab::Strtab;
+use std::ops::Range;
 use thiserror::Error;
 
 pub const EVAL_MAP: &str = "_ftrace_eval_map";
@@ -18,61 +22,56 @@ pub const HIDDEN: &str = "_unionroot_evmap";
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TrimError {
-    #[error("the ELF section headers point outside the file")]
+    #[error("unreadable ELF section headers: {0}")]
+    Malformed(String),
+    #[error("the section-name table lies outside the file")]
     OutOfBounds,
 }
 
-fn u16_at(b: &[u8], at: usize) -> Result<usize, TrimError> {
-    let s = b.get(at..at + 2).ok_or(TrimError::OutOfBounds)?;
-    Ok(usize::from(u16::from_le_bytes([s[0], s[1]])))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Result<usize, TrimError> {
-    let s: [u8; 4] = b
-        .get(at..at + 4)
-        .and_then(|s| s.try_into().ok())
-        .ok_or(TrimError::OutOfBounds)?;
-    usize::try_from(u32::from_le_bytes(s)).map_err(|_| TrimError::OutOfBounds)
-}
-
-fn u64_at(b: &[u8], at: usize) -> Result<usize, TrimError> {
-    let s: [u8; 8] = b
-        .get(at..at + 8)
-        .and_then(|s| s.try_into().ok())
-        .ok_or(TrimError::OutOfBounds)?;
-    usize::try_from(u64::from_le_bytes(s)).map_err(|_| TrimError::OutOfBounds)
+fn malformed(e: goblin::error::Error) -> TrimError {
+    TrimError::Malformed(e.to_string())
 }
 
 /// Renames every section called `_ftrace_eval_map`; returns whether there was one. Anything
-/// that is not a 64-bit little-endian ELF file has no such section and is left alone.
+/// that is not a 64-bit little-endian ELF file (the kernels unionroot boots are x86-64) is left
+/// alone.
 pub fn hide_eval_map(elf: &mut [u8]) -> Result<bool, TrimError> {
     if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]) {
         return Ok(false);
     }
-    let shoff = u64_at(elf, 0x28)?;
-    let shentsize = u16_at(elf, 0x3a)?;
-    let shnum = u16_at(elf, 0x3c)?;
-    let shstrndx = u16_at(elf, 0x3e)?;
-    let header = |i: usize| shoff.checked_add(i.checked_mul(shentsize)?);
-    let strhdr = header(shstrndx).ok_or(TrimError::OutOfBounds)?;
-    let (stroff, strsize) = (u64_at(elf, strhdr + 0x18)?, u64_at(elf, strhdr + 0x20)?);
-    let mut found = false;
-    for i in 0..shnum {
-        let name = u32_at(elf, header(i).ok_or(TrimError::OutOfBounds)?)?;
-        let start = stroff.checked_add(name).ok_or(TrimError::OutOfBounds)?;
-        let end = start + EVAL_MAP.len();
-        if name + EVAL_MAP.len() >= strsize {
-            continue;
-        }
-        let (Some(got), Some(&0)) = (elf.get(start..end), elf.get(end)) else {
-            continue;
-        };
-        if got == EVAL_MAP.as_bytes() {
-            elf[start..end].copy_from_slice(HIDDEN.as_bytes());
-            found = true;
-        }
+    let names = eval_map_names(elf)?;
+    for r in &names {
+        elf.get_mut(r.clone())
+            .ok_or(TrimError::OutOfBounds)?
+            .copy_from_slice(HIDDEN.as_bytes());
     }
-    Ok(found)
+    Ok(!names.is_empty())
+}
+
+/// Where in the file the names of the `_ftrace_eval_map` sections are. goblin reads the header,
+/// the section headers and the section-name table; only the offsets to overwrite are ours.
+fn eval_map_names(bytes: &[u8]) -> Result<Vec<Range<usize>>, TrimError> {
+    let header = Elf::parse_header(bytes).map_err(malformed)?;
+    let ctx = Ctx::new(
+        header.container().map_err(malformed)?,
+        header.endianness().map_err(malformed)?,
+    );
+    let shoff = usize::try_from(header.e_shoff).map_err(|_| TrimError::OutOfBounds)?;
+    let sections =
+        SectionHeader::parse(bytes, shoff, usize::from(header.e_shnum), ctx).map_err(malformed)?;
+    let Some(table) = sections.get(usize::from(header.e_shstrndx)) else {
+        return Ok(Vec::new());
+    };
+    let table = table.file_range().ok_or(TrimError::OutOfBounds)?;
+    let strtab = Strtab::parse(bytes, table.start, table.len(), 0).map_err(malformed)?;
+    Ok(sections
+        .iter()
+        .filter(|sh| strtab.get_at(sh.sh_name) == Some(EVAL_MAP))
+        .map(|sh| {
+            let at = table.start + sh.sh_name;
+            at..at + EVAL_MAP.len()
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -133,7 +132,11 @@ mod tests {
         assert_eq!(not_elf, b"not elf");
         let mut f = elf();
         f[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert_eq!(hide_eval_map(&mut f), Err(TrimError::OutOfBounds));
+        assert!(
+            matches!(hide_eval_map(&mut f), Err(TrimError::Malformed(_))),
+            "{:?}",
+            hide_eval_map(&mut f)
+        );
         let mut t = elf();
         t.truncate(200);
         assert!(hide_eval_map(&mut t).is_err());

@@ -2,9 +2,9 @@
 //! Every failure becomes a [`Failure`] naming the phase, the thing it failed on and a hint, and
 //! goes to the one fatal path in `main.rs`.
 
-use crate::dhcp_driver::{self, DriverConfig, Nic};
+use crate::dhcp_driver::{self, DriverConfig};
 use crate::exec::{self, ExecError};
-use crate::net::{self, Netlink};
+use crate::net::{self, Netlink, Nic};
 use crate::sys::{Kind, Sys};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -530,9 +530,7 @@ fn dhcp_state(cfg: &Config, nic: Nic, lease: Lease) -> NetState {
 
 /// Is `/` a real filesystem (the seed's NFS-root mode) rather than an initramfs?
 pub fn root_is_real(sys: &mut dyn Sys) -> bool {
-    const RAMFS_MAGIC: i64 = 0x8584_58f6;
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    !matches!(sys.fs_magic("/"), Ok(RAMFS_MAGIC | TMPFS_MAGIC))
+    !sys.fs_magic("/").is_ok_and(crate::sys::is_initramfs)
 }
 
 /// The host name to use for per-node paths (see [`plan::node_name`]): only ever a validated one.

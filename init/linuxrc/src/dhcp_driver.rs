@@ -15,6 +15,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use crate::net::Nic;
 use log::{debug, info, warn};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -31,14 +32,6 @@ use unionroot_core::dhcp::{
 const PACKET_OUTGOING: u8 = 4;
 /// Larger than any DHCP reply we accept (we announce 1472 bytes in option 57).
 const RECV_BUF: usize = 2048;
-
-/// A network interface to run DHCP on; it must be up already.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Nic {
-    pub name: String,
-    pub ifindex: u32,
-    pub mac: [u8; 6],
-}
 
 /// Timeouts and host name shared by all interfaces (see [`ClientConfig`]).
 #[derive(Debug, Clone)]

@@ -1,16 +1,14 @@
 //! The executor: runs planned [`Step`]s against a [`Sys`], logging each step's command line
 //! before it runs. The root switch follows klibc's `usr/kinit/run-init/runinitlib.c`: check first,
 //! then delete the initramfs without crossing mounts, move the new root onto `/`, chroot, exec.
+//! Both root switches sync(2) before the first mount moves, as systemd's `switch-root.c` does.
 
-use crate::sys::{Kind, Sys};
+use crate::sys::{is_initramfs, Kind, Removal, Sys};
 use nix::errno::Errno;
 use std::time::Duration;
 use thiserror::Error;
 use unionroot_core::nfs::NfsMountArgs;
 use unionroot_core::plan::{ms, Check, Step, CARRIED, OLD_ROOT, UNMAPPED_IDS};
-
-const RAMFS_MAGIC: i64 = 0x8584_58f6;
-const TMPFS_MAGIC: i64 = 0x0102_1994;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ExecError {
@@ -389,17 +387,23 @@ fn switch_root(
     }
     check_init(sys, new_root, init)?;
     let magic = sys.fs_magic("/").map_err(|e| errno_of("statfs /", e))?;
-    if magic != RAMFS_MAGIC && magic != TMPFS_MAGIC {
+    if !is_initramfs(magic) {
         return Err(refuse(
             format!("/ is not an initramfs (filesystem magic {magic:#x}); refusing to delete it"),
             "from a real root, linuxrc must pivot_root instead",
         ));
     }
+    sys.sync();
     move_carried(sys, new_root)?;
     log::info!("rm -rf (initramfs contents, not crossing mounts)");
     // Failing to free the initramfs wastes memory but does not stop the boot.
-    if let Err(e) = sys.remove_same_device("/") {
-        log::warn!("could not delete the initramfs contents: {e}");
+    match sys.remove_same_device("/") {
+        Ok(r) => {
+            for (level, line) in removal_report(&r) {
+                log::log!(level, "{line}");
+            }
+        }
+        Err(e) => log::warn!("could not open / to delete the initramfs: {e}"),
     }
     sys.chdir(new_root)
         .map_err(|e| step_err(format!("cd {new_root}"), e))?;
@@ -410,6 +414,35 @@ fn switch_root(
     sys.chdir("/").map_err(|e| step_err("cd /".into(), e))?;
     let e = sys.exec(init, args);
     Err(step_err(format!("exec {init}"), e))
+}
+
+/// What the console says about freeing the initramfs: what was removed, and how many entries
+/// could not be, with the first few reasons. Memory the initramfs keeps stays lost to the node
+/// until it reboots, so it is worth a warning, not a failed boot.
+fn removal_report(r: &Removal) -> Vec<(log::Level, String)> {
+    let mut lines = vec![(
+        log::Level::Info,
+        format!(
+            "initramfs: removed {} entries; {} mount point(s) left in place",
+            r.removed, r.kept
+        ),
+    )];
+    if r.failed > 0 {
+        lines.push((
+            log::Level::Warn,
+            format!(
+                "initramfs: {} entries could not be removed; their memory stays in use",
+                r.failed
+            ),
+        ));
+        lines.extend(r.failures.iter().map(|(path, e)| {
+            (
+                log::Level::Warn,
+                format!("initramfs: {path}: {e} ({})", e.desc()),
+            )
+        }));
+    }
+    lines
 }
 
 /// From a real root (the seed's `init=/linuxrc` on an NFS root), following systemd's
@@ -423,6 +456,7 @@ fn pivot_root(
     args: &[String],
 ) -> Result<(), ExecError> {
     check_init(sys, new_root, init)?;
+    sys.sync();
     sys.mount("none", "/", "", ms::REC | ms::PRIVATE, "")
         .map_err(|e| step_err("mount --make-rprivate /".into(), e))?;
     move_carried(sys, new_root)?;
@@ -462,7 +496,7 @@ mod tests {
 
     fn ready_recorder() -> Recorder {
         let mut r = Recorder {
-            root_magic: TMPFS_MAGIC,
+            root_magic: crate::sys::TMPFS_MAGIC,
             ..Default::default()
         };
         r.devices.insert("/".into(), 1);
@@ -492,7 +526,7 @@ mod tests {
         let err = run_step(&mut r, &switch()).unwrap_err();
         // The recorder's exec returns, which the executor reports as an exec failure.
         assert!(matches!(err, ExecError::Step { ref step, .. } if step == "exec /sbin/init"));
-        let mut expect = Vec::new();
+        let mut expect = vec![Call::Sync];
         for d in CARRIED {
             expect.push(Call::Mkdir(format!("/newroot{d}")));
             expect.push(mnt(d, &format!("/newroot{d}"), "", ms::MOVE, ""));
@@ -506,6 +540,47 @@ mod tests {
             Call::Exec("/sbin/init".into(), vec!["single".into()]),
         ]);
         assert_eq!(r.calls, expect);
+    }
+
+    #[test]
+    fn removal_failures_are_counted_on_the_console() {
+        let clean = Removal {
+            removed: 40,
+            kept: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            removal_report(&clean),
+            [(
+                log::Level::Info,
+                "initramfs: removed 40 entries; 1 mount point(s) left in place".to_string()
+            )]
+        );
+        let mut partial = Removal {
+            removed: 38,
+            ..Default::default()
+        };
+        for i in 0..5 {
+            partial.fail(format!("/lib/{i}"), Errno::EBUSY);
+        }
+        let lines = removal_report(&partial);
+        assert_eq!(
+            lines[1],
+            (
+                log::Level::Warn,
+                "initramfs: 5 entries could not be removed; their memory stays in use".to_string()
+            )
+        );
+        assert_eq!(lines.len(), 2 + Removal::SHOWN, "{lines:?}");
+        assert!(
+            lines[2].1.starts_with("initramfs: /lib/0: EBUSY"),
+            "{lines:?}"
+        );
+        // The switch goes on whatever the removal reports.
+        let mut r = ready_recorder();
+        r.removal = partial;
+        let e = run_step(&mut r, &switch()).unwrap_err();
+        assert!(e.to_string().contains("exec /sbin/init"), "{e}");
     }
 
     #[test]
@@ -544,9 +619,13 @@ mod tests {
             let mut r = ready_recorder();
             r.fail_at = Some((n, Errno::EPERM));
             let e = run_step(&mut r, &switch()).unwrap_err();
-            let mkdir_or_rm = matches!(r.calls[n], Call::Mkdir(_) | Call::RemoveSameDevice(_));
-            if mkdir_or_rm {
-                // Tolerated: mkdir of an existing dir, or a partial cleanup, does not stop the switch.
+            let tolerated = matches!(
+                r.calls[n],
+                Call::Mkdir(_) | Call::RemoveSameDevice(_) | Call::Sync
+            );
+            if tolerated {
+                // mkdir of an existing dir, or a cleanup that cannot start, does not stop the
+                // switch; sync(2) cannot fail.
                 assert_eq!(r.calls.len(), total, "call {n}");
             } else {
                 assert_eq!(
@@ -775,7 +854,7 @@ mod tests {
         let mut r = ready_recorder();
         r.root_magic = 0x6969;
         let _ = run_step(&mut r, &step);
-        let mut expect = vec![mnt("none", "/", "", ms::REC | ms::PRIVATE, "")];
+        let mut expect = vec![Call::Sync, mnt("none", "/", "", ms::REC | ms::PRIVATE, "")];
         for d in CARRIED {
             expect.push(Call::Mkdir(format!("/newroot{d}")));
             expect.push(mnt(d, &format!("/newroot{d}"), "", ms::MOVE, ""));

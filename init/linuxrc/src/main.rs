@@ -3,6 +3,8 @@
 //! away), so every failure is logged with its phase, reason and hint, and then the node drops to
 //! a rescue shell, waits, reboots or halts as `unionroot.onfail=` says.
 
+#![forbid(unsafe_code)]
+
 use linuxrc::boot::{self, Failure, Timings};
 use linuxrc::klog;
 use linuxrc::sys::{LinuxSys, Sys};

@@ -2,7 +2,6 @@
 //! configuration over rtnetlink (rtnetlink(7)): link up/down, MTU, address, default route.
 //! rtnetlink is async; a current-thread tokio runtime lives only as long as a [`Netlink`].
 
-use crate::dhcp_driver::Nic;
 use rtnetlink::{LinkUnspec, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -18,6 +17,15 @@ pub enum NetError {
         iface: String,
         source: rtnetlink::Error,
     },
+}
+
+/// An Ethernet interface as sysfs lists it: found by [`ethernet_nics`], configured by
+/// [`Netlink`], and handed to the DHCP driver once it is up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nic {
+    pub name: String,
+    pub ifindex: u32,
+    pub mac: [u8; 6],
 }
 
 const SYS_NET: &str = "/sys/class/net";

@@ -1,0 +1,347 @@
+//! [`Sys`] on Linux, through nix's safe wrappers: mount(2), umount2(2), finit_module(2),
+//! pivot_root(2), chroot(2), execv(3), statfs(2), and, for deleting the initramfs, openat(2)
+//! with `O_NOFOLLOW`, fstatat(2) and unlinkat(2) on directory descriptors, as u-root's
+//! `pkg/mount/switch_root_linux.go` does. This is the only file of linuxrc allowed to hold
+//! `unsafe`; it needs none today.
+
+use super::{Kind, Removal, Sys};
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
+use nix::unistd::{unlinkat, UnlinkatFlags};
+use std::ffi::{CStr, CString};
+use std::time::Duration;
+
+fn io_errno(e: std::io::Error) -> Errno {
+    match (e.raw_os_error(), e.kind()) {
+        (Some(n), _) => Errno::from_raw(n),
+        // connect_timeout's own timeout carries no OS errno.
+        (None, std::io::ErrorKind::TimedOut) => Errno::ETIMEDOUT,
+        (None, _) => Errno::EIO,
+    }
+}
+
+/// The real thing.
+#[derive(Debug, Default)]
+pub struct LinuxSys;
+
+impl Sys for LinuxSys {
+    fn mount(
+        &mut self,
+        source: &str,
+        target: &str,
+        fstype: &str,
+        flags: u64,
+        data: &str,
+    ) -> Result<(), Errno> {
+        use nix::mount::MsFlags;
+        let flags = MsFlags::from_bits_truncate(flags as _);
+        let fstype = (!fstype.is_empty()).then_some(fstype);
+        let data = (!data.is_empty()).then_some(data);
+        nix::mount::mount(Some(source), target, fstype, flags, data)
+    }
+
+    fn umount_detach(&mut self, target: &str) -> Result<(), Errno> {
+        nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH)
+    }
+
+    fn mkdir(&mut self, path: &str, mode: u32) -> Result<(), Errno> {
+        use std::os::unix::fs::DirBuilderExt;
+        // On a read-only mount (the seed's read-only /client/setup NFS root) mkdir(2) fails with
+        // EROFS before it would say EEXIST, so an existing directory must not reach it.
+        if std::path::Path::new(path).is_dir() {
+            return Ok(());
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(path)
+            .map_err(io_errno)
+    }
+
+    fn finit_module(&mut self, path: &str) -> Result<(), Errno> {
+        let f = std::fs::File::open(path).map_err(io_errno)?;
+        nix::kmod::finit_module(&f, c"", nix::kmod::ModuleInitFlags::empty())
+    }
+
+    fn device_of(&mut self, path: &str) -> Result<u64, Errno> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).map(|m| m.dev()).map_err(io_errno)
+    }
+
+    fn fs_magic(&mut self, path: &str) -> Result<i64, Errno> {
+        // f_type is i64 on glibc and u64 on musl; every filesystem magic number is below 2^32,
+        // so the cast never wraps. A try_from would be an infallible conversion on glibc.
+        #[allow(clippy::unnecessary_cast, clippy::cast_possible_wrap)]
+        nix::sys::statfs::statfs(path).map(|s| s.filesystem_type().0 as i64)
+    }
+
+    fn kind(&mut self, path: &str) -> Kind {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::symlink_metadata(path) {
+            Err(_) => Kind::Missing,
+            Ok(m) if m.file_type().is_symlink() => std::fs::read_link(path)
+                .map(|t| Kind::Symlink(t.to_string_lossy().into_owned()))
+                .unwrap_or(Kind::Other),
+            Ok(m) if m.is_dir() => Kind::Dir,
+            Ok(m) if m.is_file() => Kind::File {
+                executable: m.permissions().mode() & 0o111 != 0,
+            },
+            Ok(_) => Kind::Other,
+        }
+    }
+
+    fn owner(&mut self, path: &str) -> Result<(u32, u32), Errno> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path)
+            .map(|m| (m.uid(), m.gid()))
+            .map_err(io_errno)
+    }
+
+    fn remove_same_device(&mut self, root: &str) -> Result<Removal, Errno> {
+        let dir = open_dir(None, root)?;
+        let dev = fstat(&dir)?.st_dev;
+        let mut r = Removal::default();
+        empty_dir(dir, root.trim_end_matches('/'), dev, &mut r);
+        Ok(r)
+    }
+
+    fn chdir(&mut self, path: &str) -> Result<(), Errno> {
+        nix::unistd::chdir(path)
+    }
+
+    fn chroot(&mut self, path: &str) -> Result<(), Errno> {
+        nix::unistd::chroot(path)
+    }
+
+    fn pivot_root(&mut self, new_root: &str, put_old: &str) -> Result<(), Errno> {
+        nix::unistd::pivot_root(new_root, put_old)
+    }
+
+    fn exec(&mut self, path: &str, args: &[String]) -> Errno {
+        let Ok(p) = CString::new(path) else {
+            return Errno::EINVAL;
+        };
+        let mut argv = vec![p.clone()];
+        for a in args {
+            match CString::new(a.as_str()) {
+                Ok(c) => argv.push(c),
+                Err(_) => return Errno::EINVAL,
+            }
+        }
+        match nix::unistd::execv(&p, &argv) {
+            Err(e) => e,
+            Ok(never) => match never {},
+        }
+    }
+
+    fn sethostname(&mut self, name: &str) -> Result<(), Errno> {
+        nix::unistd::sethostname(name)
+    }
+
+    fn write_file(&mut self, path: &str, contents: &[u8]) -> Result<(), Errno> {
+        std::fs::write(path, contents).map_err(io_errno)
+    }
+
+    fn read_bytes(&mut self, path: &str) -> Result<Vec<u8>, Errno> {
+        std::fs::read(path).map_err(io_errno)
+    }
+
+    fn tcp_probe(
+        &mut self,
+        addr: std::net::Ipv4Addr,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<(), Errno> {
+        let sa = std::net::SocketAddr::from((addr, port));
+        std::net::TcpStream::connect_timeout(&sa, timeout)
+            .map(drop)
+            .map_err(io_errno)
+    }
+
+    fn free_bytes(&mut self, path: &str) -> Result<u64, Errno> {
+        let s = nix::sys::statvfs::statvfs(path)?;
+        Ok(s.blocks_available() * s.fragment_size())
+    }
+
+    fn now(&mut self) -> Duration {
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+            .map(Duration::from)
+            .unwrap_or_default()
+    }
+
+    fn sleep(&mut self, d: Duration) {
+        std::thread::sleep(d)
+    }
+
+    fn sync(&mut self) {
+        nix::unistd::sync()
+    }
+}
+
+/// Opens a directory without following a final symlink: relative to `parent` if given.
+fn open_dir<P: ?Sized + nix::NixPath>(parent: Option<&Dir>, path: &P) -> Result<Dir, Errno> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    match parent {
+        Some(p) => Dir::openat(p, path, flags, Mode::empty()),
+        None => Dir::open(path, flags, Mode::empty()),
+    }
+}
+
+/// Removes everything in `dir` (shown as `path`) that lives on device `dev`, children before
+/// their directory. Returns whether anything was left in it (a mount point, or a failure), in
+/// which case the caller does not try to remove the directory itself.
+fn empty_dir(mut dir: Dir, path: &str, dev: u64, r: &mut Removal) -> bool {
+    // Names first, removal after: unlinking while readdir(3) walks a directory may skip entries.
+    let mut names: Vec<CString> = Vec::new();
+    for entry in dir.iter() {
+        match entry {
+            Ok(e) if matches!(e.file_name().to_bytes(), b"." | b"..") => {}
+            Ok(e) => names.push(e.file_name().to_owned()),
+            Err(e) => {
+                r.fail(path.to_string(), e);
+                return true;
+            }
+        }
+    }
+    let mut left = false;
+    for name in names {
+        let shown = format!("{path}/{}", name.to_string_lossy());
+        match remove_entry(&dir, &name, &shown, dev, r) {
+            Ok(true) => r.removed += 1,
+            Ok(false) => left = true,
+            Err(e) => {
+                r.fail(shown, e);
+                left = true;
+            }
+        }
+    }
+    left
+}
+
+/// Removes one entry of `dir`. Ok(false): it is another device's mount point, or a directory
+/// that still holds one or something that could not be removed.
+fn remove_entry(
+    dir: &Dir,
+    name: &CStr,
+    shown: &str,
+    dev: u64,
+    r: &mut Removal,
+) -> Result<bool, Errno> {
+    let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+    if st.st_dev != dev {
+        // A mount point: what is mounted there is not the initramfs.
+        r.kept += 1;
+        return Ok(false);
+    }
+    let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+    if is_dir {
+        let sub = open_dir(Some(dir), name)?;
+        if empty_dir(sub, shown, dev, r) {
+            return Ok(false);
+        }
+    }
+    let how = if is_dir {
+        UnlinkatFlags::RemoveDir
+    } else {
+        UnlinkatFlags::NoRemoveDir
+    };
+    unlinkat(dir, name, how)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+    use std::path::{Path, PathBuf};
+
+    /// A fresh directory under the system temp dir, removed again on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let p = std::env::temp_dir().join(format!(
+                "linuxrc-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Scratch(p)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn removal_empties_the_tree_bottom_up_and_never_follows_symlinks() {
+        let outside = Scratch::new("outside");
+        std::fs::write(outside.0.join("keep"), b"not the initramfs").unwrap();
+        std::fs::create_dir(outside.0.join("dir")).unwrap();
+        std::fs::write(outside.0.join("dir/keep"), b"").unwrap();
+
+        let root = Scratch::new("root");
+        let r = &root.0;
+        // Nested directories: each can only go once its children have gone.
+        std::fs::create_dir_all(r.join("lib/modules/6.1/kernel/fs")).unwrap();
+        std::fs::write(r.join("lib/modules/6.1/kernel/fs/nfs.ko"), b"\x7fELF").unwrap();
+        std::fs::write(r.join("lib/modules/6.1/modules.dep"), b"").unwrap();
+        std::fs::create_dir(r.join("empty")).unwrap();
+        std::fs::write(r.join("init"), b"#!/bin/sh\n").unwrap();
+        // Symlinks to a file and to a directory outside the tree, one of them nested: the links
+        // go, what they point at stays.
+        symlink(outside.0.join("keep"), r.join("file-link")).unwrap();
+        symlink(&outside.0, r.join("lib/dir-link")).unwrap();
+        symlink("../../..", r.join("lib/modules/up")).unwrap();
+        symlink("missing", r.join("dangling")).unwrap();
+
+        let got = LinuxSys
+            .remove_same_device(&format!("{}/", r.display()))
+            .unwrap();
+        assert_eq!(
+            got,
+            Removal {
+                removed: 13,
+                ..Default::default()
+            }
+        );
+        assert!(entries(r).is_empty(), "{:?}", entries(r));
+        assert!(r.is_dir(), "the root itself stays");
+        assert_eq!(entries(&outside.0), ["dir", "keep"]);
+        assert_eq!(entries(&outside.0.join("dir")), ["keep"]);
+    }
+
+    #[test]
+    fn removal_refuses_a_root_that_is_a_symlink_or_missing() {
+        let outside = Scratch::new("target");
+        std::fs::write(outside.0.join("keep"), b"").unwrap();
+        let links = Scratch::new("links");
+        let link = links.0.join("root");
+        symlink(&outside.0, &link).unwrap();
+        let e = LinuxSys
+            .remove_same_device(link.to_str().unwrap())
+            .unwrap_err();
+        // O_NOFOLLOW alone says ELOOP; with O_DIRECTORY, Linux says ENOTDIR first.
+        assert!(matches!(e, Errno::ELOOP | Errno::ENOTDIR), "{e}");
+        assert_eq!(entries(&outside.0), ["keep"]);
+        let e = LinuxSys
+            .remove_same_device(links.0.join("nothing").to_str().unwrap())
+            .unwrap_err();
+        assert_eq!(e, Errno::ENOENT);
+    }
+}
