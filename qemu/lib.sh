@@ -140,7 +140,15 @@ ur_ns_start() {
     UR_NS_INIT=$(cat "/proc/$UR_NS_UPID/task/$UR_NS_UPID/children" 2>/dev/null || true)
     UR_NS_INIT=${UR_NS_INIT%% *}
     [ -z "$UR_NS_INIT" ] || UR_NS_ID=$(readlink "/proc/$UR_NS_INIT/ns/pid" 2>/dev/null || true)
-    [ -n "$UR_NS_ID" ] && return 0
+    if [ -n "$UR_NS_ID" ]; then
+      # Hold the namespace open until this shell exits: its inode number, which identifies it,
+      # is not reused by another harness run's namespace meanwhile, so ur_ns_leftovers never
+      # counts (and boot.sh never kills) another run's processes as ours.
+      exec {UR_NS_FD}<"/proc/$UR_NS_INIT/ns/pid" 2>/dev/null || UR_NS_FD=""
+      [ -n "$UR_NS_FD" ] && [ "$(readlink "/proc/$$/fd/$UR_NS_FD")" = "$UR_NS_ID" ] && return 0
+      UR_NS_ID="" # the init died before the open; nothing of ours can be told apart
+      return 0
+    fi
     kill -0 "$UR_NS_UPID" 2>/dev/null || return 0
     sleep 0.01
   done
