@@ -107,12 +107,13 @@ run_deb() {
         # is up; that round gives up ("no response after 2 secs") and the next one gets the
         # lease. When the first round's send fails, ipconfig waits for a 10 s retry timer and
         # only then looks at -t (klibc ipconfig/main.c), so the round takes ~10 s, not ~2 s.
-        # The note shows it: from the link coming up to the nfs module loading for the mount.
+        # The note shows it: from udev naming the NIC (ens3; the kernel's "link becomes ready"
+        # line is not always printed) to the nfs module loading for the mount.
         local c=$OUT/runs/deb-$kind-$i/console.log lu nf
-        lu=$(ur_ktime 'link becomes ready' "$c") nf=$(ur_ktime 'FS-Cache: Loaded' "$c")
+        lu=$(ur_ktime 'virtio_net .*: renamed from' "$c") nf=$(ur_ktime 'FS-Cache: Loaded' "$c")
         note="ipconfig-gave-up=$(grep -ac 'IP-Config: no response' "$c")"
         [ -z "$lu" ] || [ -z "$nf" ] ||
-          note+=$(awk -v a="$lu" -v b="$nf" 'BEGIN { printf " link-up->nfs-module=%.1fs", b - a }')
+          note+=$(awk -v a="$lu" -v b="$nf" 'BEGIN { printf " nic->nfs-module=%.1fs", b - a }')
       fi
       wall=$(sed -n 's/^wall=//p' "$OUT/runs/deb-$kind-$i/result" 2>/dev/null)
       if [ "$rc" != 0 ] || [ -z "$a" ] || [ -z "$s" ] || [ -z "$m" ]; then
