@@ -68,6 +68,47 @@ ur_build_initramfs() {
   "$UR_TOOL" "${args[@]}" "$@" >&2
 }
 
+# ur_debian_image KDIR DIR SERVER: the Debian 12 root as the host tool builds it (`unionroot
+# image`), from a generated DIR/cluster.toml with the test probe (tests/fixtures/debian/files) as
+# its [image] files, for the kernel in KDIR and a node network SERVER/24. The tree lands in
+# DIR/root, the tool's output in DIR/image.log. mmdebstrap's result is cached under
+# $UNIONROOT_CACHE (default ~/.cache/unionroot/images), keyed by its inputs, so this is quick
+# after the first time. Needs ur_bins. Used by tests/e2e-root.sh and qemu/bench.sh.
+ur_debian_image() {
+  local kdir=$1 d=$2 srv=$3 ver
+  ver=$(cat "$kdir/version")
+  mkdir -p "$d"
+  cat >"$d/cluster.toml" <<EOF
+[server]
+address = "$srv"
+network = "${srv%.*}.0"
+netmask = "255.255.255.0"
+
+[exports]
+system = "/srv/system"
+
+[paths]
+setup_tree = "$d/setup"
+tftp_root = "$d/tftp"
+initramfs = "$d/initrd.img"
+image = "$d/root"
+
+[kernel]
+image = "$kdir/vmlinuz"
+modules_dir = "$kdir/lib/modules/$ver"
+
+[initramfs]
+linuxrc = "$UR_LINUXRC"
+
+[image]
+files = "$UR_FIXTURES/debian/files"
+
+[boot]
+kernel_args = ["console=ttyS0"]
+EOF
+  "$UR_TOOL" image -c "$d/cluster.toml" --force >"$d/image.log" 2>&1
+}
+
 # ur_ktime ERE LOG: the kernel timestamp (seconds) of the first kernel-timestamped console line
 # matching ERE; prints nothing (and still succeeds) when there is none.
 ur_ktime() {

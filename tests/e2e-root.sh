@@ -305,42 +305,13 @@ DEB_NET=(--nic "br0 mac=$DEB_MAC" --dhcp "br0 arg=--dhcp-host=$DEB_MAC,$DEB_NAME
 DEB=""
 
 # debian_image: the Debian root, built once per run by the host tool (`unionroot image`) from a
-# cluster.toml with the test probe (tests/fixtures/debian/files) as its [image] files.
-# mmdebstrap's result is cached under $UNIONROOT_CACHE, keyed by its inputs.
+# cluster.toml with the test probe (tests/fixtures/debian/files) as its [image] files
+# (ur_debian_image in qemu/lib.sh, shared with qemu/bench.sh). mmdebstrap's result is cached
+# under $UNIONROOT_CACHE, keyed by its inputs.
 debian_image() {
   [ -z "$DEB" ] || return 0
-  local d=$OUT/debian ver
-  ver=$(cat "$KDIR/version")
-  mkdir -p "$d"
-  cat >"$d/cluster.toml" <<EOF
-[server]
-address = "$DEB_SRV"
-network = "192.168.77.0"
-netmask = "255.255.255.0"
-
-[exports]
-system = "/srv/system"
-
-[paths]
-setup_tree = "$d/setup"
-tftp_root = "$d/tftp"
-initramfs = "$d/initrd.img"
-image = "$d/root"
-
-[kernel]
-image = "$KDIR/vmlinuz"
-modules_dir = "$KDIR/lib/modules/$ver"
-
-[initramfs]
-linuxrc = "$UR_LINUXRC"
-
-[image]
-files = "$UR_FIXTURES/debian/files"
-
-[boot]
-kernel_args = ["console=ttyS0"]
-EOF
-  if ! "$UR_TOOL" image -c "$d/cluster.toml" --force >"$d/image.log" 2>&1; then
+  local d=$OUT/debian
+  if ! ur_debian_image "$KDIR" "$d" "$DEB_SRV"; then
     why "unionroot image failed: see $d/image.log"
     return 1
   fi
