@@ -8,6 +8,7 @@ pub mod cmdline;
 pub mod dhcp;
 pub mod handoff;
 pub mod modules;
+pub mod ms;
 pub mod networkd;
 pub mod nfs;
 pub mod plan;
