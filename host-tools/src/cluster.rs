@@ -8,16 +8,17 @@
 //! written from a half-valid description. Syntax follows TOML 1.0 (https://toml.io); unknown keys
 //! are errors, so a typo cannot be silently ignored.
 
-use crate::cli::Compress;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use toml::Spanned;
+use unionroot_core::addr::netmask_prefix;
+use unionroot_core::cmdline::{Config, Key};
 use unionroot_core::nfs::NfsVersion;
+use unionroot_core::validate::MountTarget;
 
 // ---------------------------------------------------------------------------------------------
 // What the file may contain (serde). Fields that a validation error may need to point at are
@@ -204,55 +205,7 @@ struct RawNode {
 // ---------------------------------------------------------------------------------------------
 // The validated model.
 
-/// An Ethernet address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Mac(pub [u8; 6]);
-
-impl Mac {
-    /// Six hex pairs separated by `:` or `-` (not mixed), any case. Multicast addresses are
-    /// refused: no NIC boots with one.
-    pub fn parse(s: &str) -> Result<Mac, String> {
-        let want = "want six hex pairs such as 52:54:00:12:34:56";
-        let sep = if s.contains(':') { ':' } else { '-' };
-        let parts: Vec<&str> = s.split(sep).collect();
-        if parts.len() != 6 || parts.iter().any(|p| p.len() != 2) {
-            return Err(format!("{s:?} is not a MAC address ({want})"));
-        }
-        let mut mac = [0u8; 6];
-        for (m, p) in mac.iter_mut().zip(&parts) {
-            *m = u8::from_str_radix(p, 16)
-                .map_err(|_| format!("{s:?} is not a MAC address ({want})"))?;
-        }
-        if mac[0] & 1 != 0 {
-            return Err(format!(
-                "{s:?} is a multicast address (lowest bit of the first byte set); a NIC's MAC never is"
-            ));
-        }
-        Ok(Mac(mac))
-    }
-
-    /// `52-54-00-12-34-56`.
-    pub fn hyphens(&self) -> String {
-        self.0
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join("-")
-    }
-
-    /// The pxelinux per-MAC config name, `01-52-54-00-12-34-56` (ARP type 1, Ethernet), which is
-    /// also what `IPAPPEND 2` passes as `BOOTIF=`.
-    pub fn pxelinux_name(&self) -> String {
-        format!("01-{}", self.hyphens())
-    }
-}
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s: Vec<String> = self.0.iter().map(|b| format!("{b:02x}")).collect();
-        f.write_str(&s.join(":"))
-    }
-}
+pub use unionroot_core::addr::Mac;
 
 /// An IPv4 subnet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,34 +308,18 @@ pub enum Loader {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Boot {
     pub ipconfig: IpMode,
-    pub size: String,
-    pub init: String,
-    pub modules: Vec<String>,
-    pub dhcp_timeout: u64,
-    pub mount_timeout: u64,
-    pub carrier_timeout: u64,
-    pub server_timeout: u64,
-    pub onfail: String,
-    pub debug: bool,
+    /// The `[boot]` keys as linuxrc's own configuration, so that an empty `[boot]` keeps
+    /// linuxrc's defaults and linuxrc's parser judges every value.
+    pub linuxrc: Config,
     /// Extra kernel command-line arguments (`console=ttyS0`, ...).
     pub kernel_args: Vec<String>,
 }
 
 impl Default for Boot {
-    /// linuxrc's own defaults (init/core/src/cmdline.rs), so that an empty `[boot]` changes
-    /// nothing.
     fn default() -> Self {
         Boot {
             ipconfig: IpMode::Dhcp,
-            size: "50%".into(),
-            init: "/sbin/init".into(),
-            modules: Vec::new(),
-            dhcp_timeout: 120,
-            mount_timeout: 60,
-            carrier_timeout: 5,
-            server_timeout: 3,
-            onfail: "shell".into(),
-            debug: false,
+            linuxrc: Config::default(),
             kernel_args: Vec::new(),
         }
     }
@@ -410,6 +347,15 @@ pub struct Image {
     pub mirror: Option<String>,
     /// A directory copied over the prepared tree, owned by root in the image.
     pub files: Option<PathBuf>,
+}
+
+/// How the initramfs archive is packed (`initramfs.compress`, or `--compress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compress {
+    /// zstd at a fixed level, single-threaded (needs CONFIG_RD_ZSTD in the kernel)
+    Zstd,
+    /// a plain cpio archive
+    None,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -655,6 +601,14 @@ impl Checker<'_> {
         s.clone()
     }
 
+    /// A path linuxrc places into the new root: its own rule decides, so that what passes
+    /// here is never refused at boot.
+    fn mount_target(&mut self, v: &S, field: &str) {
+        if let Err(e) = MountTarget::parse(v.get_ref()) {
+            self.err(Some(v.span()), field, format!("{:?}: {e}", v.get_ref()));
+        }
+    }
+
     /// One kernel command-line word: no whitespace, no quotes, not empty.
     fn word(&mut self, v: &S, field: &str) -> String {
         let s = v.get_ref();
@@ -698,40 +652,44 @@ impl Checker<'_> {
                 ),
             }
         }
+        // linuxrc's own parser is the judge of the values.
+        let set = |c: &mut Self, b: &mut Boot, key: Key, v: &str, span: Range<usize>, f: &str| {
+            if let Err(e) = b.linuxrc.set(key, Some(v)) {
+                c.err(Some(span), format!("{what}.{f}"), e.to_string());
+            }
+        };
         if let Some(v) = &raw.size {
-            b.size = self.word(v, &format!("{what}.size"));
+            let w = self.word(v, &format!("{what}.size"));
+            set(self, &mut b, Key::Size, &w, v.span(), "size");
         }
         if let Some(v) = &raw.init {
-            b.init = self.word(v, &format!("{what}.init"));
+            let w = self.word(v, &format!("{what}.init"));
+            set(self, &mut b, Key::Init, &w, v.span(), "init");
         }
         for (i, m) in raw.modules.iter().enumerate() {
             let m = self.word(m, &format!("{what}.modules[{i}]"));
-            if !b.modules.contains(&m) {
-                b.modules.push(m);
+            if !b.linuxrc.modules.contains(&m) {
+                b.linuxrc.modules.push(m);
             }
         }
         let timeouts = [
-            (&raw.dhcp_timeout, &mut b.dhcp_timeout, "dhcp_timeout"),
-            (&raw.mount_timeout, &mut b.mount_timeout, "mount_timeout"),
-            (
-                &raw.carrier_timeout,
-                &mut b.carrier_timeout,
-                "carrier_timeout",
-            ),
-            (&raw.server_timeout, &mut b.server_timeout, "server_timeout"),
+            (&raw.dhcp_timeout, Key::DhcpTimeout, "dhcp_timeout"),
+            (&raw.mount_timeout, Key::MountTimeout, "mount_timeout"),
+            (&raw.carrier_timeout, Key::CarrierTimeout, "carrier_timeout"),
+            (&raw.server_timeout, Key::ServerTimeout, "server_timeout"),
         ];
-        for (v, slot, name) in timeouts {
+        for (v, key, name) in timeouts {
             if let Some(v) = v {
                 if let Some(n) = self.secs(v, &format!("{what}.{name}")) {
-                    *slot = n;
+                    set(self, &mut b, key, &n.to_string(), v.span(), name);
                 }
             }
         }
         if let Some(v) = &raw.onfail {
-            b.onfail = v.get_ref().clone();
+            set(self, &mut b, Key::OnFail, v.get_ref(), v.span(), "onfail");
         }
         if let Some(v) = &raw.debug {
-            if base.debug && !v.get_ref() {
+            if base.linuxrc.debug && !v.get_ref() {
                 self.err(
                     Some(v.span()),
                     format!("{what}.debug"),
@@ -739,36 +697,11 @@ impl Checker<'_> {
                      that; set debug per group or node instead",
                 );
             }
-            b.debug = *v.get_ref();
+            b.linuxrc.debug = *v.get_ref();
         }
         for (i, a) in raw.kernel_args.iter().enumerate() {
             b.kernel_args
                 .push(self.word(a, &format!("{what}.kernel_args[{i}]")));
-        }
-        // linuxrc's own parser is the judge of the values: run the keys through it.
-        for tok in crate::bootargs::linuxrc_keys(None, None, &b, None) {
-            if let Err(e) = unionroot_core::cmdline::Config::parse(&tok, "") {
-                let span = match tok.split_once('=').map(|(k, _)| k) {
-                    Some("unionroot.size") => raw.size.as_ref().map(|v| v.span()),
-                    Some("unionroot.init") => raw.init.as_ref().map(|v| v.span()),
-                    Some("unionroot.onfail") => raw.onfail.as_ref().map(|v| v.span()),
-                    Some("unionroot.dhcp_timeout") => raw.dhcp_timeout.as_ref().map(|v| v.span()),
-                    Some("unionroot.mount_timeout") => raw.mount_timeout.as_ref().map(|v| v.span()),
-                    Some("unionroot.carrier_timeout") => {
-                        raw.carrier_timeout.as_ref().map(|v| v.span())
-                    }
-                    Some("unionroot.server_timeout") => {
-                        raw.server_timeout.as_ref().map(|v| v.span())
-                    }
-                    _ => None,
-                };
-                // Report each bad value once, where it is set.
-                if span.is_some() {
-                    let key = tok.split_once('=').map_or("", |(k, _)| k);
-                    let field = key.trim_start_matches("unionroot.");
-                    self.err(span, format!("{what}.{field}"), e.to_string());
-                }
-            }
         }
         b
     }
@@ -873,8 +806,7 @@ pub fn parse(
     let network = c.ip(&s.network, "server.network");
     let netmask = c.ip(&s.netmask, "server.netmask");
     if let Some(m) = netmask {
-        let m = u32::from(m);
-        if m.leading_ones() + m.trailing_zeros() != 32 || m == 0 {
+        if netmask_prefix(m).is_none() {
             c.err(
                 Some(s.netmask.span()),
                 "server.netmask",
@@ -1055,6 +987,7 @@ pub fn parse(
         let f = format!("exports.mounts[{i}]");
         let r = m.get_ref();
         let path = c.server_path(&r.path, &format!("{f}.path"));
+        let before = c.problems.len();
         let mp = c.server_path(&r.mount_point, &format!("{f}.mount_point"));
         if mp == "/" {
             c.err(
@@ -1062,6 +995,8 @@ pub fn parse(
                 format!("{f}.mount_point"),
                 "the root is the overlay; mount extra exports below it",
             );
+        } else if c.problems.len() == before {
+            c.mount_target(&r.mount_point, &format!("{f}.mount_point"));
         }
         let root_squash = r
             .root_squash
@@ -1098,9 +1033,12 @@ pub fn parse(
             .enumerate()
             .map(|(i, v)| {
                 let f = format!("exports.persist.paths[{i}]");
+                let before = c.problems.len();
                 let s = c.server_path(v, &f);
                 if s == "/" {
                     c.err(Some(v.span()), f, "the root cannot be kept per node");
+                } else if c.problems.len() == before {
+                    c.mount_target(v, &f);
                 }
                 s
             })
@@ -1371,6 +1309,18 @@ pub fn parse(
             );
         }
         let mac = match Mac::parse(n.mac.get_ref()) {
+            Ok(m) if m.is_multicast() => {
+                c.err(
+                    Some(n.mac.span()),
+                    format!("{f}.mac"),
+                    format!(
+                        "{:?} is a multicast address (lowest bit of the first byte set); a NIC's \
+                         MAC never is",
+                        n.mac.get_ref()
+                    ),
+                );
+                m
+            }
             Ok(m) => {
                 if let Some(first) = macs.insert(m, i) {
                     c.err(
@@ -1385,8 +1335,8 @@ pub fn parse(
                 m
             }
             Err(e) => {
-                c.err(Some(n.mac.span()), format!("{f}.mac"), e);
-                Mac([0; 6])
+                c.err(Some(n.mac.span()), format!("{f}.mac"), e.to_string());
+                Mac::default()
             }
         };
         let ip = c.ip(&n.ip, &format!("{f}.ip"));

@@ -4,6 +4,7 @@
 //! small executor in the `linuxrc` crate runs. This keeps every decision testable without root.
 #![forbid(unsafe_code)]
 
+pub mod addr;
 pub mod cmdline;
 pub mod dhcp;
 pub mod handoff;

@@ -9,15 +9,17 @@ use crate::sys::{Kind, Sys};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
-use unionroot_core::cmdline::{mask_prefix, Config, IpConfig, IpMode};
+use unionroot_core::addr::{mask_prefix, Mac};
+use unionroot_core::cmdline::{Config, IpConfig, IpMode};
 use unionroot_core::dhcp::Lease;
 use unionroot_core::handoff::{
     default_gateway, initramfs_tools_conf, offered, parse_pnp, resolv_conf, NetInfo, Pnp,
 };
 use unionroot_core::modules::{parse_builtin, parse_proc_modules, ModuleDb};
+use unionroot_core::ms;
 use unionroot_core::networkd;
 use unionroot_core::nfs::{choose_server, mount_args, split_vfs_options, NfsRoot, ServerSource};
-use unionroot_core::plan::{self, ms, ModuleNeeds, NfsPiece, Persist, RootPlan};
+use unionroot_core::plan::{self, ModuleNeeds, NfsPiece, Persist, RootPlan};
 use unionroot_core::validate::Hostname;
 
 pub const CONFIG_FILE: &str = "/etc/unionroot.conf";
@@ -266,26 +268,34 @@ fn candidates(cfg: &Config, nics: &[Nic]) -> Result<Vec<Nic>, Failure> {
         return Ok(vec![nic]);
     }
     if let Some(mac) = cfg.bootif {
-        let m = net::format_mac(&mac);
-        let nic = nics.iter().find(|n| n.mac == mac).cloned().ok_or_else(|| {
-            Failure::new(
-                "network",
-                format!("BOOTIF names MAC {m}, which no interface has"),
-                "check the pxelinux IPAPPEND 2 setup",
-            )
-        })?;
+        let m = mac.to_string();
+        let nic = nics
+            .iter()
+            .find(|n| Mac(n.mac) == mac)
+            .cloned()
+            .ok_or_else(|| {
+                Failure::new(
+                    "network",
+                    format!("BOOTIF names MAC {m}, which no interface has"),
+                    "check the pxelinux IPAPPEND 2 setup",
+                )
+            })?;
         log::info!("using {}: its MAC {m} is BOOTIF from pxelinux", nic.name);
         return Ok(vec![nic]);
     }
     if let Some(mac) = cfg.mac {
-        let m = net::format_mac(&mac);
-        let nic = nics.iter().find(|n| n.mac == mac).cloned().ok_or_else(|| {
-            Failure::new(
-                "network",
-                format!("unionroot.mac={m} matches no interface"),
-                "check the MAC in the node's configuration",
-            )
-        })?;
+        let m = mac.to_string();
+        let nic = nics
+            .iter()
+            .find(|n| Mac(n.mac) == mac)
+            .cloned()
+            .ok_or_else(|| {
+                Failure::new(
+                    "network",
+                    format!("unionroot.mac={m} matches no interface"),
+                    "check the MAC in the node's configuration",
+                )
+            })?;
         log::info!("using {}: its MAC {m} is unionroot.mac", nic.name);
         return Ok(vec![nic]);
     }
@@ -721,7 +731,7 @@ pub fn handoff(sys: &mut dyn Sys, net: &NetState, new_root: &str) {
     if let Err(e) = sys.write_file(&path, initramfs_tools_conf(&net.info, uptime).as_bytes()) {
         log::warn!("cannot write {path}: {e}");
     }
-    let files = networkd::files(&net.info, net.nic.mac, net.dhcp);
+    let files = networkd::files(&net.info, Mac(net.nic.mac), net.dhcp);
     match sys.mkdir(networkd::DIR, 0o755) {
         Err(e) => log::warn!("cannot create {}: {e}", networkd::DIR),
         Ok(()) => {
