@@ -13,4 +13,5 @@ pub mod ms;
 pub mod networkd;
 pub mod nfs;
 pub mod plan;
+pub mod root;
 pub mod validate;

@@ -84,6 +84,7 @@ pub fn files(n: &NetInfo, mac: Mac, dhcp: bool) -> Files {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handoff::Proto;
     use std::net::Ipv4Addr;
 
     const MAC: Mac = Mac([0x52, 0x54, 0, 0x77, 0, 1]);
@@ -91,7 +92,7 @@ mod tests {
     fn info() -> NetInfo {
         NetInfo {
             device: "eth0".into(),
-            proto: "dhcp".into(),
+            proto: Proto::Dhcp,
             address: Some(Ipv4Addr::new(192, 168, 77, 100)),
             prefix: 24,
             gateway: Some(Ipv4Addr::new(192, 168, 77, 1)),
