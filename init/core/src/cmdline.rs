@@ -14,7 +14,7 @@ mod ip;
 mod keys;
 
 pub use ip::{Autoconf, IpConfig, IpMode};
-pub use keys::Key;
+pub use keys::{Key, KeyKind};
 
 use crate::addr::Mac;
 use crate::nfs::{NfsError, NfsRoot, NfsVersion};

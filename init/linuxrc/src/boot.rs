@@ -266,36 +266,31 @@ fn candidates(cfg: &Config, nics: &[Nic]) -> Result<Vec<Nic>, Failure> {
         log::info!("using {dev}: named by ip=");
         return Ok(vec![nic]);
     }
-    if let Some(mac) = cfg.bootif {
+    let by_mac = [
+        (
+            cfg.bootif,
+            "BOOTIF names MAC {m}, which no interface has",
+            "check the pxelinux IPAPPEND 2 setup",
+            "BOOTIF from pxelinux",
+        ),
+        (
+            cfg.mac,
+            "unionroot.mac={m} matches no interface",
+            "check the MAC in the node's configuration",
+            "unionroot.mac",
+        ),
+    ];
+    if let Some((mac, missing, hint, from)) = by_mac
+        .into_iter()
+        .find_map(|(mac, missing, hint, from)| Some((mac?, missing, hint, from)))
+    {
         let m = mac.to_string();
         let nic = nics
             .iter()
             .find(|n| Mac(n.mac) == mac)
             .cloned()
-            .ok_or_else(|| {
-                Failure::new(
-                    "network",
-                    format!("BOOTIF names MAC {m}, which no interface has"),
-                    "check the pxelinux IPAPPEND 2 setup",
-                )
-            })?;
-        log::info!("using {}: its MAC {m} is BOOTIF from pxelinux", nic.name);
-        return Ok(vec![nic]);
-    }
-    if let Some(mac) = cfg.mac {
-        let m = mac.to_string();
-        let nic = nics
-            .iter()
-            .find(|n| Mac(n.mac) == mac)
-            .cloned()
-            .ok_or_else(|| {
-                Failure::new(
-                    "network",
-                    format!("unionroot.mac={m} matches no interface"),
-                    "check the MAC in the node's configuration",
-                )
-            })?;
-        log::info!("using {}: its MAC {m} is unionroot.mac", nic.name);
+            .ok_or_else(|| Failure::new("network", missing.replace("{m}", &m), hint))?;
+        log::info!("using {}: its MAC {m} is {from}", nic.name);
         return Ok(vec![nic]);
     }
     let names: Vec<&str> = nics.iter().map(|n| n.name.as_str()).collect();

@@ -6,6 +6,18 @@
 use super::Config;
 use std::time::Duration;
 
+/// What a key is about, which tells who writes it: the host tool puts a node's identity on its
+/// command line, the root's pieces into the cluster-wide file, and the settings into both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// The node and its network: `ip=`, `nfsroot=`, `BOOTIF=`, `unionroot.mac=`.
+    Node,
+    /// Where the root comes from: the layers, the mounts, the per-node export, the NFS version.
+    Pieces,
+    /// How linuxrc behaves: sizes, timeouts, modules, what to do on failure.
+    Setting,
+}
+
 /// One key of the boot configuration, in the order [`Key::ALL`] (and so the host tool) writes
 /// them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +90,22 @@ impl Key {
 
     pub fn from_name(name: &str) -> Option<Key> {
         Key::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// What the key is about.
+    pub fn kind(self) -> KeyKind {
+        match self {
+            Key::Ip | Key::NfsRoot | Key::Bootif | Key::Mac => KeyKind::Node,
+            Key::Lower | Key::Mount | Key::Persist | Key::PersistPaths | Key::NfsVersion => {
+                KeyKind::Pieces
+            }
+            _ => KeyKind::Setting,
+        }
+    }
+
+    /// The keys of one kind, in [`Key::ALL`]'s order.
+    pub fn of(kind: KeyKind) -> impl Iterator<Item = Key> {
+        Key::ALL.into_iter().filter(move |k| k.kind() == kind)
     }
 
     /// Keys linuxrc adds up when repeated (a later word adds to the list, never replaces it).
