@@ -17,7 +17,7 @@ mod model;
 mod raw;
 mod tables;
 
-pub use check::{probe_fs, FileKind};
+pub use check::{probe_fs, FileKind, Problem};
 pub use model::*;
 
 use check::{line_of, Checker};
@@ -25,16 +25,6 @@ use raw::RawCluster;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use unionroot_core::nfs::NfsVersion;
-
-/// One problem, located.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// 1-based line in the file, when known.
-    pub line: Option<usize>,
-    /// The field in dotted form, e.g. `nodes[2].mac` (0-based index as in the file's order).
-    pub field: String,
-    pub message: String,
-}
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ClusterError {

@@ -4,13 +4,22 @@
 
 use super::model::{Boot, Image, IpMode};
 use super::raw::{RawBoot, RawImage, S};
-use super::Problem;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 use unionroot_core::cmdline::Key;
 use unionroot_core::validate::MountTarget;
+
+/// One problem, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
+    /// The field in dotted form, e.g. `nodes[2].mac` (0-based index as in the file's order).
+    pub field: String,
+    pub message: String,
+}
 
 /// What exists at a path, as far as validation cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
