@@ -9,6 +9,9 @@
 //! not ours (Latin-1 in `acpi_osi=`), and those must not stop the boot. A non-UTF-8 value of a
 //! key linuxrc uses is a named error. Every value passes [`crate::validate`] or a bounds check
 //! here, so what leaves this module is safe to plan with.
+//!
+//! The keys are named once, in [`Key`] (`cmdline/keys.rs`), which also writes a [`Config`] back
+//! as words; `ip=` is parsed and printed in `cmdline/ip.rs`.
 
 mod ip;
 mod keys;
@@ -281,7 +284,7 @@ pub fn check_tmpfs_size(v: &str) -> Result<(), String> {
 /// Keys whose values linuxrc reads: a non-UTF-8 value of one of these is an error, of any
 /// other key it is somebody else's business.
 fn is_ours(key: &str) -> bool {
-    matches!(key, "ip" | "nfsroot" | "BOOTIF") || key.starts_with("unionroot.")
+    Key::from_name(key).is_some() || key.starts_with("unionroot.")
 }
 
 impl Config {
