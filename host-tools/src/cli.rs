@@ -1,6 +1,7 @@
 //! Command-line interface of the `unionroot` host tool (clap derive). Usage errors exit with 2
 //! (clap's convention), failures with 1, success with 0.
 
+use crate::cluster::Compress;
 use crate::fstree;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -282,14 +283,6 @@ pub struct ManArgs {
     /// Say which pages would be created, replaced or left alone; write nothing
     #[arg(long)]
     pub dry_run: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Compress {
-    /// zstd at a fixed level, single-threaded (needs CONFIG_RD_ZSTD in the kernel)
-    Zstd,
-    /// a plain cpio archive
-    None,
 }
 
 /// One `--add SRC:DEST`.

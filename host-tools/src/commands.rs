@@ -73,7 +73,7 @@ pub fn check(args: &CheckArgs) -> Result<()> {
             BootMode::Initramfs => "initramfs",
             BootMode::NfsRoot => "nfsroot",
         },
-        bootargs::version_str(c.nfs_version)
+        c.nfs_version
     );
     for e in exports::served(&c) {
         println!(

@@ -6,8 +6,9 @@
 //! device nodes the kernel and early userspace need before devtmpfs is mounted (this kernel has
 //! `DEVTMPFS_MOUNT` off, and the kernel opens `/dev/console` for `/init`'s stdio).
 
-use crate::cli::{AddSpec, Compress, InitramfsArgs};
+use crate::cli::{AddSpec, InitramfsArgs};
 use crate::cluster;
+use crate::cluster::Compress;
 use crate::fstree::{Entry, Kind, Tree};
 use crate::output::{plan_file, write_file_atomic, Outcome};
 use crate::{cpio, kmod, modsig, modtrim};

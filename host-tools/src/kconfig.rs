@@ -348,7 +348,7 @@ pub fn run(args: &KernelCheckArgs) -> Result<()> {
         Some(c) => Target {
             nfs_version: c.nfs_version,
             nic_modules: c.nic_modules.clone(),
-            zstd: c.compress == crate::cli::Compress::Zstd,
+            zstd: c.compress == crate::cluster::Compress::Zstd,
         },
         None => Target::default(),
     };

@@ -54,7 +54,7 @@ pub fn pxelinux_default(c: &Cluster) -> String {
 pub fn pxelinux_node(c: &Cluster, n: &Node) -> String {
     header(&format!(
         "pxelinux.cfg/{}: node {} ({})",
-        n.mac.pxelinux_name(),
+        n.mac.bootif(),
         n.name,
         n.ip
     )) + &label(c, &node_append(c, n))
@@ -127,7 +127,7 @@ pub fn plan_tree(c: &Cluster, nodes: &[&Node], inputs: Inputs) -> Result<Tree> {
     )?;
     for n in nodes {
         put(
-            &format!("{CFG_DIR}/{}", n.mac.pxelinux_name()),
+            &format!("{CFG_DIR}/{}", n.mac.bootif()),
             pxelinux_node(c, n).into_bytes(),
             &format!("node {}", n.name),
         )?;

@@ -135,10 +135,10 @@ fn the_valid_description_parses_with_its_defaults() {
     assert_eq!(c.initramfs, Path::new("/base/out/initrd.img"));
     assert_eq!(c.lease_time, 604_800);
     let lf1 = c.node("lf1").unwrap();
-    assert_eq!(lf1.boot.size, "2g");
-    assert_eq!(lf1.boot.modules, ["r8169"]);
+    assert_eq!(lf1.boot.linuxrc.overlay_size, "2g");
+    assert_eq!(lf1.boot.linuxrc.modules, ["r8169"]);
     assert_eq!(lf1.boot.kernel_args, ["console=ttyS0"]);
-    assert_eq!(c.node("lf2").unwrap().boot.size, "50%");
+    assert_eq!(c.node("lf2").unwrap().boot.linuxrc.overlay_size, "50%");
     assert_eq!(lf1.boot.ipconfig, IpMode::Dhcp);
     assert_eq!(
         c.initramfs_modules(),
@@ -264,7 +264,7 @@ fn malformed_macs() {
         "aa:bb:cc:dd:ee:0f"
     );
     assert_eq!(
-        Mac::parse("52:54:00:12:34:56").unwrap().pxelinux_name(),
+        Mac::parse("52:54:00:12:34:56").unwrap().bootif(),
         "01-52-54-00-12-34-56"
     );
 }

@@ -49,7 +49,7 @@ fn outputs(c: &Cluster) -> BTreeMap<String, String> {
     put("pxelinux.cfg/default", pxe::pxelinux_default(c));
     for n in &c.nodes {
         put(
-            &format!("pxelinux.cfg/{}", n.mac.pxelinux_name()),
+            &format!("pxelinux.cfg/{}", n.mac.bootif()),
             pxe::pxelinux_node(c, n),
         );
     }

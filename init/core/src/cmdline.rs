@@ -9,11 +9,19 @@
 //! not ours (Latin-1 in `acpi_osi=`), and those must not stop the boot. A non-UTF-8 value of a
 //! key linuxrc uses is a named error. Every value passes [`crate::validate`] or a bounds check
 //! here, so what leaves this module is safe to plan with.
+//!
+//! The keys are named once, in [`Key`] (`cmdline/keys.rs`), which also writes a [`Config`] back
+//! as words; `ip=` is parsed and printed in `cmdline/ip.rs`.
 
+mod ip;
+mod keys;
+
+pub use ip::{Autoconf, IpConfig, IpMode};
+pub use keys::{Key, KeyKind};
+
+use crate::addr::Mac;
 use crate::nfs::{NfsError, NfsRoot, NfsVersion};
-use crate::validate::{self, shown, Hostname, Invalid, MountTarget};
-use std::fmt;
-use std::net::Ipv4Addr;
+use crate::validate::{shown, MountTarget};
 use std::time::Duration;
 use thiserror::Error;
 
@@ -86,218 +94,6 @@ pub fn tokenize(text: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-/// The `<autoconf>` field of `ip=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Autoconf {
-    Off,
-    Dhcp,
-}
-
-/// A parsed `ip=` parameter:
-/// `ip=<client>:<server>:<gw>:<netmask>:<hostname>:<device>:<autoconf>:<dns0>:<dns1>:<ntp0>`
-/// or one of the short forms `off`, `none`, `on`, `any`, `dhcp`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct IpConfig {
-    pub client: Option<Ipv4Addr>,
-    pub server: Option<Ipv4Addr>,
-    pub gateway: Option<Ipv4Addr>,
-    /// A contiguous mask other than 0.0.0.0.
-    pub netmask: Option<Ipv4Addr>,
-    /// RFC 1123, and at most 64 bytes as the kernel's own `ip=` parser allows.
-    pub hostname: Option<Hostname>,
-    pub device: Option<String>,
-    /// None when the field was empty or absent (the kernel's default is `any`).
-    pub autoconf: Option<Autoconf>,
-    pub dns: Vec<Ipv4Addr>,
-    pub ntp: Option<Ipv4Addr>,
-    /// The short form as written (`dhcp`, `off`, ...), kept so printing round-trips.
-    short: Option<String>,
-}
-
-/// What the network phase must do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IpMode {
-    /// No network configuration at all (`ip=off`).
-    Off,
-    /// A fixed address from `ip=`; no DHCP.
-    Static,
-    /// Autoconfiguration by DHCP.
-    Dhcp,
-}
-
-const IP_FIELDS: [&str; 10] = [
-    "client-ip",
-    "server-ip",
-    "gw-ip",
-    "netmask",
-    "hostname",
-    "device",
-    "autoconf",
-    "dns0-ip",
-    "dns1-ip",
-    "ntp0-ip",
-];
-
-/// The prefix length of a contiguous netmask (at most 32, so it fits a `u8`).
-pub fn mask_prefix(mask: Ipv4Addr) -> u8 {
-    let ones = u32::from(mask).leading_ones();
-    u8::try_from(ones).unwrap_or(32)
-}
-
-impl IpConfig {
-    pub fn dhcp() -> Self {
-        IpConfig {
-            autoconf: Some(Autoconf::Dhcp),
-            short: Some("dhcp".into()),
-            ..Default::default()
-        }
-    }
-
-    pub fn parse(text: &str) -> Result<Self, CmdlineError> {
-        let autoconf_word = |w: &str| -> Result<Autoconf, CmdlineError> {
-            match w {
-                "off" | "none" => Ok(Autoconf::Off),
-                "on" | "any" | "dhcp" | "bootp" | "rarp" | "both" => Ok(Autoconf::Dhcp),
-                other => Err(CmdlineError::IpAutoconf(other.to_string())),
-            }
-        };
-        if !text.contains(':') {
-            let a = autoconf_word(text)?;
-            return Ok(IpConfig {
-                autoconf: Some(a),
-                short: Some(text.to_string()),
-                ..Default::default()
-            });
-        }
-        let fields: Vec<&str> = text.split(':').collect();
-        if fields.len() > IP_FIELDS.len() {
-            return Err(CmdlineError::IpTooManyFields(fields.len()));
-        }
-        let get = |i: usize| fields.get(i).copied().filter(|s| !s.is_empty());
-        let field_err = |i: usize, value: &str, what: String| CmdlineError::IpField {
-            field: i + 1,
-            name: IP_FIELDS.get(i).copied().unwrap_or("?"),
-            value: value.to_string(),
-            what,
-        };
-        let addr = |i: usize| -> Result<Option<Ipv4Addr>, CmdlineError> {
-            get(i)
-                .map(|v| {
-                    v.parse::<Ipv4Addr>().map_err(|_| {
-                        let what = if i == 3 {
-                            "netmask, e.g. 255.255.255.0"
-                        } else {
-                            "IPv4 address, e.g. 10.0.0.5"
-                        };
-                        field_err(i, v, what.into())
-                    })
-                })
-                .transpose()
-        };
-        let netmask = addr(3)?;
-        if let Some(m) = netmask {
-            let bits = u32::from(m);
-            if bits == 0 || bits.leading_ones() + bits.trailing_zeros() != 32 {
-                return Err(field_err(
-                    3,
-                    &m.to_string(),
-                    "netmask (ones followed by zeros, not 0.0.0.0), e.g. 255.255.255.0".into(),
-                ));
-            }
-        }
-        let hostname = match get(4) {
-            None => None,
-            Some(h) => {
-                let name = Hostname::parse(h)
-                    .map_err(|e| field_err(4, h, format!("host name: {e}; e.g. node-01")))?;
-                if !name.fits_uts() {
-                    return Err(field_err(
-                        4,
-                        h,
-                        format!(
-                            "host name: {}; e.g. node-01",
-                            Invalid::TooLong {
-                                len: h.len(),
-                                max: Hostname::UTS_MAX
-                            }
-                        ),
-                    ));
-                }
-                Some(name)
-            }
-        };
-        let device = get(5).map(String::from);
-        if let Some(d) = &device {
-            validate::check_ifname(d)
-                .map_err(|e| field_err(5, d, format!("interface name: {e}; e.g. eth0")))?;
-        }
-        let autoconf = get(6).map(autoconf_word).transpose()?;
-        let dns = [addr(7)?, addr(8)?].into_iter().flatten().collect();
-        Ok(IpConfig {
-            client: addr(0)?,
-            server: addr(1)?,
-            gateway: addr(2)?,
-            netmask,
-            hostname,
-            device,
-            autoconf,
-            dns,
-            ntp: addr(9)?,
-            short: None,
-        })
-    }
-
-    /// The prefix length of the netmask, if one was given.
-    pub fn prefix(&self) -> Option<u8> {
-        self.netmask.map(mask_prefix)
-    }
-
-    /// What the network phase does. As in the kernel: autoconf `off`/`none` means static (or no
-    /// network when no address is given); otherwise a given client address means static config,
-    /// and no address means DHCP.
-    pub fn mode(&self) -> IpMode {
-        match (self.autoconf, self.client) {
-            (Some(Autoconf::Off), Some(_)) => IpMode::Static,
-            (Some(Autoconf::Off), None) => IpMode::Off,
-            (Some(Autoconf::Dhcp), None) | (None, None) => IpMode::Dhcp,
-            (Some(Autoconf::Dhcp), Some(_)) => IpMode::Dhcp,
-            (None, Some(_)) => IpMode::Static,
-        }
-    }
-}
-
-impl fmt::Display for IpConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(s) = &self.short {
-            return f.write_str(s);
-        }
-        let a = |x: &Option<Ipv4Addr>| x.map(|v| v.to_string()).unwrap_or_default();
-        let fields = [
-            a(&self.client),
-            a(&self.server),
-            a(&self.gateway),
-            a(&self.netmask),
-            self.hostname
-                .as_ref()
-                .map(|h| h.to_string())
-                .unwrap_or_default(),
-            self.device.clone().unwrap_or_default(),
-            match self.autoconf {
-                Some(Autoconf::Off) => "off".into(),
-                Some(Autoconf::Dhcp) => "dhcp".into(),
-                None => String::new(),
-            },
-            a(&self.dns.first().copied()),
-            a(&self.dns.get(1).copied()),
-            a(&self.ntp),
-        ];
-        let last = fields.iter().rposition(|s| !s.is_empty()).unwrap_or(0);
-        // At least 2 fields so that the printed form is never mistaken for a short form.
-        let shown = fields.get(..=last.max(1)).unwrap_or(&fields);
-        f.write_str(&shown.join(":"))
-    }
-}
-
 /// What PID 1 does when the boot fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnFail {
@@ -309,15 +105,29 @@ pub enum OnFail {
     Halt,
 }
 
+impl OnFail {
+    pub const ALL: [OnFail; 4] = [OnFail::Shell, OnFail::Wait, OnFail::Reboot, OnFail::Halt];
+
+    /// The value of `unionroot.onfail=`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OnFail::Shell => "shell",
+            OnFail::Wait => "wait",
+            OnFail::Reboot => "reboot",
+            OnFail::Halt => "halt",
+        }
+    }
+}
+
 /// The full boot configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub ip: IpConfig,
     pub nfsroot: Option<NfsRoot>,
     /// `BOOTIF=01-aa-bb-cc-dd-ee-ff` from pxelinux `IPAPPEND 2`.
-    pub bootif: Option<[u8; 6]>,
+    pub bootif: Option<Mac>,
     /// `unionroot.mac=aa:bb:cc:dd:ee:ff`: boot from the interface with this MAC.
-    pub mac: Option<[u8; 6]>,
+    pub mac: Option<Mac>,
     /// `unionroot.nfsvers=`; a version in the `nfsroot=` options wins over it.
     pub nfs_version: NfsVersion,
     /// tmpfs `size=` for the writable upper layer (`unionroot.size=`), e.g. `50%` or `512m`:
@@ -383,32 +193,27 @@ impl Default for Config {
 /// negotiating), and the upper bounds keep deadlines far from `Duration` overflow while
 /// allowing any real wait.
 pub struct Bounds {
-    pub key: &'static str,
     pub min: u64,
     pub max: u64,
     pub example: &'static str,
 }
 
 pub const SERVER_TIMEOUT: Bounds = Bounds {
-    key: "unionroot.server_timeout",
     min: 1,
     max: 600,
     example: "unionroot.server_timeout=3",
 };
 pub const DHCP_TIMEOUT: Bounds = Bounds {
-    key: "unionroot.dhcp_timeout",
     min: 1,
     max: 86_400,
     example: "unionroot.dhcp_timeout=120",
 };
 pub const MOUNT_TIMEOUT: Bounds = Bounds {
-    key: "unionroot.mount_timeout",
     min: 1,
     max: 86_400,
     example: "unionroot.mount_timeout=60",
 };
 pub const CARRIER_TIMEOUT: Bounds = Bounds {
-    key: "unionroot.carrier_timeout",
     min: 1,
     max: 600,
     example: "unionroot.carrier_timeout=5",
@@ -481,7 +286,7 @@ pub fn check_tmpfs_size(v: &str) -> Result<(), String> {
 /// Keys whose values linuxrc reads: a non-UTF-8 value of one of these is an error, of any
 /// other key it is somebody else's business.
 fn is_ours(key: &str) -> bool {
-    matches!(key, "ip" | "nfsroot" | "BOOTIF") || key.starts_with("unionroot.")
+    Key::from_name(key).is_some() || key.starts_with("unionroot.")
 }
 
 impl Config {
@@ -562,8 +367,39 @@ impl Config {
         value: Option<&str>,
         from_file: bool,
     ) -> Result<(), CmdlineError> {
+        if let Some(k) = Key::from_name(key) {
+            if self.set(k, value)? {
+                return Ok(());
+            }
+        }
+        let token = match value {
+            Some(v) => format!("{key}={v}"),
+            None => key.to_string(),
+        };
+        if key.starts_with("unionroot.") {
+            let origin = if from_file {
+                "/etc/unionroot.conf"
+            } else {
+                "the kernel command line"
+            };
+            self.warnings.push(format!(
+                "ignoring unknown or malformed key \"{}\" from {origin}",
+                shown(&token)
+            ));
+        } else if from_file {
+            self.not_ours_in_file(&token);
+        }
+        // Else it belongs to the kernel or to the real init.
+        Ok(())
+    }
+
+    /// Sets `key` from `value` as the word `key=value` (or `key` alone for `None`) would.
+    /// `Ok(false)` when the key does not take that shape (a flag with a value, or a value key
+    /// without one); the parser then warns about it.
+    pub fn set(&mut self, key: Key, value: Option<&str>) -> Result<bool, CmdlineError> {
+        let name = key.name();
         let bad = |why: String, example: &'static str| CmdlineError::BadValue {
-            key: key.to_string(),
+            key: name.to_string(),
             value: value.unwrap_or("").to_string(),
             why,
             example,
@@ -573,25 +409,25 @@ impl Config {
             MountTarget::parse(p).map_err(|e| bad(format!("{what} \"{}\": {e}", shown(p)), example))
         };
         match (key, value) {
-            ("ip", Some(v)) => self.ip = IpConfig::parse(v)?,
-            ("nfsroot", Some(v)) => self.nfsroot = Some(NfsRoot::parse(v)?),
-            ("BOOTIF", Some(v)) => {
-                self.bootif = Some(parse_bootif(v).ok_or_else(|| {
+            (Key::Ip, Some(v)) => self.ip = IpConfig::parse(v)?,
+            (Key::NfsRoot, Some(v)) => self.nfsroot = Some(NfsRoot::parse(v)?),
+            (Key::Bootif, Some(v)) => {
+                self.bootif = Some(Mac::parse_bootif(v).map_err(|_| {
                     bad(
                         "expected hardware type 01 and six hex bytes".into(),
                         "BOOTIF=01-52-54-00-12-34-56",
                     )
                 })?)
             }
-            ("unionroot.mac", Some(v)) => {
-                self.mac = Some(parse_mac(v).ok_or_else(|| {
+            (Key::Mac, Some(v)) => {
+                self.mac = Some(Mac::parse(v).map_err(|_| {
                     bad(
                         "expected six hex bytes".into(),
                         "unionroot.mac=52:54:00:12:34:56",
                     )
                 })?)
             }
-            ("unionroot.nfsvers", Some(v)) => {
+            (Key::NfsVersion, Some(v)) => {
                 self.nfs_version = NfsVersion::parse(v).map_err(|_| {
                     bad(
                         "not a supported NFS version (3, 4, 4.0, 4.1 or 4.2)".into(),
@@ -599,17 +435,17 @@ impl Config {
                     )
                 })?
             }
-            ("unionroot.size", Some(v)) => {
+            (Key::Size, Some(v)) => {
                 check_tmpfs_size(v).map_err(|why| bad(why, SIZE_EXAMPLE))?;
                 self.overlay_size = v.to_string();
             }
-            ("unionroot.init", Some(v)) => {
+            (Key::Init, Some(v)) => {
                 // Not joined by the planner (it is exec'd after the switch), but checked alike.
                 let p = path(v, "the real init", "unionroot.init=/sbin/init")?;
                 self.init = p.to_string();
             }
-            ("unionroot.lower", Some(v)) => self.lowers.push(NfsRoot::parse(v)?),
-            ("unionroot.mount", Some(v)) => {
+            (Key::Lower, Some(v)) => self.lowers.push(NfsRoot::parse(v)?),
+            (Key::Mount, Some(v)) => {
                 const EXAMPLE: &str = "unionroot.mount=/home=10.0.0.1:/srv/home,rw";
                 let (target, spec) = v.split_once('=').ok_or_else(|| {
                     bad(
@@ -620,8 +456,8 @@ impl Config {
                 let target = path(target, "the mount point", EXAMPLE)?;
                 self.mounts.push((target, NfsRoot::parse(spec)?));
             }
-            ("unionroot.persist", Some(v)) => self.persist = Some(NfsRoot::parse(v)?),
-            ("unionroot.persist_paths", Some(v)) => {
+            (Key::Persist, Some(v)) => self.persist = Some(NfsRoot::parse(v)?),
+            (Key::PersistPaths, Some(v)) => {
                 for p in v.split(',').filter(|p| !p.is_empty()) {
                     let p = path(
                         p,
@@ -631,50 +467,28 @@ impl Config {
                     self.persist_paths.push(p);
                 }
             }
-            ("unionroot.server_timeout", _) => self.server_timeout = secs(&SERVER_TIMEOUT)?,
-            ("unionroot.modules", Some(v)) => self
+            (Key::ServerTimeout, _) => self.server_timeout = secs(&SERVER_TIMEOUT)?,
+            (Key::Modules, Some(v)) => self
                 .modules
                 .extend(v.split(',').filter(|m| !m.is_empty()).map(String::from)),
-            ("unionroot.dhcp_timeout", _) => self.dhcp_timeout = secs(&DHCP_TIMEOUT)?,
-            ("unionroot.mount_timeout", _) => self.mount_timeout = secs(&MOUNT_TIMEOUT)?,
-            ("unionroot.carrier_timeout", _) => self.carrier_timeout = secs(&CARRIER_TIMEOUT)?,
-            ("unionroot.onfail", Some(v)) => {
-                self.on_fail = match v {
-                    "shell" => OnFail::Shell,
-                    "wait" => OnFail::Wait,
-                    "reboot" => OnFail::Reboot,
-                    "halt" => OnFail::Halt,
-                    _ => {
-                        return Err(bad(
+            (Key::DhcpTimeout, _) => self.dhcp_timeout = secs(&DHCP_TIMEOUT)?,
+            (Key::MountTimeout, _) => self.mount_timeout = secs(&MOUNT_TIMEOUT)?,
+            (Key::CarrierTimeout, _) => self.carrier_timeout = secs(&CARRIER_TIMEOUT)?,
+            (Key::OnFail, Some(v)) => {
+                self.on_fail = OnFail::ALL
+                    .into_iter()
+                    .find(|o| o.name() == v)
+                    .ok_or_else(|| {
+                        bad(
                             "expected shell, wait, reboot or halt".into(),
                             "unionroot.onfail=reboot",
-                        ))
-                    }
-                }
+                        )
+                    })?
             }
-            ("unionroot.debug", None) => self.debug = true,
-            (k, v) => {
-                let token = match v {
-                    Some(v) => format!("{k}={v}"),
-                    None => k.to_string(),
-                };
-                if k.starts_with("unionroot.") {
-                    let origin = if from_file {
-                        "/etc/unionroot.conf"
-                    } else {
-                        "the kernel command line"
-                    };
-                    self.warnings.push(format!(
-                        "ignoring unknown or malformed key \"{}\" from {origin}",
-                        shown(&token)
-                    ));
-                } else if from_file {
-                    self.not_ours_in_file(&token);
-                }
-                // Else it belongs to the kernel or to the real init.
-            }
+            (Key::Debug, None) => self.debug = true,
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -690,44 +504,10 @@ fn strip_comments(text: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Two hex digits, strictly (`from_str_radix` alone would take a sign: `+f`).
-fn hex_byte(h: &str) -> Option<u8> {
-    if h.len() != 2 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u8::from_str_radix(h, 16).ok()
-}
-
-/// pxelinux's `BOOTIF=01-aa-bb-cc-dd-ee-ff` (hardware type 1, Ethernet) into a MAC.
-pub fn parse_bootif(v: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = v.split('-').collect();
-    let hex = match parts.as_slice() {
-        ["01", rest @ ..] if rest.len() == 6 => rest,
-        _ => return None,
-    };
-    let mut mac = [0u8; 6];
-    for (m, h) in mac.iter_mut().zip(hex) {
-        *m = hex_byte(h)?;
-    }
-    Some(mac)
-}
-
-/// `aa:bb:cc:dd:ee:ff` (also with `-` separators) into a MAC.
-pub fn parse_mac(v: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = v.split([':', '-']).collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let mut mac = [0u8; 6];
-    for (m, h) in mac.iter_mut().zip(&parts) {
-        *m = hex_byte(h)?;
-    }
-    Some(mac)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
@@ -946,14 +726,16 @@ mod tests {
     #[test]
     fn bootif_and_version_precedence() {
         assert_eq!(
-            parse_bootif("01-52-54-00-12-34-56"),
-            Some([0x52, 0x54, 0, 0x12, 0x34, 0x56])
+            Config::parse("", "BOOTIF=01-52-54-00-12-34-56")
+                .unwrap()
+                .bootif,
+            Some(Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]))
         );
-        assert_eq!(parse_bootif("06-52-54-00-12-34-56"), None);
+        assert!(Config::parse("", "BOOTIF=06-52-54-00-12-34-56").is_err());
         let c = Config::parse("unionroot.mac=52:54:00:AB:cd:01", "").unwrap();
-        assert_eq!(c.mac, Some([0x52, 0x54, 0, 0xab, 0xcd, 1]));
-        assert_eq!(parse_mac("52:54:00:ab:cd"), None);
-        assert_eq!(parse_mac("52:54:00:ab:cd:0g"), None);
+        assert_eq!(c.mac, Some(Mac([0x52, 0x54, 0, 0xab, 0xcd, 1])));
+        assert!(Config::parse("", "unionroot.mac=52:54:00:ab:cd").is_err());
+        assert!(Config::parse("", "unionroot.mac=52:54:00:ab:cd:0g").is_err());
         let c = Config::parse("", "unionroot.nfsvers=4 nfsroot=/x,vers=3").unwrap();
         assert_eq!(c.effective_nfs_version().unwrap(), NfsVersion::V3);
     }
@@ -1186,12 +968,13 @@ mod hostile {
 
     #[test]
     fn macs_take_hex_digits_only() {
-        assert_eq!(parse_mac("52:54:00:12:34:+5"), None);
-        assert_eq!(parse_mac("+2:54:00:12:34:56"), None);
-        assert_eq!(parse_bootif("01-52-54-00-12-34-+5"), None);
+        let mac = |v: &str| Config::parse("", format!("unionroot.mac={v}")).map(|c| c.mac);
+        assert!(mac("52:54:00:12:34:+5").is_err());
+        assert!(mac("+2:54:00:12:34:56").is_err());
+        assert!(Config::parse("", "BOOTIF=01-52-54-00-12-34-+5").is_err());
         assert_eq!(
-            parse_mac("52-54-00-12-34-5F"),
-            Some([0x52, 0x54, 0, 0x12, 0x34, 0x5f])
+            mac("52-54-00-12-34-5F"),
+            Ok(Some(Mac([0x52, 0x54, 0, 0x12, 0x34, 0x5f])))
         );
     }
 

@@ -15,12 +15,34 @@ use crate::validate::{shown, DomainName, Hostname, Line};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
+/// What configured the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Proto {
+    /// linuxrc's DHCP client.
+    #[default]
+    Dhcp,
+    /// A fixed address from `ip=`.
+    Static,
+    /// The kernel's own autoconfig (`ip=` handled by IP_PNP).
+    Kernel,
+}
+
+impl Proto {
+    /// As written to `PROTO=` in `/run/net-<device>.conf`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Dhcp => "dhcp",
+            Proto::Static => "static",
+            Proto::Kernel => "kernel",
+        }
+    }
+}
+
 /// The network as it was configured, whatever configured it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NetInfo {
     pub device: String,
-    /// `dhcp`, `static` or `kernel` (the kernel's own autoconfig).
-    pub proto: String,
+    pub proto: Proto,
     pub address: Option<Ipv4Addr>,
     pub prefix: u8,
     pub gateway: Option<Ipv4Addr>,
@@ -110,7 +132,7 @@ pub fn initramfs_tools_conf(n: &NetInfo, uptime_secs: u64) -> String {
         let _ = writeln!(s, "{k}={}", quote(&v));
     };
     kv("DEVICE", n.device.clone());
-    kv("PROTO", n.proto.clone());
+    kv("PROTO", n.proto.as_str().to_string());
     kv("IPV4ADDR", a(n.address));
     kv("IPV4BROADCAST", a(bcast));
     kv("IPV4NETMASK", mask.to_string());
@@ -231,7 +253,7 @@ mod tests {
     fn info() -> NetInfo {
         NetInfo {
             device: "eth0".into(),
-            proto: "dhcp".into(),
+            proto: Proto::Dhcp,
             address: Some(ip("10.0.2.15")),
             prefix: 24,
             gateway: Some(ip("10.0.2.2")),

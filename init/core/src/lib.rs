@@ -4,11 +4,14 @@
 //! small executor in the `linuxrc` crate runs. This keeps every decision testable without root.
 #![forbid(unsafe_code)]
 
+pub mod addr;
 pub mod cmdline;
 pub mod dhcp;
 pub mod handoff;
 pub mod modules;
+pub mod ms;
 pub mod networkd;
 pub mod nfs;
 pub mod plan;
+pub mod root;
 pub mod validate;

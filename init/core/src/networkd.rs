@@ -15,6 +15,7 @@
 //! Files in `/run/systemd/network` rank above `/usr/lib`'s and below `/etc`'s, so an admin's own
 //! file of the same name in the image still wins.
 
+use crate::addr::Mac;
 use crate::handoff::NetInfo;
 use std::fmt::Write;
 
@@ -30,18 +31,10 @@ pub struct Files {
     pub network: (String, String),
 }
 
-fn mac_text(mac: [u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 /// The files for the interface in `n`, with MAC `mac`. `dhcp` says whether the address came
 /// from a DHCP lease (then networkd renews that lease); otherwise the address is static.
-pub fn files(n: &NetInfo, mac: [u8; 6], dhcp: bool) -> Files {
+pub fn files(n: &NetInfo, mac: Mac, dhcp: bool) -> Files {
     let dev = &n.device;
-    let mac = mac_text(mac);
     // Sorts before udev's 99-default.link and any distribution file: the first match wins.
     let stem = format!("10-unionroot-{dev}");
     let link = format!(
@@ -91,14 +84,15 @@ pub fn files(n: &NetInfo, mac: [u8; 6], dhcp: bool) -> Files {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handoff::Proto;
     use std::net::Ipv4Addr;
 
-    const MAC: [u8; 6] = [0x52, 0x54, 0, 0x77, 0, 1];
+    const MAC: Mac = Mac([0x52, 0x54, 0, 0x77, 0, 1]);
 
     fn info() -> NetInfo {
         NetInfo {
             device: "eth0".into(),
-            proto: "dhcp".into(),
+            proto: Proto::Dhcp,
             address: Some(Ipv4Addr::new(192, 168, 77, 100)),
             prefix: 24,
             gateway: Some(Ipv4Addr::new(192, 168, 77, 1)),

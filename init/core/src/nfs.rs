@@ -260,7 +260,7 @@ fn is_proto_key(k: &str) -> bool {
 /// Splits mount(2) flag words (`ro`, `rw`, `nosuid`, `suid`, `nodev`, `dev`, `noexec`, `exec`)
 /// out of a piece's options, applying them to `flags`; the rest is NFS mount data.
 pub fn split_vfs_options(options: &[String], mut flags: u64) -> (u64, Vec<String>) {
-    use crate::plan::ms;
+    use crate::ms;
     let mut rest = Vec::new();
     for o in options {
         match o.as_str() {
@@ -378,7 +378,7 @@ mod tests {
             NfsRoot::parse("10.0.0.1|x:/a").unwrap_err(),
             NfsError::BadServer("x".into())
         );
-        use crate::plan::ms;
+        use crate::ms;
         let (flags, rest) = split_vfs_options(&r.options, ms::RDONLY | ms::NOSUID);
         assert_eq!(flags, ms::NOSUID | ms::NODEV);
         assert_eq!(rest, ["vers=4"]);

@@ -18,17 +18,8 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-/// mount(2) flags, with the Linux values (this crate is Linux-only by purpose).
-pub mod ms {
-    pub const RDONLY: u64 = 1;
-    pub const NOSUID: u64 = 2;
-    pub const NODEV: u64 = 4;
-    pub const NOEXEC: u64 = 8;
-    pub const BIND: u64 = 4096;
-    pub const MOVE: u64 = 8192;
-    pub const REC: u64 = 16384;
-    pub const PRIVATE: u64 = 1 << 18;
-}
+/// The flags as `plan::ms`, where the executor has always looked for them.
+pub use crate::ms;
 
 /// Where linuxrc puts the pieces of the union. They live under `/run`, which is carried into the
 /// new root, so the running system can see its layers at `/run/unionroot/...`.

@@ -9,15 +9,16 @@ use crate::sys::{Kind, Sys};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
-use unionroot_core::cmdline::{mask_prefix, Config, IpConfig, IpMode};
+use unionroot_core::addr::{mask_prefix, Mac};
+use unionroot_core::cmdline::{Config, IpConfig, IpMode};
 use unionroot_core::dhcp::Lease;
 use unionroot_core::handoff::{
-    default_gateway, initramfs_tools_conf, offered, parse_pnp, resolv_conf, NetInfo, Pnp,
+    default_gateway, initramfs_tools_conf, offered, parse_pnp, resolv_conf, NetInfo, Pnp, Proto,
 };
 use unionroot_core::modules::{parse_builtin, parse_proc_modules, ModuleDb};
 use unionroot_core::networkd;
-use unionroot_core::nfs::{choose_server, mount_args, split_vfs_options, NfsRoot, ServerSource};
-use unionroot_core::plan::{self, ms, ModuleNeeds, NfsPiece, Persist, RootPlan};
+use unionroot_core::plan::{self, ModuleNeeds, RootPlan};
+use unionroot_core::root::{self, Facts};
 use unionroot_core::validate::Hostname;
 
 pub const CONFIG_FILE: &str = "/etc/unionroot.conf";
@@ -265,28 +266,31 @@ fn candidates(cfg: &Config, nics: &[Nic]) -> Result<Vec<Nic>, Failure> {
         log::info!("using {dev}: named by ip=");
         return Ok(vec![nic]);
     }
-    if let Some(mac) = cfg.bootif {
-        let m = net::format_mac(&mac);
-        let nic = nics.iter().find(|n| n.mac == mac).cloned().ok_or_else(|| {
-            Failure::new(
-                "network",
-                format!("BOOTIF names MAC {m}, which no interface has"),
-                "check the pxelinux IPAPPEND 2 setup",
-            )
-        })?;
-        log::info!("using {}: its MAC {m} is BOOTIF from pxelinux", nic.name);
-        return Ok(vec![nic]);
-    }
-    if let Some(mac) = cfg.mac {
-        let m = net::format_mac(&mac);
-        let nic = nics.iter().find(|n| n.mac == mac).cloned().ok_or_else(|| {
-            Failure::new(
-                "network",
-                format!("unionroot.mac={m} matches no interface"),
-                "check the MAC in the node's configuration",
-            )
-        })?;
-        log::info!("using {}: its MAC {m} is unionroot.mac", nic.name);
+    let by_mac = [
+        (
+            cfg.bootif,
+            "BOOTIF names MAC {m}, which no interface has",
+            "check the pxelinux IPAPPEND 2 setup",
+            "BOOTIF from pxelinux",
+        ),
+        (
+            cfg.mac,
+            "unionroot.mac={m} matches no interface",
+            "check the MAC in the node's configuration",
+            "unionroot.mac",
+        ),
+    ];
+    if let Some((mac, missing, hint, from)) = by_mac
+        .into_iter()
+        .find_map(|(mac, missing, hint, from)| Some((mac?, missing, hint, from)))
+    {
+        let m = mac.to_string();
+        let nic = nics
+            .iter()
+            .find(|n| Mac(n.mac) == mac)
+            .cloned()
+            .ok_or_else(|| Failure::new("network", missing.replace("{m}", &m), hint))?;
+        log::info!("using {}: its MAC {m} is {from}", nic.name);
         return Ok(vec![nic]);
     }
     let names: Vec<&str> = nics.iter().map(|n| n.name.as_str()).collect();
@@ -336,7 +340,7 @@ fn kernel_configured(sys: &mut dyn Sys, pnp: Pnp) -> Result<NetState, Failure> {
     }
     let info = NetInfo {
         device: nic.name.clone(),
-        proto: "kernel".into(),
+        proto: Proto::Kernel,
         address: Some(address),
         prefix,
         gateway,
@@ -419,7 +423,7 @@ fn configure_static(nl: &Netlink, ip: &IpConfig, nic: &Nic) -> Result<NetState, 
     }
     let info = NetInfo {
         device: nic.name.clone(),
-        proto: "static".into(),
+        proto: Proto::Static,
         address: Some(addr),
         prefix,
         gateway: ip.gateway,
@@ -506,7 +510,7 @@ fn dhcp_state(cfg: &Config, nic: Nic, lease: Lease) -> NetState {
     };
     let info = NetInfo {
         device: nic.name.clone(),
-        proto: "dhcp".into(),
+        proto: Proto::Dhcp,
         address: Some(lease.address),
         prefix: lease.prefix_len(),
         gateway: lease.routers.first().copied(),
@@ -533,146 +537,26 @@ pub fn root_is_real(sys: &mut dyn Sys) -> bool {
     !sys.fs_magic("/").is_ok_and(crate::sys::is_initramfs)
 }
 
-/// The host name to use for per-node paths (see [`plan::node_name`]): only ever a validated one.
-fn node_name(net: Option<&NetState>) -> Result<Option<Hostname>, Failure> {
+/// Phase 5 input: where each piece of the root comes from. The decision is core's
+/// ([`unionroot_core::root::root_plan`]); this gathers the facts it needs and logs the server.
+pub fn root_plan(cfg: &Config, net: Option<&NetState>, pivot: bool) -> Result<RootPlan, Failure> {
     let kernel = nix::sys::utsname::uname()
         .ok()
         .map(|u| u.nodename().to_string_lossy().into_owned());
-    plan::node_name(
-        net.and_then(|n| n.info.hostname.as_ref()),
-        net.and_then(|n| n.hostname_refused.as_deref()),
-        kernel.as_deref(),
-        net.map(|n| n.address),
-    )
-    .map_err(|why| {
-        Failure::new(
-            "root",
-            format!("per-node paths need this node's host name, but {why}"),
-            "fix the host name on the DHCP server (option 12), or give it in ip=::::<name>",
-        )
-    })
-}
-
-/// Phase 5 input: where each piece of the root comes from.
-pub fn root_plan(cfg: &Config, net: Option<&NetState>, pivot: bool) -> Result<RootPlan, Failure> {
-    let lease = net.and_then(|n| n.lease.as_ref());
-    let root_path = match lease.and_then(|l| l.root_path.as_deref()) {
-        Some(rp) => Some(NfsRoot::parse(rp).map_err(|e| {
-            Failure::new(
-                "root",
-                format!("DHCP root-path (option 17) {rp:?}: {e}"),
-                "fix option root-path on the DHCP server",
-            )
-        })?),
-        None => None,
+    let facts = Facts {
+        cfg,
+        lease: net.and_then(|n| n.lease.as_ref()),
+        net: net.map(|n| &n.info),
+        hostname_refused: net.and_then(|n| n.hostname_refused.as_deref()),
+        kernel_hostname: kernel.as_deref(),
+        pivot,
     };
-    // From an NFS root, nfsroot= names the kernel's own root (the setup tree), not the system.
-    let nfsroot = if pivot { None } else { cfg.nfsroot.as_ref() };
-    let default_server = choose_server(
-        nfsroot,
-        root_path.as_ref(),
-        lease.and_then(|l| l.siaddr),
-        lease.map(|l| l.server_id),
-    )
-    .or_else(|| {
-        let n = net?;
-        let source = if n.info.proto == "kernel" {
-            ServerSource::Kernel
-        } else {
-            ServerSource::IpParam
-        };
-        n.info.root_server.map(|s| (s, source))
-    });
-    if let Some((server, source)) = default_server {
+    let planned =
+        root::root_plan(&facts).map_err(|e| Failure::new("root", e.to_string(), e.hint()))?;
+    if let Some((server, source)) = planned.server {
         log::info!("nfs server {server}, from {source}");
     }
-    let client = net.map(|n| n.address);
-    let resolve = |piece: &NfsRoot, flags: u64| -> Result<NfsPiece, Failure> {
-        let servers = if piece.servers.is_empty() {
-            vec![default_server.map(|(s, _)| s).ok_or_else(|| {
-                Failure::new(
-                    "root",
-                    format!("no NFS server known for {piece}"),
-                    "give the server in the piece, nfsroot= or DHCP",
-                )
-            })?]
-        } else {
-            piece.servers.clone()
-        };
-        let path = client.map_or(piece.path.clone(), |c| piece.expand(c));
-        let version = piece
-            .version_in_options()
-            .map_err(|e| Failure::new("root", e.to_string(), ""))?
-            .unwrap_or(cfg.nfs_version);
-        let (flags, opts) = split_vfs_options(&piece.options, flags);
-        let candidates = servers
-            .iter()
-            .map(|s| mount_args(*s, &path, version, client, &opts))
-            .collect();
-        Ok(NfsPiece { candidates, flags })
-    };
-    let lowers: Vec<NfsRoot> = if cfg.lowers.is_empty() {
-        let base = nfsroot.or(root_path.as_ref()).ok_or_else(|| {
-            let hint = if pivot {
-                "from an NFS root, set unionroot.lower=<server>:<path> in the setup tree's /etc/unionroot.conf"
-            } else {
-                "give nfsroot=[<server>:]<path>, unionroot.lower=, or DHCP option 17 (root-path)"
-            };
-            Failure::new("root", "no system tree to mount", hint)
-        })?;
-        vec![base.clone()]
-    } else {
-        cfg.lowers.clone()
-    };
-    // The base system stays suid- and dev-capable (it is the system); extra layers and
-    // read-write mounts get nodev (and nosuid for read-write), unless their options say otherwise.
-    let lowers = lowers
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            resolve(
-                l,
-                if i == 0 {
-                    ms::RDONLY
-                } else {
-                    ms::RDONLY | ms::NODEV
-                },
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let rw_mounts = cfg
-        .mounts
-        .iter()
-        .map(|(at, piece)| Ok((at.clone(), resolve(piece, ms::NOSUID | ms::NODEV)?)))
-        .collect::<Result<Vec<_>, Failure>>()?;
-    let persist = match &cfg.persist {
-        Some(piece) if !cfg.persist_paths.is_empty() => {
-            let node = node_name(net)?.ok_or_else(|| {
-                Failure::new(
-                    "root",
-                    "per-node paths need a host name",
-                    "give one by DHCP option 12 or ip=",
-                )
-            })?;
-            Some(Persist {
-                piece: resolve(piece, ms::NOSUID | ms::NODEV)?,
-                node,
-                paths: cfg.persist_paths.clone(),
-            })
-        }
-        _ => None,
-    };
-    Ok(RootPlan {
-        lowers,
-        rw_mounts,
-        persist,
-        mount_timeout: cfg.mount_timeout,
-        server_timeout: cfg.server_timeout,
-        overlay_size: cfg.overlay_size.clone(),
-        init: cfg.init.clone(),
-        init_args: cfg.init_args.clone(),
-        pivot,
-    })
+    Ok(planned.plan)
 }
 
 /// Phase 5: mount and stack the root, then (after `before_switch`, which logs timings) switch.
@@ -719,7 +603,7 @@ pub fn handoff(sys: &mut dyn Sys, net: &NetState, new_root: &str) {
     if let Err(e) = sys.write_file(&path, initramfs_tools_conf(&net.info, uptime).as_bytes()) {
         log::warn!("cannot write {path}: {e}");
     }
-    let files = networkd::files(&net.info, net.nic.mac, net.dhcp);
+    let files = networkd::files(&net.info, Mac(net.nic.mac), net.dhcp);
     match sys.mkdir(networkd::DIR, 0o755) {
         Err(e) => log::warn!("cannot create {}: {e}", networkd::DIR),
         Ok(()) => {
@@ -771,7 +655,7 @@ mod tests {
             dhcp: true,
             info: NetInfo {
                 device: "eth0".into(),
-                proto: "dhcp".into(),
+                proto: Proto::Dhcp,
                 address: Some(Ipv4Addr::new(192, 168, 77, 100)),
                 prefix: 24,
                 hostname: Some(Hostname::parse("node1").unwrap()),

@@ -1,0 +1,221 @@
+//! The validated cluster: what every generator (pxelinux, dhcpd, exports, the initramfs, the
+//! setup tree) reads. Built only by [`super::parse`], so every value here has passed its check.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use unionroot_core::cmdline::Config;
+use unionroot_core::nfs::NfsVersion;
+
+pub use unionroot_core::addr::Mac;
+
+/// An IPv4 subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    pub network: Ipv4Addr,
+    pub netmask: Ipv4Addr,
+}
+
+impl Subnet {
+    pub fn prefix_len(&self) -> u32 {
+        u32::from(self.netmask).count_ones()
+    }
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !u32::from(self.netmask))
+    }
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & u32::from(self.netmask) == u32::from(self.network)
+    }
+    /// `10.0.2.0/24`.
+    pub fn cidr(&self) -> String {
+        format!("{}/{}", self.network, self.prefix_len())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub address: Ipv4Addr,
+    pub subnet: Subnet,
+    pub router: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    pub interface: Option<String>,
+}
+
+/// One exported directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    /// The directory on the server (absolute).
+    pub path: String,
+    pub read_only: bool,
+    pub root_squash: bool,
+    /// Where the nodes mount it; `None` for the system tree and the layers, which become the
+    /// overlay's lower layers.
+    pub mount_point: Option<String>,
+    /// What it is, for comments in generated files (`system tree`, `layer 1`, `/home`).
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exports {
+    pub system: Export,
+    /// Extra read-only layers over the system tree, bottom first (the stacking order).
+    pub layers: Vec<Export>,
+    pub mounts: Vec<Export>,
+    /// The read-write export holding one directory per node, and the paths each node keeps
+    /// there (bind-mounted from `<export>/nodes/<hostname><path>`).
+    pub persist: Option<(Export, Vec<String>)>,
+    /// Who may mount (an exports(5) client spec); defaults to the cluster's subnet.
+    pub clients: String,
+    /// Extra knfsd options for every export, e.g. `insecure_locks`.
+    pub options: Vec<String>,
+}
+
+impl Exports {
+    /// Every export in a fixed order: system tree, layers, mounts, per-node export.
+    pub fn all(&self) -> impl Iterator<Item = &Export> {
+        std::iter::once(&self.system)
+            .chain(&self.layers)
+            .chain(&self.mounts)
+            .chain(self.persist.as_ref().map(|(e, _)| e))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpMode {
+    /// linuxrc asks DHCP (the fixed address comes from dhcpd.conf / dnsmasq).
+    Dhcp,
+    /// The node's address is put on the kernel command line (`ip=` with autoconf `off`).
+    Static,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootMode {
+    /// pxelinux loads the kernel and the initramfs; linuxrc is `/init`.
+    Initramfs,
+    /// The seed's mode: the kernel mounts the setup tree itself (`root=/dev/nfs`, IP_PNP) and
+    /// runs `init=/linuxrc` from it.
+    NfsRoot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loader {
+    /// DHCP hands out `pxelinux.0`.
+    Pxelinux,
+    /// DHCP hands iPXE clients `boot.ipxe` and everything else `pxelinux.0`.
+    Ipxe,
+}
+
+/// linuxrc's settings for one node (or the cluster's defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boot {
+    pub ipconfig: IpMode,
+    /// The `[boot]` keys as linuxrc's own configuration, so that an empty `[boot]` keeps
+    /// linuxrc's defaults and linuxrc's parser judges every value.
+    pub linuxrc: Config,
+    /// Extra kernel command-line arguments (`console=ttyS0`, ...).
+    pub kernel_args: Vec<String>,
+}
+
+impl Default for Boot {
+    fn default() -> Self {
+        Boot {
+            ipconfig: IpMode::Dhcp,
+            linuxrc: Config::default(),
+            kernel_args: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub mac: Mac,
+    pub ip: Ipv4Addr,
+    pub groups: Vec<String>,
+    /// The effective settings: `[boot]`, then each group in order, then the node's own.
+    pub boot: Boot,
+}
+
+/// `[image]`, validated: what `unionroot image` asks mmdebstrap for, and what it adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub suite: String,
+    pub variant: String,
+    /// The admin's packages, on top of [`crate::image::BASE_PACKAGES`]; each a valid Debian
+    /// package name.
+    pub packages: Vec<String>,
+    /// An archive URL; `None` is mmdebstrap's own default for the suite.
+    pub mirror: Option<String>,
+    /// A directory copied over the prepared tree, owned by root in the image.
+    pub files: Option<PathBuf>,
+}
+
+/// How the initramfs archive is packed (`initramfs.compress`, or `--compress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compress {
+    /// zstd at a fixed level, single-threaded (needs CONFIG_RD_ZSTD in the kernel)
+    Zstd,
+    /// a plain cpio archive
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    pub server: Server,
+    pub lease_time: u32,
+    /// The NFS servers the nodes mount from, in failover order (default: the server).
+    pub nfs_servers: Vec<Ipv4Addr>,
+    pub nfs_version: NfsVersion,
+    /// Mount options for every piece (no version: that is `nfs_version`).
+    pub nfs_options: Vec<String>,
+    pub exports: Exports,
+    pub setup_tree: PathBuf,
+    pub tftp_root: PathBuf,
+    pub initramfs: PathBuf,
+    /// Where `unionroot image` builds the Debian system tree (`paths.image`), if set.
+    pub image_dir: Option<PathBuf>,
+    pub image: Image,
+    pub kernel_image: PathBuf,
+    pub modules_dir: PathBuf,
+    pub kernel_config: Option<PathBuf>,
+    /// NIC driver modules (and their buses) the initramfs carries.
+    pub nic_modules: Vec<String>,
+    pub linuxrc: PathBuf,
+    pub extra_modules: Vec<String>,
+    pub compress: Compress,
+    pub strip_signatures: bool,
+    pub busybox: PathBuf,
+    pub init_script: Option<PathBuf>,
+    pub mode: BootMode,
+    pub loader: Loader,
+    pub pxelinux: PathBuf,
+    pub ldlinux: PathBuf,
+    pub boot: Boot,
+    pub nodes: Vec<Node>,
+    /// Risky but legal choices, e.g. a read-write export without root squashing.
+    pub warnings: Vec<String>,
+}
+
+impl Cluster {
+    /// Every module the initramfs needs: the NIC drivers, the NFS client of the chosen version,
+    /// overlayfs, then the extras, without repeats.
+    pub fn initramfs_modules(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        let all = self
+            .nic_modules
+            .iter()
+            .map(String::as_str)
+            .chain([self.nfs_version.module(), "overlay"])
+            .chain(self.extra_modules.iter().map(String::as_str));
+        for m in all {
+            if !v.iter().any(|x| x == m) {
+                v.push(m.to_string());
+            }
+        }
+        v
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}

@@ -1,0 +1,463 @@
+//! Where the root comes from: which NFS server each piece is mounted from, with which mount
+//! flags, and which system tree is the bottom layer when no `unionroot.lower=` is given. A
+//! function of facts (the configuration, the DHCP lease, the network as configured, initramfs
+//! or NFS root); `linuxrc` gathers them, logs the chosen server and runs the resulting
+//! [`RootPlan`]. Server precedence follows `Documentation/admin-guide/nfs/nfsroot.rst`
+//! ([`crate::nfs::choose_server`]).
+
+use crate::cmdline::Config;
+use crate::dhcp::Lease;
+use crate::handoff::{NetInfo, Proto};
+use crate::ms;
+use crate::nfs::{choose_server, mount_args, split_vfs_options, NfsError, NfsRoot, ServerSource};
+use crate::plan::{self, NfsPiece, Persist, RootPlan};
+use std::net::Ipv4Addr;
+use thiserror::Error;
+
+/// What the root plan depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub cfg: &'a Config,
+    /// The lease linuxrc's DHCP client got, if it ran.
+    pub lease: Option<&'a Lease>,
+    /// The network as configured (by DHCP, `ip=` or the kernel); `None` with `ip=off`.
+    pub net: Option<&'a NetInfo>,
+    /// Why DHCP's host name was refused, if it was (see [`plan::node_name`]).
+    pub hostname_refused: Option<&'a str>,
+    /// The kernel's host name (`uname -n`), which its own autoconfig may have set.
+    pub kernel_hostname: Option<&'a str>,
+    /// `/` is a real (NFS) root: pivot_root instead of switch_root.
+    pub pivot: bool,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum RootError {
+    #[error("DHCP root-path (option 17) {text:?}: {source}")]
+    RootPath { text: String, source: NfsError },
+    #[error("no NFS server known for {0}")]
+    NoServer(NfsRoot),
+    #[error(transparent)]
+    Version(NfsError),
+    #[error("no system tree to mount")]
+    NoSystemTree { pivot: bool },
+    #[error("per-node paths need a host name")]
+    NoHostname,
+    #[error("per-node paths need this node's host name, but {0}")]
+    Hostname(String),
+}
+
+impl RootError {
+    /// What the admin can do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            RootError::RootPath { .. } => "fix option root-path on the DHCP server",
+            RootError::NoServer(_) => "give the server in the piece, nfsroot= or DHCP",
+            RootError::Version(_) => "",
+            RootError::NoSystemTree { pivot: true } => {
+                "from an NFS root, set unionroot.lower=<server>:<path> in the setup tree's /etc/unionroot.conf"
+            }
+            RootError::NoSystemTree { pivot: false } => {
+                "give nfsroot=[<server>:]<path>, unionroot.lower=, or DHCP option 17 (root-path)"
+            }
+            RootError::NoHostname => "give one by DHCP option 12 or ip=",
+            RootError::Hostname(_) => {
+                "fix the host name on the DHCP server (option 12), or give it in ip=::::<name>"
+            }
+        }
+    }
+}
+
+/// The plan, and the server that pieces without one of their own use (for the log).
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub plan: RootPlan,
+    pub server: Option<(Ipv4Addr, ServerSource)>,
+}
+
+/// The base system stays suid- and dev-capable (it is the system); extra layers and read-write
+/// mounts get nodev (and nosuid for read-write), unless their options say otherwise.
+const BASE_FLAGS: u64 = ms::RDONLY;
+const LAYER_FLAGS: u64 = ms::RDONLY | ms::NODEV;
+const RW_FLAGS: u64 = ms::NOSUID | ms::NODEV;
+
+pub fn root_plan(f: &Facts) -> Result<Planned, RootError> {
+    let cfg = f.cfg;
+    let root_path = match f.lease.and_then(|l| l.root_path.as_deref()) {
+        Some(rp) => Some(NfsRoot::parse(rp).map_err(|source| RootError::RootPath {
+            text: rp.to_string(),
+            source,
+        })?),
+        None => None,
+    };
+    // From an NFS root, nfsroot= names the kernel's own root (the setup tree), not the system.
+    let nfsroot = if f.pivot { None } else { cfg.nfsroot.as_ref() };
+    let server = choose_server(
+        nfsroot,
+        root_path.as_ref(),
+        f.lease.and_then(|l| l.siaddr),
+        f.lease.map(|l| l.server_id),
+    )
+    .or_else(|| {
+        let n = f.net?;
+        let source = match n.proto {
+            Proto::Kernel => ServerSource::Kernel,
+            Proto::Dhcp | Proto::Static => ServerSource::IpParam,
+        };
+        n.root_server.map(|s| (s, source))
+    });
+    let client = f.net.and_then(|n| n.address);
+    let resolve = |piece: &NfsRoot, flags: u64| -> Result<NfsPiece, RootError> {
+        let servers = if piece.servers.is_empty() {
+            vec![server
+                .map(|(s, _)| s)
+                .ok_or_else(|| RootError::NoServer(piece.clone()))?]
+        } else {
+            piece.servers.clone()
+        };
+        let path = client.map_or(piece.path.clone(), |c| piece.expand(c));
+        let version = piece
+            .version_in_options()
+            .map_err(RootError::Version)?
+            .unwrap_or(cfg.nfs_version);
+        let (flags, opts) = split_vfs_options(&piece.options, flags);
+        let candidates = servers
+            .iter()
+            .map(|s| mount_args(*s, &path, version, client, &opts))
+            .collect();
+        Ok(NfsPiece { candidates, flags })
+    };
+    let lowers: Vec<NfsRoot> = if cfg.lowers.is_empty() {
+        let base = nfsroot
+            .or(root_path.as_ref())
+            .ok_or(RootError::NoSystemTree { pivot: f.pivot })?;
+        vec![base.clone()]
+    } else {
+        cfg.lowers.clone()
+    };
+    let lowers = lowers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| resolve(l, if i == 0 { BASE_FLAGS } else { LAYER_FLAGS }))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rw_mounts = cfg
+        .mounts
+        .iter()
+        .map(|(at, piece)| Ok((at.clone(), resolve(piece, RW_FLAGS)?)))
+        .collect::<Result<Vec<_>, RootError>>()?;
+    let persist = match &cfg.persist {
+        Some(piece) if !cfg.persist_paths.is_empty() => {
+            let node = plan::node_name(
+                f.net.and_then(|n| n.hostname.as_ref()),
+                f.hostname_refused,
+                f.kernel_hostname,
+                client,
+            )
+            .map_err(RootError::Hostname)?
+            .ok_or(RootError::NoHostname)?;
+            Some(Persist {
+                piece: resolve(piece, RW_FLAGS)?,
+                node,
+                paths: cfg.persist_paths.clone(),
+            })
+        }
+        _ => None,
+    };
+    Ok(Planned {
+        plan: RootPlan {
+            lowers,
+            rw_mounts,
+            persist,
+            mount_timeout: cfg.mount_timeout,
+            server_timeout: cfg.server_timeout,
+            overlay_size: cfg.overlay_size.clone(),
+            init: cfg.init.clone(),
+            init_args: cfg.init_args.clone(),
+            pivot: f.pivot,
+        },
+        server,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::Hostname;
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn lease(root_path: Option<&str>, siaddr: Option<&str>) -> Lease {
+        Lease {
+            address: ip("10.0.2.15"),
+            netmask: ip("255.255.255.0"),
+            broadcast: None,
+            routers: Vec::new(),
+            dns: Vec::new(),
+            hostname: None,
+            domain: None,
+            root_path: root_path.map(String::from),
+            mtu: None,
+            ntp: Vec::new(),
+            server_id: ip("10.0.2.4"),
+            siaddr: siaddr.map(ip),
+            tftp_server: None,
+            bootfile: None,
+            lease_secs: Some(3600),
+        }
+    }
+
+    fn net(proto: Proto, root_server: Option<&str>, hostname: Option<&str>) -> NetInfo {
+        NetInfo {
+            device: "eth0".into(),
+            proto,
+            address: Some(ip("10.0.2.15")),
+            prefix: 24,
+            root_server: root_server.map(ip),
+            hostname: hostname.map(|h| Hostname::parse(h).unwrap()),
+            ..NetInfo::default()
+        }
+    }
+
+    /// `server[:port] source path flags` of every candidate, lowers then mounts then persist.
+    fn shown(p: &Planned) -> Vec<String> {
+        let piece = |what: &str, n: &NfsPiece| {
+            n.candidates
+                .iter()
+                .map(|c| format!("{what} {} {} {:#x}", c.server, c.source, n.flags))
+                .collect::<Vec<_>>()
+        };
+        let mut v: Vec<String> = p
+            .plan
+            .lowers
+            .iter()
+            .flat_map(|l| piece("lower", l))
+            .collect();
+        for (at, m) in &p.plan.rw_mounts {
+            v.extend(piece(&format!("mount {at}"), m));
+        }
+        if let Some(ps) = &p.plan.persist {
+            v.extend(piece(&format!("persist {}", ps.node), &ps.piece));
+        }
+        v
+    }
+
+    struct Case {
+        what: &'static str,
+        cmdline: &'static str,
+        lease: Option<Lease>,
+        net: Option<NetInfo>,
+        pivot: bool,
+        kernel_hostname: Option<&'static str>,
+        /// The default server and its source, or the error.
+        server: Result<Option<(&'static str, ServerSource)>, RootError>,
+        pieces: &'static [&'static str],
+    }
+
+    fn case(what: &'static str, cmdline: &'static str) -> Case {
+        Case {
+            what,
+            cmdline,
+            lease: None,
+            net: None,
+            pivot: false,
+            kernel_hostname: None,
+            server: Ok(None),
+            pieces: &[],
+        }
+    }
+
+    #[test]
+    fn server_flags_and_fallback_lower_by_table() {
+        let dhcp = |rp: Option<&str>, si: Option<&str>| {
+            (
+                Some(lease(rp, si)),
+                Some(net(Proto::Dhcp, si.or(Some("10.0.2.4")), None)),
+            )
+        };
+        let (l1, n1) = dhcp(Some("10.0.2.9:/srv/system"), Some("10.0.2.5"));
+        let (l2, n2) = dhcp(None, Some("10.0.2.5"));
+        let (l3, n3) = dhcp(Some("/srv/system"), None);
+        let (l4, n4) = dhcp(Some("10.0.2.9:/srv/system"), None);
+        let (l5, n5) = dhcp(Some("not a path"), None);
+        let cases = [
+            Case {
+                server: Ok(Some(("10.0.2.1", ServerSource::Nfsroot))),
+                pieces: &["lower 10.0.2.1 10.0.2.1:/srv/sys 0x1"],
+                ..case(
+                    "nfsroot= names the server and the system",
+                    "nfsroot=10.0.2.1:/srv/sys",
+                )
+            },
+            Case {
+                lease: l1,
+                net: n1,
+                server: Ok(Some(("10.0.2.9", ServerSource::RootPath))),
+                pieces: &["lower 10.0.2.9 10.0.2.9:/srv/system 0x1"],
+                ..case("DHCP root-path when nfsroot= is absent", "")
+            },
+            Case {
+                lease: l2,
+                net: n2,
+                server: Ok(Some(("10.0.2.5", ServerSource::NextServer))),
+                pieces: &[
+                    "lower 10.0.2.5 10.0.2.5:/srv/base 0x1",
+                    "lower 10.0.2.7 10.0.2.7:/srv/apps 0x5",
+                    "mount /home 10.0.2.5 10.0.2.5:/srv/home 0x6",
+                    "mount /data 10.0.2.5 10.0.2.5:/srv/data 0x7",
+                ],
+                ..case(
+                    "next-server for pieces without one; layers nodev, mounts nosuid,nodev",
+                    "unionroot.lower=/srv/base unionroot.lower=10.0.2.7:/srv/apps \
+                     unionroot.mount=/home=/srv/home unionroot.mount=/data=/srv/data,ro",
+                )
+            },
+            Case {
+                lease: l3,
+                net: n3,
+                server: Ok(Some(("10.0.2.4", ServerSource::ServerId))),
+                pieces: &["lower 10.0.2.4 10.0.2.4:/srv/system 0x1"],
+                ..case("the DHCP server itself when nothing else names one", "")
+            },
+            Case {
+                lease: l4.clone(),
+                net: n4.clone(),
+                pivot: true,
+                server: Ok(Some(("10.0.2.9", ServerSource::RootPath))),
+                pieces: &["lower 10.0.2.9 10.0.2.9:/srv/system 0x1"],
+                ..case(
+                    "from an NFS root, nfsroot= is the kernel's root, not the system",
+                    "nfsroot=10.0.2.1:/srv/setup",
+                )
+            },
+            Case {
+                net: Some(net(Proto::Kernel, Some("10.0.2.6"), None)),
+                pivot: true,
+                server: Ok(Some(("10.0.2.6", ServerSource::Kernel))),
+                pieces: &["lower 10.0.2.6 10.0.2.6:/srv/system 0x1"],
+                ..case(
+                    "the kernel's bootserver from /proc/net/pnp",
+                    "unionroot.lower=/srv/system",
+                )
+            },
+            Case {
+                net: Some(net(Proto::Static, Some("10.0.2.8"), None)),
+                server: Ok(Some(("10.0.2.8", ServerSource::IpParam))),
+                pieces: &["lower 10.0.2.8 10.0.2.8:/srv/system 0x1"],
+                ..case(
+                    "the server field of a static ip=",
+                    "unionroot.lower=/srv/system",
+                )
+            },
+            Case {
+                net: Some(net(Proto::Static, None, None)),
+                server: Err(RootError::NoServer(NfsRoot::parse("/srv/system").unwrap())),
+                ..case("no server anywhere", "unionroot.lower=/srv/system")
+            },
+            Case {
+                net: Some(net(Proto::Static, Some("10.0.2.8"), None)),
+                server: Err(RootError::NoSystemTree { pivot: false }),
+                ..case("no system tree", "")
+            },
+            Case {
+                net: Some(net(Proto::Kernel, Some("10.0.2.8"), None)),
+                pivot: true,
+                server: Err(RootError::NoSystemTree { pivot: true }),
+                ..case(
+                    "no system tree from an NFS root",
+                    "nfsroot=10.0.2.1:/srv/setup",
+                )
+            },
+            Case {
+                lease: l5,
+                net: n5,
+                server: Err(RootError::RootPath {
+                    text: "not a path".into(),
+                    source: NfsRoot::parse("not a path").unwrap_err(),
+                }),
+                ..case("a bad root-path is named", "")
+            },
+            Case {
+                net: Some(net(Proto::Dhcp, Some("10.0.2.2"), Some("lf1"))),
+                server: Ok(Some(("10.0.2.2", ServerSource::IpParam))),
+                pieces: &[
+                    "lower 10.0.2.2 10.0.2.2:/srv/system 0x1",
+                    "persist lf1 10.0.2.2 10.0.2.2:/srv/nodes 0x6",
+                ],
+                ..case(
+                    "per-node paths under the host name",
+                    "unionroot.lower=/srv/system unionroot.persist=/srv/nodes \
+                     unionroot.persist_paths=/var/log",
+                )
+            },
+            Case {
+                net: Some(net(Proto::Kernel, Some("10.0.2.2"), None)),
+                kernel_hostname: Some("bad_name"),
+                server: Err(RootError::Hostname(
+                    "the kernel's host name \"bad_name\" (from its own autoconfig) is refused: \
+                     it contains '_'; a host name has only letters, digits, '-' and dots between \
+                     labels"
+                        .into(),
+                )),
+                ..case(
+                    "a refused kernel host name stops per-node paths",
+                    "unionroot.lower=/srv/system unionroot.persist=/srv/nodes \
+                     unionroot.persist_paths=/var/log",
+                )
+            },
+            Case {
+                server: Err(RootError::NoHostname),
+                ..case(
+                    "per-node paths without a network have no name",
+                    "unionroot.lower=10.0.2.2:/srv/system unionroot.persist=10.0.2.2:/srv/nodes \
+                     unionroot.persist_paths=/var/log",
+                )
+            },
+        ];
+        for c in &cases {
+            let cfg = Config::parse("", c.cmdline).unwrap();
+            let got = root_plan(&Facts {
+                cfg: &cfg,
+                lease: c.lease.as_ref(),
+                net: c.net.as_ref(),
+                hostname_refused: None,
+                kernel_hostname: c.kernel_hostname,
+                pivot: c.pivot,
+            });
+            match (&got, &c.server) {
+                (Ok(p), Ok(want)) => {
+                    let want = want.map(|(s, src)| (ip(s), src));
+                    assert_eq!(p.server, want, "{}", c.what);
+                    assert_eq!(shown(p), c.pieces, "{}", c.what);
+                    assert_eq!(p.plan.pivot, c.pivot, "{}", c.what);
+                }
+                (Err(e), Err(want)) => assert_eq!(e, want, "{}", c.what),
+                _ => panic!("{}: got {got:?}, want {:?}", c.what, c.server),
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_dhcp_host_name_never_becomes_a_path() {
+        let cfg = Config::parse(
+            "",
+            "unionroot.lower=10.0.2.2:/s unionroot.persist=10.0.2.2:/n unionroot.persist_paths=/var/log",
+        )
+        .unwrap();
+        let n = net(Proto::Dhcp, None, None);
+        let f = Facts {
+            cfg: &cfg,
+            lease: None,
+            net: Some(&n),
+            hostname_refused: Some("DHCP option 12 (host name) \"..\" is refused"),
+            kernel_hostname: Some("other"),
+            pivot: false,
+        };
+        let e = root_plan(&f).unwrap_err();
+        assert!(
+            matches!(e, RootError::Hostname(ref w) if w.contains("option 12")),
+            "{e}"
+        );
+        assert!(e.hint().contains("option 12"));
+    }
+}
