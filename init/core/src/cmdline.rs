@@ -21,7 +21,7 @@ pub use keys::{Key, KeyKind};
 
 use crate::addr::Mac;
 use crate::nfs::{NfsError, NfsRoot, NfsVersion};
-use crate::validate::{shown, MountTarget};
+use crate::validate::{self, shown, Invalid, MountTarget};
 use std::time::Duration;
 use thiserror::Error;
 

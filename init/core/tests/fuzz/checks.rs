@@ -16,16 +16,17 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use unionroot_core::cmdline::{parse_bootif, parse_mac, tokenize, Config, IpConfig};
+use unionroot_core::addr::Mac;
+use unionroot_core::cmdline::{tokenize, Config, IpConfig};
 use unionroot_core::dhcp::{udp_payload, Action, Client, ClientConfig, Event};
+use unionroot_core::handoff::Proto;
 use unionroot_core::handoff::{
     default_gateway, initramfs_tools_conf, offered, parse_pnp, resolv_conf, NetInfo,
 };
 use unionroot_core::modules::{fnmatch, module_name, ModError, ModuleDb};
 use unionroot_core::nfs::{mount_args, split_vfs_options, NfsRoot, NfsVersion};
-use unionroot_core::plan::{
-    self, root_steps, Check, NfsPiece, Persist, RootPlan, Step, NEW_ROOT, PERSIST_DIR,
-};
+use unionroot_core::plan::{self, root_steps, Check, Step, NEW_ROOT, PERSIST_DIR};
+use unionroot_core::root::{self, Facts};
 
 /// Whether [`check_plan`], [`check_dhcp`] and [`check_pnp`] panic on what the validation layer
 /// for hostile input (`src/validate.rs`) refuses: a planned path that leaves its root, covers
@@ -106,16 +107,22 @@ fn ip_round_trip(c: &IpConfig) {
     let _ = c.mode();
 }
 
-fn mac_round_trip(m: [u8; 6]) {
-    let colons = m.map(|b| format!("{b:02x}")).join(":");
-    assert_eq!(parse_mac(&colons), Some(m), "{colons}");
-    let dashes = m.map(|b| format!("{b:02X}")).join("-");
-    assert_eq!(parse_mac(&dashes), Some(m), "{dashes}");
-    assert_eq!(
-        parse_bootif(&format!("01-{dashes}")),
-        Some(m),
-        "01-{dashes}"
-    );
+/// Every form core writes a MAC in reads back as that MAC.
+fn mac_round_trip(m: Mac) {
+    for text in [m.to_string(), m.hyphens(), m.to_string().to_uppercase()] {
+        assert_eq!(Mac::parse(&text), Ok(m), "{text}");
+    }
+    assert_eq!(Mac::parse_bootif(&m.bootif()), Ok(m), "{}", m.bootif());
+}
+
+/// Core writes the `Config` it parses (`Config::to_cmdline`, which the host tool uses for every
+/// node's command line): what it writes parses back to the same config, warnings aside.
+fn config_round_trip(cfg: &Config) {
+    let line = cfg.to_cmdline();
+    match Config::parse("", &line) {
+        Ok(back) => assert_eq!(back.to_cmdline(), line, "re-parsed {line:?}"),
+        Err(e) => panic!("core wrote {line:?}, which it refuses: {e}"),
+    }
 }
 
 /// `cmdline`: the config file and `/proc/cmdline` through [`Config::parse`]; every typed value
@@ -146,6 +153,7 @@ pub fn check_cmdline(data: &[u8]) -> Report {
     for m in cfg.mac.iter().chain(&cfg.bootif) {
         mac_round_trip(*m);
     }
+    config_round_trip(&cfg);
     let version = cfg.effective_nfs_version();
     if let Ok(v) = version {
         assert_eq!(NfsVersion::parse(&v.to_string()), Ok(v));
@@ -381,7 +389,7 @@ fn handoff_violations(lease: &unionroot_core::dhcp::Lease) -> Vec<String> {
     let o = offered(lease);
     let info = NetInfo {
         device: "eth0".into(),
-        proto: "dhcp".into(),
+        proto: Proto::Dhcp,
         address: Some(lease.address),
         prefix: lease.prefix_len(),
         gateway: lease.routers.first().copied(),
@@ -841,7 +849,7 @@ pub fn check_pnp(data: &[u8]) -> Report {
     assert!(p.nameservers.iter().all(|a| !a.is_unspecified()), "{p:?}");
     let info = NetInfo {
         device: "eth0".into(),
-        proto: "kernel".into(),
+        proto: Proto::Kernel,
         address: Some(Ipv4Addr::new(10, 0, 0, 5)),
         prefix: 24,
         gateway: gw,
@@ -920,11 +928,11 @@ fn sh_assignments(conf: &str) -> HashMap<String, String> {
     vars
 }
 
-/// `plan`: the root planner over a configuration built from hostile values, the way
-/// `linuxrc::boot::root_plan` builds it (that function lives in linuxrc, so its shape is
-/// repeated here): `<config file>\0<cmdline>\0<node name>`. The node name is what DHCP option
-/// 12, `ip=` or uname supplies. Every path a step creates, mounts on or moves must stay inside
-/// the root it was joined onto (see [`containment_violations`]).
+/// `plan`: core's root planner (`root::root_plan`, which linuxrc calls with the facts it
+/// gathered) over hostile values: `<config file>\0<cmdline>\0<node name>`. The node name is
+/// what the kernel's host name (or DHCP option 12, through the same check) supplies. Every path a
+/// step creates, mounts on or moves must stay inside the root it was joined onto (see
+/// [`containment_violations`]), and no refusal may carry a control character into the log.
 pub fn check_plan(data: &[u8]) -> Report {
     let (file, rest) = split_nul(data);
     let (cmdline, node) = split_nul(rest);
@@ -943,71 +951,29 @@ pub fn check_plan(data: &[u8]) -> Report {
         }
     };
     let client = cfg.ip.client.unwrap_or(Ipv4Addr::new(10, 0, 0, 5));
-    // linuxrc's node name: ip='s host name, else the one DHCP or the kernel has (here the input's
-    // third part), else the address; never anything plan::node_name refuses.
-    let node = if node.is_empty() {
-        plan::node_name(cfg.ip.hostname.as_ref(), None, None, Some(client))
-    } else {
-        plan::node_name(None, None, Some(&text(node)), Some(client))
+    let net = NetInfo {
+        device: "eth0".into(),
+        proto: Proto::Static,
+        address: Some(client),
+        prefix: 24,
+        hostname: cfg.ip.hostname.clone(),
+        root_server: Some(Ipv4Addr::new(10, 0, 0, 1)),
+        ..NetInfo::default()
     };
-    let node = node.and_then(|n| n.ok_or_else(|| "no name at all".to_string()));
-    let default_server = cfg
-        .nfsroot
-        .as_ref()
-        .and_then(|r| r.servers.first().copied())
-        .unwrap_or(Ipv4Addr::new(10, 0, 0, 1));
-    let resolve = |piece: &NfsRoot, flags: u64| -> Option<NfsPiece> {
-        let servers = if piece.servers.is_empty() {
-            vec![default_server]
-        } else {
-            piece.servers.clone()
-        };
-        let version = piece.version_in_options().ok()?.unwrap_or(cfg.nfs_version);
-        let (flags, opts) = split_vfs_options(&piece.options, flags);
-        let path = piece.expand(client);
-        let candidates = servers
-            .iter()
-            .map(|s| mount_args(*s, &path, version, Some(client), &opts))
-            .collect();
-        Some(NfsPiece { candidates, flags })
+    let kernel_name = text(node);
+    let facts = Facts {
+        cfg: &cfg,
+        lease: None,
+        net: Some(&net),
+        hostname_refused: None,
+        kernel_hostname: (!node.is_empty()).then_some(kernel_name.as_str()),
+        pivot: data.len() % 2 == 1,
     };
-    let default_lower = NfsRoot::parse("/srv/root").expect("a valid nfsroot");
-    let lowers: Vec<&NfsRoot> = if cfg.lowers.is_empty() {
-        vec![cfg.nfsroot.as_ref().unwrap_or(&default_lower)]
-    } else {
-        cfg.lowers.iter().collect()
-    };
-    let Some(lowers) = lowers
-        .iter()
-        .map(|l| resolve(l, plan::ms::RDONLY))
-        .collect::<Option<Vec<_>>>()
-    else {
-        return Report {
-            shape: shape_of("bad version"),
-            ..Report::default()
-        };
-    };
-    let Some(rw_mounts) = cfg
-        .mounts
-        .iter()
-        .map(|(at, p)| Some((at.clone(), resolve(p, plan::ms::NOSUID)?)))
-        .collect::<Option<Vec<_>>>()
-    else {
-        return Report {
-            shape: shape_of("bad version"),
-            ..Report::default()
-        };
-    };
-    let persist = match (&cfg.persist, &node) {
-        (Some(p), Ok(node)) if !cfg.persist_paths.is_empty() => {
-            resolve(p, plan::ms::NOSUID).map(|piece| Persist {
-                piece,
-                node: node.clone(),
-                paths: cfg.persist_paths.clone(),
-            })
-        }
-        // Per-node paths without a trustworthy name: linuxrc stops here with the reason.
-        (Some(_), Err(why)) if !cfg.persist_paths.is_empty() => {
+    let root_plan = match root::root_plan(&facts) {
+        Ok(p) => p.plan,
+        // linuxrc stops here with the reason and its hint on the console.
+        Err(e) => {
+            let why = format!("{e} ({})", e.hint());
             let violations = match why.contains(char::is_control) {
                 true => vec![format!("control character: in the log line {why:?}")],
                 false => Vec::new(),
@@ -1016,22 +982,10 @@ pub fn check_plan(data: &[u8]) -> Report {
                 assert!(violations.is_empty(), "{}", violations.join("\n"));
             }
             return Report {
-                shape: shape_of("node name refused"),
+                shape: shape_of(("refused", variant(&e))),
                 violations,
             };
         }
-        _ => None,
-    };
-    let root_plan = RootPlan {
-        lowers,
-        rw_mounts,
-        persist,
-        mount_timeout: cfg.mount_timeout,
-        server_timeout: cfg.server_timeout,
-        overlay_size: cfg.overlay_size.clone(),
-        init: cfg.init.clone(),
-        init_args: cfg.init_args.clone(),
-        pivot: data.len() % 2 == 1,
     };
     let steps = root_steps(&root_plan);
     assert!(
@@ -1048,7 +1002,7 @@ pub fn check_plan(data: &[u8]) -> Report {
             .any(|s| matches!(s, Step::SwitchRoot { .. } | Step::PivotRoot { .. })),
         "only the last step switches the root"
     );
-    let node = node.as_ref().map_or("", |n| n.as_str());
+    let node = root_plan.persist.as_ref().map_or("", |p| p.node.as_str());
     let mut violations = containment_violations(steps.all(), node);
     for s in steps.all() {
         let line = s.to_string();
