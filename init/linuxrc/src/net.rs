@@ -6,6 +6,7 @@ use rtnetlink::{LinkUnspec, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 use thiserror::Error;
+use unionroot_core::addr::Mac;
 
 #[derive(Debug, Error)]
 pub enum NetError {
@@ -37,23 +38,6 @@ fn read_trim(path: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff`.
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.trim().split(':');
-    for m in mac.iter_mut() {
-        *m = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
-
-pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 /// Ethernet interfaces that sysfs lists now, sorted by ifindex.
 pub fn ethernet_nics() -> Vec<Nic> {
     let Ok(dir) = std::fs::read_dir(SYS_NET) else {
@@ -67,7 +51,7 @@ pub fn ethernet_nics() -> Vec<Nic> {
             if read_trim(&format!("{base}/type")).as_deref() != Some(ARPHRD_ETHER) {
                 return None;
             }
-            let mac = parse_mac(&read_trim(&format!("{base}/address"))?)?;
+            let Mac(mac) = Mac::parse(&read_trim(&format!("{base}/address"))?).ok()?;
             if mac == [0; 6] {
                 return None;
             }
@@ -179,25 +163,5 @@ impl Netlink {
             .build();
         let what = format!("ip route add default via {gateway} dev {}", nic.name);
         self.run(what, &nic.name, self.handle.route().add(route).execute())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mac_parse_and_format() {
-        assert_eq!(
-            parse_mac("52:54:00:12:34:56\n"),
-            Some([0x52, 0x54, 0, 0x12, 0x34, 0x56])
-        );
-        assert_eq!(parse_mac("52:54:00:12:34"), None);
-        assert_eq!(parse_mac("52:54:00:12:34:56:78"), None);
-        assert_eq!(parse_mac("zz:54:00:12:34:56"), None);
-        assert_eq!(
-            format_mac(&[0x52, 0x54, 0, 0x12, 0x34, 0x56]),
-            "52:54:00:12:34:56"
-        );
     }
 }
