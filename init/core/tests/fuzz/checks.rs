@@ -36,6 +36,22 @@ use unionroot_core::root::{self, Facts};
 /// setting it to false turns the violations into a printed list again (for triage only).
 pub const CONTAINMENT_ENFORCED: bool = true;
 
+/// One violation per line linuxrc would log that carries a control character.
+fn control_in_log<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> Vec<String> {
+    lines
+        .into_iter()
+        .filter(|l| l.as_ref().chars().any(char::is_control))
+        .map(|l| format!("control character: in the log line {:?}", l.as_ref()))
+        .collect()
+}
+
+/// Fails the input on any violation while [`CONTAINMENT_ENFORCED`].
+fn enforce(violations: &[String]) {
+    if CONTAINMENT_ENFORCED {
+        assert!(violations.is_empty(), "{}", violations.join("\n"));
+    }
+}
+
 /// What one input exercised.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -369,9 +385,7 @@ pub fn check_dhcp(data: &[u8]) -> Report {
         }
     }
     trace.dedup();
-    if CONTAINMENT_ENFORCED {
-        assert!(violations.is_empty(), "{}", violations.join("\n"));
-    }
+    enforce(&violations);
     Report {
         shape: shape_of(trace),
         violations,
@@ -441,11 +455,7 @@ fn handoff_violations(lease: &unionroot_core::dhcp::Lease) -> Vec<String> {
             lease.hostname, o.hostname_refused
         ));
     }
-    for w in o.warnings.iter().chain(&o.hostname_refused) {
-        if w.chars().any(char::is_control) {
-            out.push(format!("control character: in the log line {w:?}"));
-        }
-    }
+    out.extend(control_in_log(o.warnings.iter().chain(&o.hostname_refused)));
     // One line per variable (a newline inside quotes would still read back in sh, but not in
     // the other readers of the file: ifupdown hooks, cloud-init).
     if conf.lines().count() != vars.len() || conf.lines().any(|l| l.contains(char::is_control)) {
@@ -880,15 +890,8 @@ pub fn check_pnp(data: &[u8]) -> Report {
         assert_eq!(search, want, "{r}");
     }
     // linuxrc logs the protocol and every refusal.
-    let mut violations = Vec::new();
-    for line in p.refused.iter().chain([&p.proto]) {
-        if line.chars().any(char::is_control) {
-            violations.push(format!("control character: in the log line {line:?}"));
-        }
-    }
-    if CONTAINMENT_ENFORCED {
-        assert!(violations.is_empty(), "{}", violations.join("\n"));
-    }
+    let violations = control_in_log(p.refused.iter().chain([&p.proto]));
+    enforce(&violations);
     Report {
         shape: shape_of((
             p.proto.len().min(8),
@@ -973,14 +976,8 @@ pub fn check_plan(data: &[u8]) -> Report {
         Ok(p) => p.plan,
         // linuxrc stops here with the reason and its hint on the console.
         Err(e) => {
-            let why = format!("{e} ({})", e.hint());
-            let violations = match why.contains(char::is_control) {
-                true => vec![format!("control character: in the log line {why:?}")],
-                false => Vec::new(),
-            };
-            if CONTAINMENT_ENFORCED {
-                assert!(violations.is_empty(), "{}", violations.join("\n"));
-            }
+            let violations = control_in_log([format!("{e} ({})", e.hint())]);
+            enforce(&violations);
             return Report {
                 shape: shape_of(("refused", variant(&e))),
                 violations,
@@ -1004,15 +1001,8 @@ pub fn check_plan(data: &[u8]) -> Report {
     );
     let node = root_plan.persist.as_ref().map_or("", |p| p.node.as_str());
     let mut violations = containment_violations(steps.all(), node);
-    for s in steps.all() {
-        let line = s.to_string();
-        if line.chars().any(char::is_control) {
-            violations.push(format!("control character: in the log line {line:?}"));
-        }
-    }
-    if CONTAINMENT_ENFORCED {
-        assert!(violations.is_empty(), "{}", violations.join("\n"));
-    }
+    violations.extend(control_in_log(steps.all().map(|s| s.to_string())));
+    enforce(&violations);
     Report {
         shape: shape_of((
             steps.build.len().min(40),
