@@ -15,6 +15,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod cpio;
+pub mod debian;
 pub mod dhcp;
 pub mod diff;
 pub mod diskless;

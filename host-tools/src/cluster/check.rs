@@ -267,7 +267,7 @@ impl Checker<'_> {
     /// means (a suite, a variant, package names, a URL) and nothing an argument parser would
     /// read as an option.
     pub(super) fn image(&mut self, raw: &RawImage) -> Image {
-        use crate::image::{check_mirror, check_package, check_suite, check_variant};
+        use crate::debian::{check_mirror, check_package, check_suite, check_variant};
         let mut one =
             |v: Option<&S>, field: &str, default: &str, check: fn(&str) -> Result<(), String>| {
                 match v {
