@@ -3,7 +3,7 @@
 
 use crate::cluster::Compress;
 use crate::fstree;
-use crate::generations::{Format, DEFAULT_KEEP};
+use crate::generations::Format;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -107,17 +107,30 @@ pub enum Command {
     Man(ManArgs),
 }
 
-/// `--images DIR --name NAME`: one image's generations.
+/// `--images DIR --name NAME`: one image's generations (default: cluster.toml's `[images]`).
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
-    /// The images directory (exported read-only to the nodes)
-    #[arg(long = "images", value_name = "DIR")]
-    pub images: PathBuf,
+    /// Take the images directory, the name, the format and K from this cluster description's
+    /// [images]; the flags override it
+    #[arg(short = 'c', long = "cluster", value_name = "FILE")]
+    pub cluster: Option<PathBuf>,
+
+    /// The images directory, exported read-only to the nodes [default: images.dir]
+    #[arg(
+        long = "images",
+        value_name = "DIR",
+        required_unless_present = "cluster"
+    )]
+    pub images: Option<PathBuf>,
 
     /// The image's name: its generations are NAME-<hash>.<ext>, its pointer NAME.current
-    /// (A-Z a-z 0-9 . _ -, starting with a letter or digit)
-    #[arg(long = "name", value_name = "NAME")]
-    pub name: String,
+    /// (A-Z a-z 0-9 . _ -, starting with a letter or digit) [default: images.name]
+    #[arg(
+        long = "name",
+        value_name = "NAME",
+        required_unless_present = "cluster"
+    )]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -129,10 +142,10 @@ pub struct ImagePackArgs {
     #[command(flatten)]
     pub store: ImagesArgs,
 
-    /// The image's filesystem. EROFS is the default: it keeps POSIX ACLs and builds 5x faster
-    /// here; squashfs (zstd) makes a smaller file but drops the ACLs
-    #[arg(long, value_enum, default_value_t = Format::Erofs, value_name = "KIND")]
-    pub format: Format,
+    /// The image's filesystem [default: images.format, or erofs]. EROFS keeps POSIX ACLs and
+    /// builds 4-5x faster here; squashfs (zstd) makes a smaller file but drops the ACLs
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub format: Option<Format>,
 
     /// Publish the generation but leave NAME.current as it is
     #[arg(long)]
@@ -163,8 +176,9 @@ pub struct ImageGcArgs {
     pub store: ImagesArgs,
 
     /// How many of the newest published generations to keep besides the current one (≥ 1)
-    #[arg(long, default_value_t = DEFAULT_KEEP, value_parser = crate::image_pack::parse_keep, value_name = "K")]
-    pub keep: usize,
+    /// [default: images.keep, or 2]
+    #[arg(long, value_parser = crate::image_pack::parse_keep, value_name = "K")]
+    pub keep: Option<usize>,
 
     /// Say what would be kept and deleted; delete nothing
     #[arg(long)]

@@ -21,7 +21,8 @@
 //! `RENAME_NOREPLACE` (an existing generation is the same bytes and is left as it is); only
 //! then is the pointer switched, by writing a temporary file, fsync and `rename(2)`.
 
-use crate::cli::{ImageGcArgs, ImagePackArgs, ImageSwitchArgs};
+use crate::cli::{ImageGcArgs, ImagePackArgs, ImageSwitchArgs, ImagesArgs};
+use crate::cluster;
 use crate::exit;
 use crate::generations::{self, Format, GcPlan, Generation, Name};
 use crate::initramfs::mtime_from_env;
@@ -338,6 +339,42 @@ pub fn parse_keep(s: &str) -> Result<usize, String> {
     }
 }
 
+/// The store, format and K the command line and cluster.toml's `[images]` ask for (flags win).
+fn resolve(a: &ImagesArgs) -> Result<(Store, Format, usize)> {
+    let images = match &a.cluster {
+        Some(c) => Some(cluster::load(c)?.images),
+        None => None,
+    };
+    let missing = |flag: &str, key: &str| {
+        exit::failure(
+            exit::USAGE,
+            anyhow::anyhow!(
+                "no {flag}: give it, or set {key} in the [images] table of {}",
+                a.cluster
+                    .as_deref()
+                    .map_or("cluster.toml".into(), |p| p.display().to_string())
+            ),
+        )
+    };
+    let dir = match (
+        a.images.clone(),
+        images.as_ref().and_then(|i| i.dir.clone()),
+    ) {
+        (Some(d), _) | (None, Some(d)) => d,
+        (None, None) => return Err(missing("--images DIR", "dir")),
+    };
+    let name = match (&a.name, images.as_ref().and_then(|i| i.name.clone())) {
+        (Some(n), _) => n.clone(),
+        (None, Some(n)) => n.as_str().to_string(),
+        (None, None) => return Err(missing("--name NAME", "name")),
+    };
+    let format = images.as_ref().map_or(Format::Erofs, |i| i.format);
+    let keep = images
+        .as_ref()
+        .map_or(generations::DEFAULT_KEEP, |i| i.keep);
+    Ok((Store::new(&dir, &name)?, format, keep))
+}
+
 /// Builds `tree` into an image and publishes it; returns the generation and whether it is new.
 pub fn pack(store: &Store, tree: &Path, format: Format, epoch: u32) -> Result<(Generation, bool)> {
     let md = fs::metadata(tree).with_context(|| {
@@ -367,21 +404,22 @@ pub fn pack(store: &Store, tree: &Path, format: Format, epoch: u32) -> Result<(G
 }
 
 pub fn run_pack(a: &ImagePackArgs) -> Result<()> {
-    let store = Store::new(&a.store.images, &a.store.name)?;
+    let (store, format, _) = resolve(&a.store)?;
+    let format = a.format.unwrap_or(format);
     let epoch = mtime_from_env(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())?;
     if a.dry_run {
         let tmp = store
             .dir
-            .join(format!(".{}.tmp-<pid>.{}", store.name, a.format.ext()));
+            .join(format!(".{}.tmp-<pid>.{}", store.name, format.ext()));
         println!(
             "dry run: would run {}",
-            shell_line(&build_command(a.format, &a.tree, &tmp, epoch))
+            shell_line(&build_command(format, &a.tree, &tmp, epoch))
         );
         println!(
             "dry run: would rename it to {}/{}-<sha256:16>.{}{}",
             store.dir.display(),
             store.name,
-            a.format.ext(),
+            format.ext(),
             if a.no_switch {
                 ""
             } else {
@@ -397,7 +435,7 @@ pub fn run_pack(a: &ImagePackArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let (g, new) = pack(&store, &a.tree, a.format, epoch)?;
+    let (g, new) = pack(&store, &a.tree, format, epoch)?;
     let path = store.path_of(&g);
     println!(
         "{} {}",
@@ -420,7 +458,7 @@ pub fn run_pack(a: &ImagePackArgs) -> Result<()> {
 }
 
 pub fn run_switch(a: &ImageSwitchArgs) -> Result<()> {
-    let store = Store::new(&a.store.images, &a.store.name)?;
+    let (store, _, _) = resolve(&a.store)?;
     let candidates: Vec<Generation> = store
         .name
         .resolve_arg(&a.generation)
@@ -462,8 +500,8 @@ pub fn run_switch(a: &ImageSwitchArgs) -> Result<()> {
 }
 
 pub fn run_gc(a: &ImageGcArgs) -> Result<()> {
-    let store = Store::new(&a.store.images, &a.store.name)?;
-    let plan = store.gc_plan(a.keep)?;
+    let (store, _, keep) = resolve(&a.store)?;
+    let plan = store.gc_plan(a.keep.unwrap_or(keep))?;
     if let Some(c) = store.current()? {
         store.verify(&c).with_context(|| {
             format!(

@@ -300,3 +300,84 @@ fn dry_run_writes_nothing() {
     assert!(out.contains("would run mksquashfs"), "{out}");
     assert_eq!(fs::read_dir(&images).unwrap().count(), 0);
 }
+
+#[test]
+fn the_cluster_file_gives_the_defaults_and_flags_win() {
+    if !have("mkfs.erofs") {
+        eprintln!("skipped: mkfs.erofs is not installed");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let t = tree(&d.path().join("t"), false, 1);
+    let images = d.path().join("images");
+    fs::create_dir(&images).unwrap();
+    // A minimal cluster whose build inputs exist (in the tempdir); only [images] matters here.
+    for f in ["vmlinuz", "linuxrc"] {
+        fs::write(d.path().join(f), b"x").unwrap();
+    }
+    fs::create_dir(d.path().join("modules")).unwrap();
+    fs::write(d.path().join("modules/modules.dep"), b"").unwrap();
+    let text = String::from(
+        "[server]\naddress = \"10.0.2.2\"\nnetwork = \"10.0.2.0\"\nnetmask = \"255.255.255.0\"\n\n\
+         [exports]\nsystem = \"/srv/system\"\n\n\
+         [paths]\nsetup_tree = \"out/setup\"\ntftp_root = \"out/tftp\"\ninitramfs = \"out/initrd.img\"\n\n\
+         [kernel]\nimage = \"vmlinuz\"\nmodules_dir = \"modules\"\nnic_modules = []\n\n\
+         [initramfs]\nlinuxrc = \"linuxrc\"\n\n\
+         [images]\ndir = \"images\"\nname = \"node\"\nkeep = 1\n"
+    );
+    let c = d.path().join("cluster.toml");
+    fs::write(&c, text).unwrap();
+    let o = run(
+        &["image-pack", t.to_str().unwrap(), "-c", c.to_str().unwrap()],
+        &[],
+    );
+    ok(&o);
+    assert_eq!(generations(&images, "erofs").len(), 1);
+    // --format overrides the file's default.
+    ok(&run(
+        &[
+            "image-pack",
+            t.to_str().unwrap(),
+            "-c",
+            c.to_str().unwrap(),
+            "--format",
+            "squashfs",
+            "--no-switch",
+        ],
+        &[],
+    ));
+    assert_eq!(generations(&images, "sqfs").len(), 1);
+    assert_eq!(
+        pointer(&images),
+        format!("{}\n", generations(&images, "erofs")[0]),
+        "--no-switch"
+    );
+    let first_sqfs = generations(&images, "sqfs")[0].clone();
+    let t2 = tree(&d.path().join("t2"), false, 2);
+    ok(&run(
+        &[
+            "image-pack",
+            t2.to_str().unwrap(),
+            "-c",
+            c.to_str().unwrap(),
+            "--format",
+            "squashfs",
+            "--no-switch",
+        ],
+        &[],
+    ));
+    // keep = 1 from the file: the erofs one is current, the second squashfs one the newest.
+    let gc = |extra: &[&str]| {
+        let mut args = vec!["image-gc", "-c", c.to_str().unwrap(), "--dry-run"];
+        args.extend_from_slice(extra);
+        ok(&run(&args, &[]))
+    };
+    let out = gc(&[]);
+    assert!(out.contains(&format!("would delete {first_sqfs}")), "{out}");
+    assert_eq!(out.matches("would delete").count(), 1, "{out}");
+    // --keep overrides it.
+    assert!(!gc(&["--keep", "2"]).contains("would delete"));
+    // Without -c, --images and --name are required (usage error).
+    let o = run(&["image-gc", "--name", "node"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+}
