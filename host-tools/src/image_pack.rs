@@ -96,20 +96,17 @@ fn run_builder(format: Format, mut cmd: Command) -> Result<()> {
     Ok(())
 }
 
+/// The SHA-256 of a file, read in 1 MiB pieces (a Debian image is hundreds of MiB).
 fn sha256_file(path: &Path) -> Result<[u8; 32]> {
     let mut f = fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let (mut h, mut buf) = (Sha256::new(), vec![0u8; 1 << 20]);
     loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
+        match f.read(&mut buf) {
+            Ok(0) => return Ok(h.finalize().into()),
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
-        h.update(&buf[..n]);
     }
-    Ok(h.finalize().into())
 }
 
 fn fsync_dir(dir: &Path) -> Result<()> {
@@ -447,12 +444,18 @@ pub fn run_pack(a: &ImagePackArgs) -> Result<()> {
         path.display()
     );
     if !a.no_switch {
-        let p = store.pointer_path();
-        if store.switch(&g)? {
-            println!("{} now names {g}", p.display());
-        } else {
-            println!("{} already names {g}", p.display());
-        }
+        switch_and_say(&store, &g)?;
+    }
+    Ok(())
+}
+
+/// Switches the pointer to `g` and says whether it changed.
+fn switch_and_say(store: &Store, g: &Generation) -> Result<()> {
+    let p = store.pointer_path();
+    if store.switch(g)? {
+        println!("{} now names {g}", p.display());
+    } else {
+        println!("{} already names {g}", p.display());
     }
     Ok(())
 }
@@ -491,12 +494,7 @@ pub fn run_switch(a: &ImageSwitchArgs) -> Result<()> {
         println!("dry run: would point {} at {g}", p.display());
         return Ok(());
     }
-    if store.switch(&g)? {
-        println!("{} now names {g}", p.display());
-    } else {
-        println!("{} already names {g}", p.display());
-    }
-    Ok(())
+    switch_and_say(&store, &g)
 }
 
 pub fn run_gc(a: &ImageGcArgs) -> Result<()> {

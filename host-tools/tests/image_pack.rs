@@ -66,17 +66,29 @@ fn generations(images: &Path, ext: &str) -> Vec<String> {
     v
 }
 
+/// The formats whose builder is installed, as (`--format`, extension); says "skipped" for the
+/// others.
+fn installed_formats() -> Vec<(&'static str, &'static str)> {
+    FORMATS
+        .into_iter()
+        .filter(|(format, tool, _)| {
+            let there = have(tool);
+            if !there {
+                eprintln!("skipped {format}: {tool} is not installed");
+            }
+            there
+        })
+        .map(|(format, _, ext)| (format, ext))
+        .collect()
+}
+
 fn pointer(images: &Path) -> String {
     fs::read_to_string(images.join("node.current")).unwrap()
 }
 
 #[test]
 fn same_tree_same_bytes_and_a_second_publish_changes_nothing() {
-    for (format, tool, ext) in FORMATS {
-        if !have(tool) {
-            eprintln!("skipped {format}: {tool} is not installed");
-            continue;
-        }
+    for (format, ext) in installed_formats() {
         let d = tempfile::tempdir().unwrap();
         let t1 = tree(&d.path().join("t1"), false, 1);
         let t2 = tree(&d.path().join("t2"), true, 1);
@@ -139,11 +151,7 @@ fn same_tree_same_bytes_and_a_second_publish_changes_nothing() {
 
 #[test]
 fn gc_keeps_the_current_and_the_newest_and_a_node_keeps_reading() {
-    for (format, tool, ext) in FORMATS {
-        if !have(tool) {
-            eprintln!("skipped {format}: {tool} is not installed");
-            continue;
-        }
+    for (format, ext) in installed_formats() {
         let d = tempfile::tempdir().unwrap();
         let images = d.path().join("images");
         fs::create_dir(&images).unwrap();
@@ -167,33 +175,24 @@ fn gc_keeps_the_current_and_the_newest_and_a_node_keeps_reading() {
 
         // A node booted on generation 1: roll the pointer back to it and hold it open.
         let dir = images.to_str().unwrap();
-        ok(&run(
-            &[
-                "image-switch",
-                "--images",
-                dir,
-                "--name",
-                "node",
-                &published[0],
-            ],
-            &[],
-        ));
+        let store = |sub: &str, extra: &[&str]| {
+            let args = [sub, "--images", dir, "--name", "node"];
+            ok(&run(&[&args[..], extra].concat(), &[]))
+        };
+        store("image-switch", &[&published[0]]);
         assert_eq!(pointer(&images), format!("{}\n", published[0]));
         let mut in_use = fs::File::open(images.join(&published[0])).unwrap();
         let want = fs::read(images.join(&published[0])).unwrap();
 
         // --dry-run deletes nothing.
-        let out = ok(&run(
-            &["image-gc", "--images", dir, "--name", "node", "--dry-run"],
-            &[],
-        ));
+        let out = store("image-gc", &["--dry-run"]);
         assert!(
             out.contains(&format!("would delete {}", published[1])),
             "{out}"
         );
         assert_eq!(generations(&images, ext).len(), 4);
 
-        let out = ok(&run(&["image-gc", "--images", dir, "--name", "node"], &[]));
+        let out = store("image-gc", &[]);
         assert!(out.contains(&format!("deleted {}", published[1])), "{out}");
         let mut left = vec![
             published[0].clone(),
@@ -207,21 +206,8 @@ fn gc_keeps_the_current_and_the_newest_and_a_node_keeps_reading() {
         assert_eq!(got, want, "the node's generation must read back whole");
 
         // --keep 1 with the pointer on the newest: only the newest stays.
-        ok(&run(
-            &[
-                "image-switch",
-                "--images",
-                dir,
-                "--name",
-                "node",
-                &published[3],
-            ],
-            &[],
-        ));
-        ok(&run(
-            &["image-gc", "--images", dir, "--name", "node", "--keep", "1"],
-            &[],
-        ));
+        store("image-switch", &[&published[3]]);
+        store("image-gc", &["--keep", "1"]);
         assert_eq!(generations(&images, ext), [published[3].clone()]);
         assert_eq!(
             fs::read_to_string(images.join("node.generations")).unwrap(),
@@ -331,21 +317,22 @@ fn the_cluster_file_gives_the_defaults_and_flags_win() {
         &["image-pack", t.to_str().unwrap(), "-c", c.to_str().unwrap()],
         &[],
     );
-    ok(&o);
-    assert_eq!(generations(&images, "erofs").len(), 1);
     // --format overrides the file's default.
-    ok(&run(
-        &[
+    let pack_sqfs = |tree: &Path| {
+        let args = [
             "image-pack",
-            t.to_str().unwrap(),
+            tree.to_str().unwrap(),
             "-c",
             c.to_str().unwrap(),
-            "--format",
-            "squashfs",
-            "--no-switch",
-        ],
-        &[],
-    ));
+        ];
+        ok(&run(
+            &[&args[..], &["--format", "squashfs", "--no-switch"]].concat(),
+            &[],
+        ))
+    };
+    ok(&o);
+    assert_eq!(generations(&images, "erofs").len(), 1);
+    pack_sqfs(&t);
     assert_eq!(generations(&images, "sqfs").len(), 1);
     assert_eq!(
         pointer(&images),
@@ -354,18 +341,7 @@ fn the_cluster_file_gives_the_defaults_and_flags_win() {
     );
     let first_sqfs = generations(&images, "sqfs")[0].clone();
     let t2 = tree(&d.path().join("t2"), false, 2);
-    ok(&run(
-        &[
-            "image-pack",
-            t2.to_str().unwrap(),
-            "-c",
-            c.to_str().unwrap(),
-            "--format",
-            "squashfs",
-            "--no-switch",
-        ],
-        &[],
-    ));
+    pack_sqfs(&t2);
     // keep = 1 from the file: the erofs one is current, the second squashfs one the newest.
     let gc = |extra: &[&str]| {
         let mut args = vec!["image-gc", "-c", c.to_str().unwrap(), "--dry-run"];
