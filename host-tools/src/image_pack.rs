@@ -147,6 +147,11 @@ pub fn replace_text(path: &Path, text: &str) -> Result<()> {
     fsync_dir(dir)
 }
 
+/// An exclusive `flock(2)` on the images directory, held while the pointer, the log or the
+/// generations change: a publish and a gc at once could otherwise point at a generation the gc
+/// is deleting, or lose a log line. Released when dropped (the process's exit included).
+pub struct DirLock(#[allow(dead_code)] fs::File);
+
 /// One images directory and one image name in it.
 pub struct Store {
     pub dir: PathBuf,
@@ -173,6 +178,15 @@ impl Store {
             dir: dir.to_path_buf(),
             name,
         })
+    }
+
+    /// Waits for, then takes, the directory's lock (another `unionroot image-*` may hold it).
+    pub fn lock(&self) -> Result<DirLock> {
+        let d = fs::File::open(&self.dir)
+            .with_context(|| format!("cannot open {}", self.dir.display()))?;
+        rustix::fs::flock(&d, rustix::fs::FlockOperation::LockExclusive)
+            .with_context(|| format!("cannot lock {} (flock)", self.dir.display()))?;
+        Ok(DirLock(d))
     }
 
     pub fn pointer_path(&self) -> PathBuf {
@@ -372,8 +386,14 @@ fn resolve(a: &ImagesArgs) -> Result<(Store, Format, usize)> {
     Ok((Store::new(&dir, &name)?, format, keep))
 }
 
-/// Builds `tree` into an image and publishes it; returns the generation and whether it is new.
-pub fn pack(store: &Store, tree: &Path, format: Format, epoch: u32) -> Result<(Generation, bool)> {
+/// Builds `tree` into an image and publishes it; returns the generation, whether it is new, and
+/// the directory's lock, to be held while the pointer is switched to it.
+pub fn pack(
+    store: &Store,
+    tree: &Path,
+    format: Format,
+    epoch: u32,
+) -> Result<(Generation, bool, DirLock)> {
     let md = fs::metadata(tree).with_context(|| {
         format!(
             "the tree {} is missing; build it first (`unionroot setup-tree` or `unionroot image`)",
@@ -397,7 +417,9 @@ pub fn pack(store: &Store, tree: &Path, format: Format, epoch: u32) -> Result<(G
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    store.publish_file(&tmp, format)
+    let lock = store.lock()?;
+    let (g, new) = store.publish_file(&tmp, format)?;
+    Ok((g, new, lock))
 }
 
 pub fn run_pack(a: &ImagePackArgs) -> Result<()> {
@@ -432,7 +454,7 @@ pub fn run_pack(a: &ImagePackArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let (g, new) = pack(&store, &a.tree, format, epoch)?;
+    let (g, new, _lock) = pack(&store, &a.tree, format, epoch)?;
     let path = store.path_of(&g);
     println!(
         "{} {}",
@@ -462,6 +484,7 @@ fn switch_and_say(store: &Store, g: &Generation) -> Result<()> {
 
 pub fn run_switch(a: &ImageSwitchArgs) -> Result<()> {
     let (store, _, _) = resolve(&a.store)?;
+    let _lock = store.lock()?;
     let candidates: Vec<Generation> = store
         .name
         .resolve_arg(&a.generation)
@@ -499,6 +522,7 @@ pub fn run_switch(a: &ImageSwitchArgs) -> Result<()> {
 
 pub fn run_gc(a: &ImageGcArgs) -> Result<()> {
     let (store, _, keep) = resolve(&a.store)?;
+    let _lock = store.lock()?;
     let plan = store.gc_plan(a.keep.unwrap_or(keep))?;
     if let Some(c) = store.current()? {
         store.verify(&c).with_context(|| {
@@ -561,6 +585,20 @@ mod tests {
         let p = dir.join(format!(".deb.tmp-test-{fill}.{}", format.ext()));
         fs::write(&p, b).unwrap();
         p
+    }
+
+    #[test]
+    fn the_directory_lock_excludes_a_second_writer() {
+        let d = tempfile::tempdir().unwrap();
+        let s = store(d.path());
+        let try_lock = || {
+            let f = fs::File::open(d.path()).unwrap();
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        };
+        let held = s.lock().unwrap();
+        assert_eq!(try_lock(), Err(rustix::io::Errno::WOULDBLOCK));
+        drop(held);
+        assert_eq!(try_lock(), Ok(()));
     }
 
     #[test]
