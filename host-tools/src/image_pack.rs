@@ -150,7 +150,9 @@ pub fn replace_text(path: &Path, text: &str) -> Result<()> {
 /// An exclusive `flock(2)` on the images directory, held while the pointer, the log or the
 /// generations change: a publish and a gc at once could otherwise point at a generation the gc
 /// is deleting, or lose a log line. Released when dropped (the process's exit included).
-pub struct DirLock(#[allow(dead_code)] fs::File);
+pub struct DirLock {
+    _dir: fs::File,
+}
 
 /// One images directory and one image name in it.
 pub struct Store {
@@ -186,7 +188,7 @@ impl Store {
             .with_context(|| format!("cannot open {}", self.dir.display()))?;
         rustix::fs::flock(&d, rustix::fs::FlockOperation::LockExclusive)
             .with_context(|| format!("cannot lock {} (flock)", self.dir.display()))?;
-        Ok(DirLock(d))
+        Ok(DirLock { _dir: d })
     }
 
     pub fn pointer_path(&self) -> PathBuf {
