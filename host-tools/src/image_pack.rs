@@ -246,6 +246,18 @@ impl Store {
         Ok(out)
     }
 
+    /// The temporary images (`.NAME.tmp-<pid>.<ext>`) of builds in progress or crashed.
+    pub fn leftovers(&self) -> Result<Vec<String>> {
+        let prefix = format!(".{}.tmp-", self.name);
+        let mut out: Vec<String> = fs::read_dir(&self.dir)
+            .with_context(|| format!("cannot list {}", self.dir.display()))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Checks that `g`'s file is a regular file with its format's magic number, so that a
     /// pointer never names a missing or foreign file.
     pub fn verify(&self, g: &Generation) -> Result<()> {
@@ -547,6 +559,13 @@ pub fn run_gc(a: &ImageGcArgs) -> Result<()> {
         println!(
             "leave {g} (not in {}, so its age is unknown; delete it by hand if no node uses it)",
             store.name.log_file()
+        );
+    }
+    // A crashed image-pack leaves its temporary image; a running one is still writing it, and
+    // the directory may be shared by several hosts, so it is named, not deleted.
+    for tmp in store.leftovers()? {
+        println!(
+            "leave {tmp} (a temporary image of image-pack; delete it if no image-pack is running)"
         );
     }
     for g in &plan.delete {

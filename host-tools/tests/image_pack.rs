@@ -192,7 +192,13 @@ fn gc_keeps_the_current_and_the_newest_and_a_node_keeps_reading() {
         );
         assert_eq!(generations(&images, ext).len(), 4);
 
+        // A crashed build's temporary image is named, never deleted.
+        let leftover = images.join(format!(".node.tmp-999999.{ext}"));
+        fs::write(&leftover, b"half").unwrap();
         let out = store("image-gc", &[]);
+        assert!(out.contains("leave .node.tmp-999999"), "{out}");
+        assert!(leftover.exists());
+        fs::remove_file(&leftover).unwrap();
         assert!(out.contains(&format!("deleted {}", published[1])), "{out}");
         let mut left = vec![
             published[0].clone(),
