@@ -5,7 +5,8 @@ set -euo pipefail
 
 PKGS=(qemu-system-x86 busybox-static nfs-ganesha nfs-ganesha-vfs rpcbind dnsmasq
       pxelinux syslinux-common ipxe-qemu isc-dhcp-server cpio zstd xz-utils kmod iproute2
-      flex bison bc libelf-dev libssl-dev shellcheck mmdebstrap)
+      flex bison bc libelf-dev libssl-dev shellcheck mmdebstrap
+      squashfs-tools erofs-utils)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -3,6 +3,7 @@
 
 use crate::cluster::Compress;
 use crate::fstree;
+use crate::generations::Format;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -82,8 +83,106 @@ pub enum Command {
     /// than the source, and an existing destination without --force. An image destination is
     /// written beside its name and renamed only after it verified.
     Backup(BackupArgs),
+    /// Build a read-only image (EROFS or squashfs) of a system tree and publish it as a new
+    /// generation NAME-<hash>.<ext> in an images directory, then point NAME.current at it.
+    ///
+    /// The image is reproducible (every timestamp is $SOURCE_DATE_EPOCH or 0, entries sorted,
+    /// owners kept), so the same tree gives the same generation and publishing it again changes
+    /// nothing. An existing generation is never rewritten; the pointer NAME.current (one line,
+    /// the generation's file name) is replaced atomically. Needs read access to the whole tree
+    /// (root, for a Debian tree).
+    ImagePack(ImagePackArgs),
+    /// Point NAME.current at another published generation (roll back or forward).
+    ///
+    /// Nodes read the pointer once at boot: running nodes keep their generation, the next boot
+    /// takes the new one.
+    ImageSwitch(ImageSwitchArgs),
+    /// Delete old generations: keeps the one NAME.current names and the newest K published
+    /// (NAME.generations lists the publish order).
+    ///
+    /// A node keeps reading the generation it booted with, so K must cover every generation a
+    /// running node may still use. Files not in NAME.generations are never deleted.
+    ImageGc(ImageGcArgs),
     /// Write the manual pages (unionroot.1, unionroot-<command>.1) generated from this CLI.
     Man(ManArgs),
+}
+
+/// `--images DIR --name NAME`: one image's generations (default: cluster.toml's `[images]`).
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Take the images directory, the name, the format and K from this cluster description's
+    /// [images]; the flags override it
+    #[arg(short = 'c', long = "cluster", value_name = "FILE")]
+    pub cluster: Option<PathBuf>,
+
+    /// The images directory, exported read-only to the nodes [default: images.dir]
+    #[arg(
+        long = "images",
+        value_name = "DIR",
+        required_unless_present = "cluster"
+    )]
+    pub images: Option<PathBuf>,
+
+    /// The image's name: its generations are NAME-<hash>.<ext>, its pointer NAME.current
+    /// (A-Z a-z 0-9 . _ -, starting with a letter or digit) [default: images.name]
+    #[arg(
+        long = "name",
+        value_name = "NAME",
+        required_unless_present = "cluster"
+    )]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePackArgs {
+    /// The system tree to pack (e.g. paths.setup_tree or paths.image)
+    #[arg(value_name = "TREE")]
+    pub tree: PathBuf,
+
+    #[command(flatten)]
+    pub store: ImagesArgs,
+
+    /// The image's filesystem [default: images.format, or erofs]. EROFS keeps POSIX ACLs and
+    /// builds 4-5x faster here; squashfs (zstd) makes a smaller file but drops the ACLs
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub format: Option<Format>,
+
+    /// Publish the generation but leave NAME.current as it is
+    #[arg(long)]
+    pub no_switch: bool,
+
+    /// Print the build command and the pointer's state; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageSwitchArgs {
+    #[command(flatten)]
+    pub store: ImagesArgs,
+
+    /// The generation: its file name (NAME-<hash>.<ext>) or its 16-digit hash
+    #[arg(value_name = "GENERATION")]
+    pub generation: String,
+
+    /// Check the generation and say what would change; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageGcArgs {
+    #[command(flatten)]
+    pub store: ImagesArgs,
+
+    /// How many of the newest published generations to keep besides the current one (≥ 1)
+    /// [default: images.keep, or 2]
+    #[arg(long, value_parser = crate::image_pack::parse_keep, value_name = "K")]
+    pub keep: Option<usize>,
+
+    /// Say what would be kept and deleted; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `-c/--cluster FILE`, for the commands that work from the cluster description alone.

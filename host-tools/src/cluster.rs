@@ -90,6 +90,7 @@ pub fn parse(
     let exports = tables::exports(&mut c, &raw.exports, subnet);
     let (setup_tree, tftp_root, initramfs, image_dir) = tables::paths(&mut c, &raw.paths);
     let image = c.image(&raw.image);
+    let images = c.images(&raw.images);
     let (kernel_image, modules_dir, kernel_config, nic_modules) =
         tables::kernel(&mut c, &raw.kernel);
     let (linuxrc, extra_modules, compress) = tables::initramfs(&mut c, &raw.initramfs);
@@ -132,6 +133,7 @@ pub fn parse(
         initramfs,
         image_dir,
         image,
+        images,
         kernel_image,
         modules_dir,
         kernel_config,

@@ -23,7 +23,9 @@ pub mod elf;
 pub mod exit;
 pub mod exports;
 pub mod fstree;
+pub mod generations;
 pub mod image;
+pub mod image_pack;
 pub mod initramfs;
 pub mod kconfig;
 pub mod kmod;
@@ -51,6 +53,9 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
         C::Tftp(a) => commands::tftp(&a),
         C::KernelCheck(a) => kconfig::run(&a),
         C::Backup(a) => backup::run(&a),
+        C::ImagePack(a) => image_pack::run_pack(&a),
+        C::ImageSwitch(a) => image_pack::run_switch(&a),
+        C::ImageGc(a) => image_pack::run_gc(&a),
         C::Man(a) => commands::man(&a),
     }
 }

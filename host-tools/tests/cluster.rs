@@ -623,3 +623,37 @@ fn image_values_that_would_reach_mmdebstrap_are_checked() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn images_keys_and_their_checks() {
+    use unionroot::generations::Format;
+    let c = try_parse(VALID).unwrap();
+    assert_eq!(c.images.dir, None);
+    assert_eq!(c.images.name, None);
+    assert_eq!(c.images.format, Format::Erofs);
+    assert_eq!(c.images.keep, 2);
+    let t = edit(
+        "[paths]",
+        "[images]\ndir = \"images\"\nname = \"debian\"\nformat = \"squashfs\"\nkeep = 3\n\n[paths]",
+    );
+    let c = try_parse(&t).unwrap();
+    assert_eq!(c.images.dir.as_deref(), Some(Path::new("/base/images")));
+    assert_eq!(c.images.name.as_ref().map(|n| n.as_str()), Some("debian"));
+    assert_eq!(c.images.format, Format::Squashfs);
+    assert_eq!(c.images.keep, 3);
+    let imgs = |body: &str| edit("[paths]", &format!("[images]\n{body}\n\n[paths]"));
+    one(
+        &imgs("name = \"../etc\""),
+        "images.name",
+        "name =",
+        "must start with a letter or digit",
+    );
+    one(
+        &imgs("format = \"ext4\""),
+        "images.format",
+        "format =",
+        "is not \"erofs\" or \"squashfs\"",
+    );
+    one(&imgs("keep = 0"), "images.keep", "keep =", "is not ≥ 1");
+    one(&imgs("keep = -3"), "images.keep", "keep =", "is not ≥ 1");
+}

@@ -521,6 +521,9 @@ fn help_everywhere_and_man_pages() {
         "tftp",
         "kernel-check",
         "backup",
+        "image-pack",
+        "image-switch",
+        "image-gc",
         "man",
     ];
     assert!(ok(&unionroot(&["--help"])).contains("Exit status"));

@@ -2,8 +2,8 @@
 //! words, seconds, linuxrc's `[boot]` keys (judged by linuxrc's own parser) and `[image]`. Each
 //! problem is recorded with its line, so one run reports them all.
 
-use super::model::{Boot, Image, IpMode};
-use super::raw::{RawBoot, RawImage, S};
+use super::model::{Boot, Image, Images, IpMode};
+use super::raw::{RawBoot, RawImage, RawImages, S};
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -320,6 +320,63 @@ impl Checker<'_> {
             packages,
             mirror,
             files,
+        }
+    }
+}
+
+impl Checker<'_> {
+    /// `[images]`: the name becomes a file name in the images directory, so it passes the same
+    /// check as `--name`.
+    pub(super) fn images(&mut self, raw: &RawImages) -> Images {
+        use crate::generations::{Format, Name, DEFAULT_KEEP};
+        let dir = raw.dir.as_ref().map(|v| self.local_path(v));
+        let name = raw
+            .name
+            .as_ref()
+            .and_then(|v| match Name::new(v.get_ref()) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    self.err(Some(v.span()), "images.name", e.to_string());
+                    None
+                }
+            });
+        let format = match &raw.format {
+            None => Format::Erofs,
+            Some(v) => match Format::ALL.into_iter().find(|f| f.fs_type() == v.get_ref()) {
+                Some(f) => f,
+                None => {
+                    self.err(
+                        Some(v.span()),
+                        "images.format",
+                        format!("{:?} is not \"erofs\" or \"squashfs\"", v.get_ref()),
+                    );
+                    Format::Erofs
+                }
+            },
+        };
+        let keep = match &raw.keep {
+            None => DEFAULT_KEEP,
+            Some(v) => match usize::try_from(*v.get_ref()) {
+                Ok(k) if k >= 1 => k,
+                _ => {
+                    self.err(
+                        Some(v.span()),
+                        "images.keep",
+                        format!(
+                            "{} is not ≥ 1: gc keeps the current generation plus the newest K, \
+                             and K must cover every generation a running node may still use",
+                            v.get_ref()
+                        ),
+                    );
+                    DEFAULT_KEEP
+                }
+            },
+        };
+        Images {
+            dir,
+            name,
+            format,
+            keep,
         }
     }
 }

@@ -159,6 +159,18 @@ pub enum Compress {
     None,
 }
 
+/// `[images]`, validated: the defaults of `image-pack`, `image-switch` and `image-gc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Images {
+    /// The images directory (`images.dir`), if set.
+    pub dir: Option<PathBuf>,
+    /// The image's name (`images.name`), if set.
+    pub name: Option<crate::generations::Name>,
+    pub format: crate::generations::Format,
+    /// Generations gc keeps besides the current one (≥ 1).
+    pub keep: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
     pub server: Server,
@@ -175,6 +187,7 @@ pub struct Cluster {
     /// Where `unionroot image` builds the Debian system tree (`paths.image`), if set.
     pub image_dir: Option<PathBuf>,
     pub image: Image,
+    pub images: Images,
     pub kernel_image: PathBuf,
     pub modules_dir: PathBuf,
     pub kernel_config: Option<PathBuf>,

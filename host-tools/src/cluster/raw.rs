@@ -29,6 +29,8 @@ pub(super) struct RawCluster {
     #[serde(default)]
     pub(super) image: RawImage,
     #[serde(default)]
+    pub(super) images: RawImages,
+    #[serde(default)]
     pub(super) groups: BTreeMap<String, Spanned<RawBoot>>,
     #[serde(default)]
     pub(super) nodes: Vec<Spanned<RawNode>>,
@@ -140,6 +142,16 @@ pub(super) struct RawImage {
     pub(super) packages: Vec<S>,
     pub(super) mirror: Option<S>,
     pub(super) files: Option<S>,
+}
+
+/// `[images]`: where `unionroot image-pack` publishes generations, and what `image-gc` keeps.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImages {
+    pub(super) dir: Option<S>,
+    pub(super) name: Option<S>,
+    pub(super) format: Option<S>,
+    pub(super) keep: Option<toml::Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
