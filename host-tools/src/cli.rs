@@ -177,7 +177,7 @@ pub struct ImageGcArgs {
 
     /// How many of the newest published generations to keep besides the current one (≥ 1)
     /// [default: images.keep, or 2]
-    #[arg(long, value_parser = crate::image_pack::parse_keep, value_name = "K")]
+    #[arg(long, value_parser = crate::generations::parse_keep, value_name = "K")]
     pub keep: Option<usize>,
 
     /// Say what would be kept and deleted; delete nothing

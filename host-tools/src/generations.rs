@@ -228,6 +228,16 @@ impl fmt::Display for Generation {
     }
 }
 
+/// The `--keep` value: at least 1, since the newest generation may be booting somewhere.
+pub fn parse_keep(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(k) if k >= 1 => Ok(k),
+        _ => Err(format!(
+            "{s:?} is not a whole number ≥ 1 (gc keeps the current generation plus the newest K)"
+        )),
+    }
+}
+
 /// The log after publishing `g`: appended, unless it is already the newest entry (publishing
 /// the same tree twice is a no-op). An older entry for `g` moves to the end, since it is now
 /// the newest published.
@@ -308,6 +318,15 @@ mod tests {
         name()
             .parse_generation(&format!("deb-{}.sqfs", hash_digit.to_string().repeat(16)))
             .unwrap()
+    }
+
+    #[test]
+    fn keep_values() {
+        assert_eq!(parse_keep("1"), Ok(1));
+        assert_eq!(parse_keep("10"), Ok(10));
+        for bad in ["0", "-1", "x", ""] {
+            assert!(parse_keep(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

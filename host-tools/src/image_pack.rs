@@ -354,16 +354,6 @@ fn log_text(log: &[Generation]) -> String {
     log.iter().map(|g| format!("{}\n", g.file)).collect()
 }
 
-/// The `--keep` value: at least 1, since the newest generation may be booting somewhere.
-pub fn parse_keep(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(k) if k >= 1 => Ok(k),
-        _ => Err(format!(
-            "{s:?} is not a whole number ≥ 1 (gc keeps the current generation plus the newest K)"
-        )),
-    }
-}
-
 /// The store, format and K the command line and cluster.toml's `[images]` ask for (flags win).
 fn resolve(a: &ImagesArgs) -> Result<(Store, Format, usize)> {
     let images = match &a.cluster {
@@ -620,15 +610,6 @@ mod tests {
         assert_eq!(try_lock(), Err(rustix::io::Errno::WOULDBLOCK));
         drop(held);
         assert_eq!(try_lock(), Ok(()));
-    }
-
-    #[test]
-    fn keep_values() {
-        assert_eq!(parse_keep("1"), Ok(1));
-        assert_eq!(parse_keep("10"), Ok(10));
-        for bad in ["0", "-1", "x", ""] {
-            assert!(parse_keep(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
