@@ -20,6 +20,7 @@ pub use ip::{Autoconf, IpConfig, IpMode};
 pub use keys::{Key, KeyKind};
 
 use crate::addr::Mac;
+use crate::image::{ImageError, ImageSpec};
 use crate::nfs::{NfsError, NfsRoot, NfsVersion};
 use crate::validate::{self, shown, Invalid, MountTarget};
 use std::time::Duration;
@@ -140,6 +141,9 @@ pub struct Config {
     /// Read-only lower layers (`unionroot.lower=`, repeatable), bottom first. Empty means the
     /// one given by `nfsroot=` or DHCP's root-path.
     pub lowers: Vec<NfsRoot>,
+    /// A read-only image (`unionroot.image=<server>:<dir>/<name>`), loop-mounted as the bottom
+    /// layer; `lowers` stack above it, and `nfsroot=`/root-path are then not the system tree.
+    pub image: Option<ImageSpec>,
     /// Read-write NFS mounts placed into the new root (`unionroot.mount=/home=<server>:<path>`).
     pub mounts: Vec<(MountTarget, NfsRoot)>,
     /// The export holding per-node directories (`unionroot.persist=<server>:<path>`); each of
@@ -173,6 +177,7 @@ impl Default for Config {
             init: "/sbin/init".into(),
             init_args: Vec::new(),
             lowers: Vec::new(),
+            image: None,
             mounts: Vec::new(),
             persist: None,
             persist_paths: Vec::new(),
@@ -445,6 +450,12 @@ impl Config {
                 self.init = p.to_string();
             }
             (Key::Lower, Some(v)) => self.lowers.push(NfsRoot::parse(v)?),
+            (Key::Image, Some(v)) => {
+                self.image = Some(ImageSpec::parse(v).map_err(|e| match e {
+                    ImageError::Nfs(e) => CmdlineError::Nfs(e),
+                    e => bad(e.to_string(), "unionroot.image=10.0.0.1:/srv/images/system"),
+                })?)
+            }
             (Key::Mount, Some(v)) => {
                 const EXAMPLE: &str = "unionroot.mount=/home=10.0.0.1:/srv/home,rw";
                 let (target, spec) = v.split_once('=').ok_or_else(|| {

@@ -27,6 +27,7 @@ pub enum Key {
     Bootif,
     Mac,
     Lower,
+    Image,
     Mount,
     Persist,
     PersistPaths,
@@ -43,12 +44,13 @@ pub enum Key {
 }
 
 impl Key {
-    pub const ALL: [Key; 18] = [
+    pub const ALL: [Key; 19] = [
         Key::Ip,
         Key::NfsRoot,
         Key::Bootif,
         Key::Mac,
         Key::Lower,
+        Key::Image,
         Key::Mount,
         Key::Persist,
         Key::PersistPaths,
@@ -72,6 +74,7 @@ impl Key {
             Key::Bootif => "BOOTIF",
             Key::Mac => "unionroot.mac",
             Key::Lower => "unionroot.lower",
+            Key::Image => "unionroot.image",
             Key::Mount => "unionroot.mount",
             Key::Persist => "unionroot.persist",
             Key::PersistPaths => "unionroot.persist_paths",
@@ -96,9 +99,12 @@ impl Key {
     pub fn kind(self) -> KeyKind {
         match self {
             Key::Ip | Key::NfsRoot | Key::Bootif | Key::Mac => KeyKind::Node,
-            Key::Lower | Key::Mount | Key::Persist | Key::PersistPaths | Key::NfsVersion => {
-                KeyKind::Pieces
-            }
+            Key::Lower
+            | Key::Image
+            | Key::Mount
+            | Key::Persist
+            | Key::PersistPaths
+            | Key::NfsVersion => KeyKind::Pieces,
             _ => KeyKind::Setting,
         }
     }
@@ -143,6 +149,7 @@ impl Config {
             Key::Bootif => opt(self.bootif.map(|m| m.bootif())),
             Key::Mac => opt(self.mac.map(|m| m.to_string())),
             Key::Lower => self.lowers.iter().map(|l| l.to_string()).collect(),
+            Key::Image => opt(self.image.as_ref().map(|i| i.to_string())),
             Key::Mount => self
                 .mounts
                 .iter()
@@ -216,6 +223,7 @@ mod tests {
     use super::*;
     use crate::addr::Mac;
     use crate::cmdline::{IpConfig, OnFail};
+    use crate::image::{ImageName, ImageSpec};
     use crate::nfs::{NfsRoot, NfsVersion};
     use crate::validate::MountTarget;
 
@@ -324,6 +332,14 @@ mod tests {
                     })
                     .collect(),
                 lowers: (0..list(self, 3)).map(|_| self.piece()).collect(),
+                image: self.some(|g| {
+                    let mut dir = g.piece();
+                    dir.path = g.pick(&["/", "/srv/images", "/export/img"]).into();
+                    ImageSpec {
+                        dir,
+                        name: ImageName::parse(g.pick(&["system", "base-12", "a.b_c"])).unwrap(),
+                    }
+                }),
                 mounts: (0..list(self, 3))
                     .map(|_| (self.target(), self.piece()))
                     .collect(),
@@ -405,6 +421,7 @@ mod tests {
             other.lowers.retain(|l| !base.lowers.contains(l));
             node.lowers.append(&mut other.lowers);
             node.persist = other.persist.or(node.persist);
+            node.image = other.image.or(node.image);
             let file = base.words(&Key::ALL, None).join("\n");
             let line = node.words(&Key::ALL, Some(&base));
             let back = Config::parse(&file, line.join(" ")).unwrap();

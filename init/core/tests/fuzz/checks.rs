@@ -1078,6 +1078,10 @@ pub fn containment_violations<'a>(
                 }
             }
             Step::NfsMount { target, .. } => paths.push((target, true)),
+            Step::ImageMount { images, target, .. } => {
+                paths.push((images, false));
+                paths.push((target, true));
+            }
             Step::Check(
                 Check::IsDir(p) | Check::HasRoom { path: p, .. } | Check::MappedOwner(p),
             ) => paths.push((p, false)),
