@@ -39,6 +39,7 @@ CASES=(
   "image-v4|the same image alone over NFSv4.2"
   "image-missing|the pointer names a generation that is not there: FATAL naming it, at once"
   "image-truncated|a truncated generation: FATAL naming the truncation, at once"
+  "image-corrupt|a generation with a good superblock and zeroed tables: the kernel refuses it, FATAL"
 )
 OUT=$UR_OUT/e2e-root
 
@@ -438,22 +439,37 @@ case_image_truncated() {
   within 'linuxrc: cat /run/unionroot/images/system.current' 'linuxrc: FATAL' 2
 }
 
+case_image_corrupt() {
+  image_boot "$IMAGES_CORRUPT" "$S:/srv/images/system" "unionroot.nfsvers=3" --timeout 40 \
+    --until 'linuxrc: boot failed; waiting' \
+    --expect "linuxrc: losetup --read-only --find --show /run/unionroot/images/system-$GEN1\\.sqfs$E" \
+    --expect "linuxrc: FATAL: root: .*image system generation $GEN1 \\($S:/srv/images/system-$GEN1\\.sqfs\\): \`mount -t squashfs -o ro /dev/loop0 /run/unionroot/lower\` failed: E[A-Z]+" \
+    --expect '\] unable to read id index table' --forbid 'unionroot-demo: real init started' || return 1
+  within 'linuxrc: cat /run/unionroot/images/system.current' 'linuxrc: FATAL' 2
+}
+
 # image_fixtures: the base system as a reproducible squashfs, published as the host tool does
 # (system-<hash>.sqfs and the pointer system.current) in IMAGES; IMAGES_MISSING has only the
-# pointer; IMAGES_TRUNC has the image cut to half its length.
+# pointer; IMAGES_TRUNC has the image cut to half its length; IMAGES_CORRUPT keeps its length
+# and superblock (the first 96 bytes) but has everything after them zeroed.
 image_fixtures() {
   command -v mksquashfs >/dev/null || ur_die "mksquashfs is missing: apt-get install squashfs-tools"
   IMAGES=$OUT/images IMAGES_MISSING=$OUT/images-missing IMAGES_TRUNC=$OUT/images-trunc
-  rm -rf "$IMAGES" "$IMAGES_MISSING" "$IMAGES_TRUNC"
-  mkdir -p "$IMAGES" "$IMAGES_MISSING" "$IMAGES_TRUNC"
+  IMAGES_CORRUPT=$OUT/images-corrupt
+  rm -rf "$IMAGES" "$IMAGES_MISSING" "$IMAGES_TRUNC" "$IMAGES_CORRUPT"
+  mkdir -p "$IMAGES" "$IMAGES_MISSING" "$IMAGES_TRUNC" "$IMAGES_CORRUPT"
   mksquashfs "$SYS" "$OUT/system.sqfs" -noappend -all-root -mkfs-time 0 -all-time 0 \
     -no-progress -quiet >&2
   GEN1=$(sha256sum "$OUT/system.sqfs" | cut -c1-16)
   mv "$OUT/system.sqfs" "$IMAGES/system-$GEN1.sqfs"
   echo "system-$GEN1.sqfs" | tee "$IMAGES_MISSING/system.current" "$IMAGES_TRUNC/system.current" \
-    >"$IMAGES/system.current"
+    "$IMAGES_CORRUPT/system.current" >"$IMAGES/system.current"
   head -c "$(($(stat -c %s "$IMAGES/system-$GEN1.sqfs") / 2))" "$IMAGES/system-$GEN1.sqfs" \
     >"$IMAGES_TRUNC/system-$GEN1.sqfs"
+  local size
+  size=$(stat -c %s "$IMAGES/system-$GEN1.sqfs")
+  { head -c 96 "$IMAGES/system-$GEN1.sqfs"; head -c "$((size - 96))" /dev/zero; } \
+    >"$IMAGES_CORRUPT/system-$GEN1.sqfs"
   # The image's console lines: the pointer read once, the generation pinned, attached, mounted.
   IMAGED=(--expect "linuxrc: cat /run/unionroot/images/system.current$E"
     --expect "linuxrc: image system from $S:/(srv/)?images: pinned generation $GEN1 \\(system-$GEN1\\.sqfs\\)$E"

@@ -250,9 +250,8 @@ fn image_mount(
     let bytes = sys.read_bytes(&pointer).map_err(|e| {
         refuse(
             format!(
-                "image {name} from {origin}: no pointer {}: {e} ({})",
-                name.pointer(),
-                e.desc()
+                "image {name} from {origin}: no pointer {}: {e}",
+                name.pointer()
             ),
             "publish the image (the host tool writes <name>.current), or fix unionroot.image=",
         )
@@ -282,7 +281,7 @@ fn image_mount(
         "republish the image; a published generation is never rewritten, so a bad one stays bad";
     let (head, size) = sys.read_head(&file, HEAD_LEN).map_err(|e| {
         refuse(
-            at(format!("cannot read it: {e} ({})", e.desc())),
+            at(format!("cannot read it: {e}")),
             "the pointer names a generation that is not there: was it deleted (gc) or never copied? publish it again",
         )
     })?;
@@ -332,7 +331,7 @@ fn image_mount(
     log::info!("losetup --read-only --find --show {file}");
     let dev = sys.loop_attach(&file).map_err(|e| {
         refuse(
-            at(format!("losetup failed: {e} ({})", e.desc())),
+            at(format!("losetup failed: {e}")),
             "is the loop module in the initramfs (/dev/loop-control)?",
         )
     })?;
@@ -342,8 +341,7 @@ fn image_mount(
         .map_err(|e| {
             refuse(
                 at(format!(
-                    "`{mount}` failed: {e} ({}); the kernel's {} lines just above say why",
-                    e.desc(),
+                    "`{mount}` failed: {e}; the kernel's {} lines just above say why",
                     fs.fstype()
                 )),
                 corrupt,
