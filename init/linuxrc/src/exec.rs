@@ -1118,9 +1118,12 @@ mod tests {
         }
     }
 
+    /// What a case is, how it spoils the good server, and what the failure must say.
+    type Spoiled = (&'static str, fn(&mut Recorder), &'static str);
+
     #[test]
     fn bad_images_are_refused_before_anything_is_attached() {
-        let cases: [(&str, fn(&mut Recorder), &str); 7] = [
+        let cases: [Spoiled; 7] = [
             (
                 "no pointer",
                 |r| {
