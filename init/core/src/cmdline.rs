@@ -1007,4 +1007,34 @@ mod hostile {
         assert_eq!(c.warnings.len(), 1);
         assert!(!c.warnings[0].contains('\n'), "{:?}", c.warnings);
     }
+
+    #[test]
+    fn an_image_key_is_validated_and_the_last_one_wins() {
+        let c = Config::parse(
+            "unionroot.image=10.0.0.1:/srv/images/old",
+            "unionroot.image=10.0.0.1|10.0.0.2:/srv/images/system,vers=4.2",
+        )
+        .unwrap();
+        let i = c.image.unwrap();
+        assert_eq!(
+            (i.dir.path.as_str(), i.name.as_str()),
+            ("/srv/images", "system")
+        );
+        for bad in [
+            "unionroot.image=10.0.0.1:/srv/images/..",
+            "unionroot.image=10.0.0.1:/srv/images/",
+            "unionroot.image=10.0.0.1:/srv/images/a$b",
+        ] {
+            let e = Config::parse("", bad).unwrap_err();
+            assert!(
+                matches!(e, CmdlineError::BadValue { ref key, .. } if key == "unionroot.image"),
+                "{bad}: {e}"
+            );
+            assert!(e.to_string().contains("e.g. unionroot.image="), "{e}");
+        }
+        assert!(matches!(
+            Config::parse("", "unionroot.image=server:/srv/images/system"),
+            Err(CmdlineError::Nfs(_))
+        ));
+    }
 }
