@@ -37,6 +37,7 @@ CASES=(
   "debian-owner-names|ganesha sends NFSv4 owner names: linuxrc stops with a named reason, no hang"
   "image-v3|the busybox tree as a squashfs image, loop-mounted from NFSv3 under the cluster layer"
   "image-v4|the same image alone over NFSv4.2"
+  "image-ram|unionroot.image_ram: the image copied into RAM, the images export let go (no NFS mount left)"
   "image-missing|the pointer names a generation that is not there: FATAL naming it, at once"
   "image-truncated|a truncated generation: FATAL naming the truncation, at once"
   "image-corrupt|a generation with a good superblock and zeroed tables: the kernel refuses it, FATAL"
@@ -421,6 +422,17 @@ case_image_v4() {
     "${ROOTED[@]}" "${IMAGED[@]}" \
     --expect "linuxrc: mount -t nfs4 -o ro,nodev,vers=4.2,[^ ]* $S:/images /run/unionroot/images$E" \
     --expect '^PROOF lowerdir=/run/unionroot/lower'"$E" --expect '^PROOF layer=base'"$E"
+}
+
+case_image_ram() {
+  image_boot "$IMAGES" "$S:/srv/images/system" "unionroot.nfsvers=3 unionroot.image_ram" \
+    "${ROOTED[@]}" \
+    --expect "linuxrc: image system from $S:/srv/images: pinned generation $GEN1 " \
+    --expect "linuxrc: cp /run/unionroot/images/system-$GEN1\\.sqfs /run/unionroot/image-ram/system-$GEN1\\.sqfs$E" \
+    --expect "linuxrc: image in RAM: [0-9]+ bytes \\([0-9]+ MiB\\) in [0-9]+\\.[0-9]{3} s$E" \
+    --expect "linuxrc: losetup --read-only --find --show /run/unionroot/image-ram/system-$GEN1\\.sqfs$E" \
+    --expect "linuxrc: umount -l /run/unionroot/images$E" \
+    --expect '^PROOF lowerdir=/run/unionroot/lower'"$E" --expect '^PROOF nfs-mounts='"$E"
 }
 
 case_image_missing() {

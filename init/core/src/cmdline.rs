@@ -144,6 +144,9 @@ pub struct Config {
     /// A read-only image (`unionroot.image=<server>:<dir>/<name>`), loop-mounted as the bottom
     /// layer; `lowers` stack above it, and `nfsroot=`/root-path are then not the system tree.
     pub image: Option<ImageSpec>,
+    /// `unionroot.image_ram`: copy the image's generation into RAM (the tmpfs `/run`) and mount
+    /// the copy, so that the node no longer needs the server for its root.
+    pub image_ram: bool,
     /// Read-write NFS mounts placed into the new root (`unionroot.mount=/home=<server>:<path>`).
     pub mounts: Vec<(MountTarget, NfsRoot)>,
     /// The export holding per-node directories (`unionroot.persist=<server>:<path>`); each of
@@ -178,6 +181,7 @@ impl Default for Config {
             init_args: Vec::new(),
             lowers: Vec::new(),
             image: None,
+            image_ram: false,
             mounts: Vec::new(),
             persist: None,
             persist_paths: Vec::new(),
@@ -497,6 +501,7 @@ impl Config {
                     })?
             }
             (Key::Debug, None) => self.debug = true,
+            (Key::ImageRam, None) => self.image_ram = true,
             _ => return Ok(false),
         }
         Ok(true)

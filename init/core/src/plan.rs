@@ -76,6 +76,9 @@ pub enum Step {
         name: ImageName,
         target: String,
         origin: String,
+        /// Copy the generation into [`IMAGE_RAM_DIR`] first, mount the copy, and detach the
+        /// images directory: the root then no longer needs the server.
+        ram: bool,
     },
     /// klibc run-init's checked sequence: new root on another device, init present in it, `/`
     /// on ramfs/tmpfs; move [`CARRIED`] across, delete the initramfs contents without crossing
@@ -130,6 +133,8 @@ pub const OLD_ROOT: &str = "/run/unionroot/oldroot";
 pub const PERSIST_DIR: &str = "/run/unionroot/persist";
 /// Where an image root's directory is mounted (read-only).
 pub const IMAGES_DIR: &str = "/run/unionroot/images";
+/// Where `unionroot.image_ram` copies the generation (in the tmpfs `/run`).
+pub const IMAGE_RAM_DIR: &str = "/run/unionroot/image-ram";
 
 fn flag_words(flags: u64) -> Vec<&'static str> {
     [
@@ -231,12 +236,19 @@ impl fmt::Display for Step {
                 images,
                 name,
                 target,
+                ram,
                 ..
-            } => write!(
-                f,
-                "mount -o ro,loop {images}/\"$(cat {images}/{})\" {target}",
-                name.pointer()
-            ),
+            } => {
+                let file = format!("{images}/\"$(cat {images}/{})\"", name.pointer());
+                if *ram {
+                    write!(
+                        f,
+                        "cp {file} {IMAGE_RAM_DIR}/ && mount -o ro,loop {IMAGE_RAM_DIR}/* {target} && umount -l {images}"
+                    )
+                } else {
+                    write!(f, "mount -o ro,loop {file} {target}")
+                }
+            }
             Step::SwitchRoot {
                 new_root,
                 init,
@@ -403,6 +415,8 @@ pub fn node_dir(node: &Hostname, path: &MountTarget) -> String {
 pub struct ImagePlan {
     pub dir: NfsPiece,
     pub name: ImageName,
+    /// `unionroot.image_ram`.
+    pub ram: bool,
 }
 
 /// Everything needed to build the union root.
@@ -494,6 +508,7 @@ pub fn root_steps(p: &RootPlan) -> RootSteps {
                 name: img.name.clone(),
                 target: dir.clone(),
                 origin,
+                ram: img.ram,
             },
         ]);
         dirs.push(dir);
@@ -698,6 +713,7 @@ mod tests {
                 ms::RDONLY | ms::NODEV,
             ),
             name: ImageName::parse("system").unwrap(),
+            ram: false,
         });
         p.rw_mounts = vec![(
             MountTarget::parse("/home").unwrap(),

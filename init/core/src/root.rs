@@ -136,6 +136,7 @@ pub fn root_plan(f: &Facts) -> Result<Planned, RootError> {
             Ok::<_, RootError>(plan::ImagePlan {
                 dir: resolve(&i.dir, BASE_FLAGS | ms::NODEV)?,
                 name: i.name.clone(),
+                ram: cfg.image_ram,
             })
         })
         .transpose()?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use thiserror::Error;
 use unionroot_core::image::{parse_pointer, ImageFs, ImageName, HEAD_LEN};
 use unionroot_core::nfs::NfsMountArgs;
-use unionroot_core::plan::{ms, Check, Step, CARRIED, OLD_ROOT, UNMAPPED_IDS};
+use unionroot_core::plan::{ms, Check, Step, CARRIED, IMAGE_RAM_DIR, OLD_ROOT, UNMAPPED_IDS};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ExecError {
@@ -136,7 +136,8 @@ pub fn run_step(sys: &mut dyn Sys, step: &Step) -> Result<(), ExecError> {
             name,
             target,
             origin,
-        } => image_mount(sys, step, images, name, target, origin),
+            ram,
+        } => image_mount(sys, step, images, name, target, origin, *ram),
         Step::SwitchRoot {
             new_root,
             init,
@@ -239,6 +240,7 @@ fn image_mount(
     name: &ImageName,
     target: &str,
     origin: &str,
+    ram: bool,
 ) -> Result<(), ExecError> {
     let refuse = |what: String, hint: &str| ExecError::Check {
         step: step.to_string(),
@@ -328,6 +330,12 @@ fn image_mount(
             "put its module (and loop) in the initramfs, or build the kernel with them",
         ));
     }
+    let file = if ram {
+        copy_to_ram(sys, &file, &generation.file, size)
+            .map_err(|(what, hint)| refuse(at(what), hint))?
+    } else {
+        file
+    };
     log::info!("losetup --read-only --find --show {file}");
     let dev = sys.loop_attach(&file).map_err(|e| {
         refuse(
@@ -346,7 +354,57 @@ fn image_mount(
                 )),
                 corrupt,
             )
-        })
+        })?;
+    if ram {
+        // The root no longer reads the server: let go of the images directory.
+        log::info!("umount -l {images}");
+        if let Err(e) = sys.umount_detach(images) {
+            log::warn!("umount -l {images}: {e}; the images directory stays mounted");
+        }
+    }
+    Ok(())
+}
+
+/// `unionroot.image_ram`: the generation copied into [`IMAGE_RAM_DIR`] (on the tmpfs `/run`),
+/// its size and the time it took logged. Returns the copy's path, or why it failed and a hint.
+fn copy_to_ram(
+    sys: &mut dyn Sys,
+    file: &str,
+    name: &str,
+    size: u64,
+) -> Result<String, (String, &'static str)> {
+    let copy = format!("{IMAGE_RAM_DIR}/{name}");
+    let room = "give the node more RAM, or boot without unionroot.image_ram";
+    let free = sys
+        .free_bytes("/run")
+        .map_err(|e| (format!("statfs /run: {e}"), ""))?;
+    if free < size {
+        return Err((
+            format!("{size} bytes do not fit in RAM: /run has {free} bytes free"),
+            room,
+        ));
+    }
+    sys.mkdir(IMAGE_RAM_DIR, 0o700)
+        .map_err(|e| (format!("mkdir {IMAGE_RAM_DIR}: {e}"), ""))?;
+    log::info!("cp {file} {copy}");
+    let started = sys.now();
+    let copied = sys
+        .copy_file(file, &copy)
+        .map_err(|e| (format!("copying it into RAM failed: {e}"), room))?;
+    let took = sys.now().saturating_sub(started);
+    if copied != size {
+        return Err((
+            format!("copied {copied} bytes into RAM, but the file had {size}: did it change on the server?"),
+            "a published generation must never be rewritten",
+        ));
+    }
+    log::info!(
+        "image in RAM: {copied} bytes ({} MiB) in {}.{:03} s",
+        copied >> 20,
+        took.as_secs(),
+        took.subsec_millis()
+    );
+    Ok(copy)
 }
 
 fn check(sys: &mut dyn Sys, step: &Step, c: &Check) -> Result<(), ExecError> {
@@ -1055,6 +1113,7 @@ mod tests {
             name: ImageName::parse("system").unwrap(),
             target: "/run/unionroot/lower".into(),
             origin: "10.0.2.2:/srv/images".into(),
+            ram: false,
         }
     }
 
@@ -1093,6 +1152,56 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn an_image_in_ram_is_copied_then_attached_and_the_server_let_go() {
+        let mut r = image_recorder();
+        r.free = 1 << 20;
+        let Step::ImageMount {
+            images,
+            name,
+            target,
+            origin,
+            ..
+        } = image_step()
+        else {
+            unreachable!()
+        };
+        let step = Step::ImageMount {
+            images,
+            name,
+            target,
+            origin,
+            ram: true,
+        };
+        run_step(&mut r, &step).unwrap();
+        let copy = "/run/unionroot/image-ram/system-0a1b.sqfs";
+        assert_eq!(
+            r.calls,
+            [
+                Call::Mkdir("/run/unionroot/image-ram".into()),
+                Call::CopyFile(GEN.into(), copy.into()),
+                Call::LoopAttach(copy.into()),
+                mnt(
+                    "/dev/loop0",
+                    "/run/unionroot/lower",
+                    "squashfs",
+                    ms::RDONLY,
+                    ""
+                ),
+                Call::UmountDetach(IMAGES.into()),
+            ]
+        );
+        // Too little RAM: named before anything is copied.
+        let mut r = image_recorder();
+        r.free = 100;
+        let e = run_step(&mut r, &step).unwrap_err().to_string();
+        assert!(
+            e.contains("4096 bytes do not fit in RAM: /run has 100 bytes free"),
+            "{e}"
+        );
+        assert!(r.calls.is_empty());
     }
 
     #[test]

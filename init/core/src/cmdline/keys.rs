@@ -28,6 +28,7 @@ pub enum Key {
     Mac,
     Lower,
     Image,
+    ImageRam,
     Mount,
     Persist,
     PersistPaths,
@@ -44,13 +45,14 @@ pub enum Key {
 }
 
 impl Key {
-    pub const ALL: [Key; 19] = [
+    pub const ALL: [Key; 20] = [
         Key::Ip,
         Key::NfsRoot,
         Key::Bootif,
         Key::Mac,
         Key::Lower,
         Key::Image,
+        Key::ImageRam,
         Key::Mount,
         Key::Persist,
         Key::PersistPaths,
@@ -75,6 +77,7 @@ impl Key {
             Key::Mac => "unionroot.mac",
             Key::Lower => "unionroot.lower",
             Key::Image => "unionroot.image",
+            Key::ImageRam => "unionroot.image_ram",
             Key::Mount => "unionroot.mount",
             Key::Persist => "unionroot.persist",
             Key::PersistPaths => "unionroot.persist_paths",
@@ -166,6 +169,13 @@ impl Config {
             Key::ServerTimeout => one(secs(self.server_timeout)),
             Key::OnFail => one(self.on_fail.name().to_string()),
             Key::Modules => self.modules.clone(),
+            Key::ImageRam => {
+                if self.image_ram {
+                    one(String::new())
+                } else {
+                    Vec::new()
+                }
+            }
             Key::Debug => {
                 if self.debug {
                     one(String::new())
@@ -195,7 +205,7 @@ impl Config {
             };
             let name = key.name();
             match key {
-                Key::Debug if !new.is_empty() => out.push(name.to_string()),
+                Key::Debug | Key::ImageRam if !new.is_empty() => out.push(name.to_string()),
                 // One word for the whole list: linuxrc splits these at commas.
                 Key::Modules | Key::PersistPaths if !new.is_empty() => {
                     out.push(word(format!("{name}={}", new.join(","))))
@@ -357,6 +367,7 @@ mod tests {
                 carrier_timeout: self.secs(600),
                 on_fail: OnFail::ALL[self.below(4)],
                 debug: self.coin(),
+                image_ram: self.coin(),
                 warnings: Vec::new(),
             }
         }
@@ -416,6 +427,7 @@ mod tests {
             node.on_fail = other.on_fail;
             node.nfs_version = other.nfs_version;
             node.debug |= other.debug;
+            node.image_ram |= other.image_ram;
             other.modules.retain(|m| !base.modules.contains(m));
             node.modules.append(&mut other.modules);
             other.lowers.retain(|l| !base.lowers.contains(l));

@@ -234,6 +234,10 @@ impl Sys for LinuxSys {
         Ok((head, size))
     }
 
+    fn copy_file(&mut self, from: &str, to: &str) -> Result<u64, Errno> {
+        std::fs::copy(from, to).map_err(io_errno)
+    }
+
     fn loop_attach(&mut self, path: &str) -> Result<String, Errno> {
         use std::os::fd::AsRawFd;
         let backing = open_cloexec(path, OFlag::O_RDONLY)?;

@@ -124,4 +124,6 @@ pub trait Sys {
     /// `LOOP_CONFIGURE`, loop(4)) and returns the device's path. The device stays open until
     /// exec, so that autoclear cannot detach it before it is mounted.
     fn loop_attach(&mut self, path: &str) -> Result<String, Errno>;
+    /// `cp from to`: copies a file's bytes into a new file; returns how many.
+    fn copy_file(&mut self, from: &str, to: &str) -> Result<u64, Errno>;
 }

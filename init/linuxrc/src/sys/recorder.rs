@@ -30,6 +30,7 @@ pub enum Call {
     Sleep(Duration),
     Sync,
     LoopAttach(String),
+    CopyFile(String, String),
 }
 
 /// A test double: records every state-changing call, answers queries from tables, and can be told
@@ -195,5 +196,12 @@ impl Sys for Recorder {
         self.record(Call::LoopAttach(path.into()))?;
         self.loops += 1;
         Ok(format!("/dev/loop{}", self.loops - 1))
+    }
+    fn copy_file(&mut self, from: &str, to: &str) -> Result<u64, Errno> {
+        self.record(Call::CopyFile(from.into(), to.into()))?;
+        let (bytes, size) = self.read_head(from, usize::MAX)?;
+        self.raw_files.insert(to.into(), bytes);
+        self.sizes.insert(to.into(), size);
+        Ok(size)
     }
 }
