@@ -97,6 +97,9 @@ impl ImageSpec {
             return Err(ImageError::NoName(text.to_string()));
         }
         let name = ImageName::parse(name)?;
+        // `<dir>//<name>` is the same directory as `<dir>/<name>` (path_resolution(7)), and
+        // the printed form has one slash: keep one, so that the spec prints back to itself.
+        let parent = parent.trim_end_matches('/');
         dir.path = if parent.is_empty() {
             "/".into()
         } else {
@@ -251,6 +254,8 @@ mod tests {
         assert_eq!(s.dir.options, ["vers=3"]);
         assert_eq!(s.name.as_str(), "system");
         assert_eq!(s.to_string(), "10.0.2.2|10.0.2.3:/srv/images/system,vers=3");
+        let twice = ImageSpec::parse("10.0.2.2:/srv/images//system").unwrap();
+        assert_eq!(twice.to_string(), "10.0.2.2:/srv/images/system");
         let top = ImageSpec::parse("10.0.2.2:/system").unwrap();
         assert_eq!(
             (top.dir.path.as_str(), top.to_string().as_str()),
