@@ -38,6 +38,7 @@ CASES=(
   "image-v3|the busybox tree as a squashfs image, loop-mounted from NFSv3 under the cluster layer"
   "image-v4|the same image alone over NFSv4.2"
   "image-ram|unionroot.image_ram: the image copied into RAM, the images export let go (no NFS mount left)"
+  "image-switch|booted on generation 1, a second is published and the pointer switched: the node reads all of generation 1 again; the next boot pins generation 2"
   "image-missing|the pointer names a generation that is not there: FATAL naming it, at once"
   "image-truncated|a truncated generation: FATAL naming the truncation, at once"
   "image-corrupt|a generation with a good superblock and zeroed tables: the kernel refuses it, FATAL"
@@ -435,6 +436,49 @@ case_image_ram() {
     --expect '^PROOF lowerdir=/run/unionroot/lower'"$E" --expect '^PROOF nfs-mounts='"$E"
 }
 
+# The host tool's publish, as the tests do it: the new generation's file first (written under a
+# temporary name, then renamed), then the pointer, atomically by rename.
+publish_gen2() {
+  local dir=$1
+  cp "$OUT/gen2.sqfs" "$dir/.system-$GEN2.sqfs.tmp" && mv "$dir/.system-$GEN2.sqfs.tmp" "$dir/system-$GEN2.sqfs"
+  echo "system-$GEN2.sqfs" >"$dir/.system.current.tmp" && mv "$dir/.system.current.tmp" "$dir/system.current"
+}
+
+case_image_switch() {
+  local imgs=$OUT/images-switch home=$OUT/home-switch sum1 pub i
+  rm -rf "$imgs" && cp -a "$IMAGES" "$imgs"
+  fresh "$home"
+  sum1=$(sha256sum <"$imgs/system-$GEN1.sqfs")
+  mkdir -p "$RUN" && rm -f "$RUN/console.log"
+  # The publisher: once the node waits, publish generation 2 and tell the node (/home/go).
+  (
+    for ((i = 0; i < 600; i++)); do
+      grep -aq '^PROOF gen-switch waiting' "$RUN/console.log" 2>/dev/null && break
+      sleep 0.2
+    done
+    publish_gen2 "$imgs" && : >"$home/go"
+  ) &
+  pub=$!
+  image_boot "$imgs:rw" "$S:/srv/images/system" \
+    "unionroot.nfsvers=3 unionroot.mount=/home=$S:/srv/home proof.gen_switch" \
+    --export "home=$home:rw" "${ROOTED[@]}" "${IMAGED[@]}" \
+    --expect "^PROOF gen-pinned=system-$GEN1\\.sqfs$E" \
+    --expect "^PROOF gen-read=ok tar-bytes=[1-9][0-9]* dev-bytes=[1-9][0-9]*$E" || {
+    kill "$pub" 2>/dev/null
+    return 1
+  }
+  wait "$pub"
+  [ "$(sha256sum <"$imgs/system-$GEN1.sqfs")" = "$sum1" ] ||
+    { why "generation 1 changed on the server"; return 1; }
+  file_is "$imgs/system.current" "^system-$GEN2\\.sqfs$" || return 1
+  # The node's own view of the pointer is not asserted: ganesha serves a name changed behind its
+  # back from its cache for a while. A new boot (a new server) pins generation 2.
+  RUN=$OUT/$CASE/2-next-boot
+  image_boot "$imgs" "$S:/srv/images/system" "unionroot.nfsvers=3" "${ROOTED[@]}" \
+    --expect "linuxrc: image system from $S:/srv/images: pinned generation $GEN2 " \
+    --expect '^PROOF layer=gen2'"$E"
+}
+
 case_image_missing() {
   image_boot "$IMAGES_MISSING" "$S:/srv/images/system" "unionroot.nfsvers=3" --timeout 40 \
     --until 'linuxrc: boot failed; waiting' \
@@ -476,6 +520,12 @@ image_fixtures() {
   mv "$OUT/system.sqfs" "$IMAGES/system-$GEN1.sqfs"
   echo "system-$GEN1.sqfs" | tee "$IMAGES_MISSING/system.current" "$IMAGES_TRUNC/system.current" \
     "$IMAGES_CORRUPT/system.current" >"$IMAGES/system.current"
+  # Generation 2 (image-switch): the same tree, saying so in /etc/unionroot-layer.
+  rm -rf "$OUT/system2" && cp -a "$SYS" "$OUT/system2"
+  echo gen2 >"$OUT/system2/etc/unionroot-layer"
+  mksquashfs "$OUT/system2" "$OUT/gen2.sqfs" -noappend -all-root -mkfs-time 0 -all-time 0 \
+    -no-progress -quiet >&2
+  GEN2=$(sha256sum "$OUT/gen2.sqfs" | cut -c1-16)
   head -c "$(($(stat -c %s "$IMAGES/system-$GEN1.sqfs") / 2))" "$IMAGES/system-$GEN1.sqfs" \
     >"$IMAGES_TRUNC/system-$GEN1.sqfs"
   local size
