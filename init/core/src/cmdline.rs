@@ -20,6 +20,7 @@ pub use ip::{Autoconf, IpConfig, IpMode};
 pub use keys::{Key, KeyKind};
 
 use crate::addr::Mac;
+use crate::image::{ImageError, ImageSpec};
 use crate::nfs::{NfsError, NfsRoot, NfsVersion};
 use crate::validate::{self, shown, Invalid, MountTarget};
 use std::time::Duration;
@@ -140,6 +141,12 @@ pub struct Config {
     /// Read-only lower layers (`unionroot.lower=`, repeatable), bottom first. Empty means the
     /// one given by `nfsroot=` or DHCP's root-path.
     pub lowers: Vec<NfsRoot>,
+    /// A read-only image (`unionroot.image=<server>:<dir>/<name>`), loop-mounted as the bottom
+    /// layer; `lowers` stack above it, and `nfsroot=`/root-path are then not the system tree.
+    pub image: Option<ImageSpec>,
+    /// `unionroot.image_ram`: copy the image's generation into RAM (the tmpfs `/run`) and mount
+    /// the copy, so that the node no longer needs the server for its root.
+    pub image_ram: bool,
     /// Read-write NFS mounts placed into the new root (`unionroot.mount=/home=<server>:<path>`).
     pub mounts: Vec<(MountTarget, NfsRoot)>,
     /// The export holding per-node directories (`unionroot.persist=<server>:<path>`); each of
@@ -173,6 +180,8 @@ impl Default for Config {
             init: "/sbin/init".into(),
             init_args: Vec::new(),
             lowers: Vec::new(),
+            image: None,
+            image_ram: false,
             mounts: Vec::new(),
             persist: None,
             persist_paths: Vec::new(),
@@ -445,6 +454,12 @@ impl Config {
                 self.init = p.to_string();
             }
             (Key::Lower, Some(v)) => self.lowers.push(NfsRoot::parse(v)?),
+            (Key::Image, Some(v)) => {
+                self.image = Some(ImageSpec::parse(v).map_err(|e| match e {
+                    ImageError::Nfs(e) => CmdlineError::Nfs(e),
+                    e => bad(e.to_string(), "unionroot.image=10.0.0.1:/srv/images/system"),
+                })?)
+            }
             (Key::Mount, Some(v)) => {
                 const EXAMPLE: &str = "unionroot.mount=/home=10.0.0.1:/srv/home,rw";
                 let (target, spec) = v.split_once('=').ok_or_else(|| {
@@ -486,6 +501,7 @@ impl Config {
                     })?
             }
             (Key::Debug, None) => self.debug = true,
+            (Key::ImageRam, None) => self.image_ram = true,
             _ => return Ok(false),
         }
         Ok(true)
@@ -995,5 +1011,35 @@ mod hostile {
         let c = Config::parse("", "\"unionroot.x=a\nb\"").unwrap();
         assert_eq!(c.warnings.len(), 1);
         assert!(!c.warnings[0].contains('\n'), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn an_image_key_is_validated_and_the_last_one_wins() {
+        let c = Config::parse(
+            "unionroot.image=10.0.0.1:/srv/images/old",
+            "unionroot.image=10.0.0.1|10.0.0.2:/srv/images/system,vers=4.2",
+        )
+        .unwrap();
+        let i = c.image.unwrap();
+        assert_eq!(
+            (i.dir.path.as_str(), i.name.as_str()),
+            ("/srv/images", "system")
+        );
+        for bad in [
+            "unionroot.image=10.0.0.1:/srv/images/..",
+            "unionroot.image=10.0.0.1:/srv/images/",
+            "unionroot.image=10.0.0.1:/srv/images/a$b",
+        ] {
+            let e = Config::parse("", bad).unwrap_err();
+            assert!(
+                matches!(e, CmdlineError::BadValue { ref key, .. } if key == "unionroot.image"),
+                "{bad}: {e}"
+            );
+            assert!(e.to_string().contains("e.g. unionroot.image="), "{e}");
+        }
+        assert!(matches!(
+            Config::parse("", "unionroot.image=server:/srv/images/system"),
+            Err(CmdlineError::Nfs(_))
+        ));
     }
 }

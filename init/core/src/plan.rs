@@ -10,6 +10,7 @@
 //! name a directory outside the new root or another node's directory; the property test below
 //! checks that over generated hostile inputs.
 
+use crate::image::ImageName;
 use crate::modules::{ModError, ModuleDb};
 use crate::nfs::NfsMountArgs;
 use crate::validate::{shown, Hostname, MountTarget};
@@ -64,6 +65,21 @@ pub enum Step {
         name: String,
         path: String,
     },
+    /// An image root's generation, loop-mounted read-only (see [`crate::image`]): read the
+    /// pointer `<images>/<name>.current` once, check the file it names (superblock magic, the
+    /// kernel's support, its recorded length), attach it read-only to a free loop device with
+    /// `LOOP_CONFIGURE`, and mount that device on `target`. The executor logs each of these as
+    /// its own command line, and the generation it pinned. `origin` (`<server>:<dir>`) is for
+    /// the messages: where the images came from.
+    ImageMount {
+        images: String,
+        name: ImageName,
+        target: String,
+        origin: String,
+        /// Copy the generation into [`IMAGE_RAM_DIR`] first, mount the copy, and detach the
+        /// images directory: the root then no longer needs the server.
+        ram: bool,
+    },
     /// klibc run-init's checked sequence: new root on another device, init present in it, `/`
     /// on ramfs/tmpfs; move [`CARRIED`] across, delete the initramfs contents without crossing
     /// mounts, move the new root onto `/`, chroot, exec init.
@@ -115,6 +131,10 @@ pub const UNMAPPED_IDS: [u32; 2] = [4_294_967_294, 65_534];
 pub const OLD_ROOT: &str = "/run/unionroot/oldroot";
 /// Where the per-node persistent export is mounted.
 pub const PERSIST_DIR: &str = "/run/unionroot/persist";
+/// Where an image root's directory is mounted (read-only).
+pub const IMAGES_DIR: &str = "/run/unionroot/images";
+/// Where `unionroot.image_ram` copies the generation (in the tmpfs `/run`).
+pub const IMAGE_RAM_DIR: &str = "/run/unionroot/image-ram";
 
 fn flag_words(flags: u64) -> Vec<&'static str> {
     [
@@ -212,6 +232,23 @@ impl fmt::Display for Step {
             }
             Step::MoveMount { from, to } => write!(f, "mount --move {from} {to}"),
             Step::LoadModule { path, .. } => write!(f, "insmod {path}"),
+            Step::ImageMount {
+                images,
+                name,
+                target,
+                ram,
+                ..
+            } => {
+                let file = format!("{images}/\"$(cat {images}/{})\"", name.pointer());
+                if *ram {
+                    write!(
+                        f,
+                        "cp {file} {IMAGE_RAM_DIR}/ && mount -o ro,loop {IMAGE_RAM_DIR}/* {target} && umount -l {images}"
+                    )
+                } else {
+                    write!(f, "mount -o ro,loop {file} {target}")
+                }
+            }
             Step::SwitchRoot {
                 new_root,
                 init,
@@ -373,9 +410,20 @@ pub fn node_dir(node: &Hostname, path: &MountTarget) -> String {
     format!("{PERSIST_DIR}/nodes/{node}{path}")
 }
 
+/// An image root: its directory (an NFS piece, mounted read-only at [`IMAGES_DIR`]) and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagePlan {
+    pub dir: NfsPiece,
+    pub name: ImageName,
+    /// `unionroot.image_ram`.
+    pub ram: bool,
+}
+
 /// Everything needed to build the union root.
 #[derive(Debug, Clone)]
 pub struct RootPlan {
+    /// The bottom layer, when the system is an image; `lowers` then stack above it.
+    pub image: Option<ImagePlan>,
     /// Read-only layers, bottom first.
     pub lowers: Vec<NfsPiece>,
     /// Read-write NFS mounts placed into the new root, by mount point.
@@ -442,8 +490,32 @@ impl RootSteps {
 pub fn root_steps(p: &RootPlan) -> RootSteps {
     let mut steps = vec![Step::Check(Check::FsSupported("overlay".into()))];
     let mut dirs = Vec::new();
+    if let Some(img) = &p.image {
+        let dir = lower_dir(0);
+        let origin = img
+            .dir
+            .candidates
+            .iter()
+            .map(|c| c.source.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        steps.extend([
+            mkdir(IMAGES_DIR, 0o755),
+            nfs(&img.dir, IMAGES_DIR, p),
+            mkdir(&dir, 0o755),
+            Step::ImageMount {
+                images: IMAGES_DIR.into(),
+                name: img.name.clone(),
+                target: dir.clone(),
+                origin,
+                ram: img.ram,
+            },
+        ]);
+        dirs.push(dir);
+    }
+    let above = dirs.len();
     for (i, l) in p.lowers.iter().enumerate() {
-        let dir = lower_dir(i);
+        let dir = lower_dir(i + above);
         steps.push(mkdir(&dir, 0o755));
         steps.push(nfs(l, &dir, p));
         steps.push(Step::Check(Check::IsDir(dir.clone())));
@@ -587,6 +659,7 @@ mod tests {
 
     fn plan(lowers: Vec<NfsPiece>) -> RootPlan {
         RootPlan {
+            image: None,
             lowers,
             rw_mounts: Vec::new(),
             persist: None,
@@ -624,6 +697,53 @@ mod tests {
             matches!(&root_steps(&p).build[2], Step::NfsMount { retry, probe, .. }
                 if *retry == Duration::from_secs(30) && *probe == Duration::from_secs(3))
         );
+    }
+
+    #[test]
+    fn an_image_is_the_bottom_layer_under_the_other_lowers_and_beside_rw_mounts() {
+        let mut p = plan(vec![piece(
+            &["10.0.2.3"],
+            "/srv/layer",
+            ms::RDONLY | ms::NODEV,
+        )]);
+        p.image = Some(ImagePlan {
+            dir: piece(
+                &["10.0.2.2", "10.0.2.4"],
+                "/srv/images",
+                ms::RDONLY | ms::NODEV,
+            ),
+            name: ImageName::parse("system").unwrap(),
+            ram: false,
+        });
+        p.rw_mounts = vec![(
+            MountTarget::parse("/home").unwrap(),
+            piece(&["10.0.2.2"], "/srv/home", ms::NOSUID | ms::NODEV),
+        )];
+        let lines: Vec<String> = root_steps(&p).all().map(|s| s.to_string()).collect();
+        let o = "vers=3,proto=tcp,nolock,timeo=600,retrans=2";
+        assert_eq!(
+            lines[..8],
+            [
+                "grep -qw overlay /proc/filesystems".to_string(),
+                "mkdir -p -m 755 /run/unionroot/images".into(),
+                format!("mount -t nfs -o ro,nodev,{o},addr=10.0.2.2 10.0.2.2:/srv/images /run/unionroot/images (failover: 10.0.2.4:/srv/images)"),
+                "mkdir -p -m 755 /run/unionroot/lower".into(),
+                "mount -o ro,loop /run/unionroot/images/\"$(cat /run/unionroot/images/system.current)\" /run/unionroot/lower".into(),
+                "mkdir -p -m 755 /run/unionroot/lower1".into(),
+                format!("mount -t nfs -o ro,nodev,{o},addr=10.0.2.3 10.0.2.3:/srv/layer /run/unionroot/lower1"),
+                "test -d /run/unionroot/lower1".into(),
+            ]
+        );
+        assert!(lines.iter().any(|l| l.starts_with(
+            "mount -t overlay -o lowerdir=/run/unionroot/lower1:/run/unionroot/lower,"
+        )));
+        assert!(lines
+            .iter()
+            .any(|l| l.ends_with("10.0.2.2:/srv/home /newroot/home")));
+        let Step::ImageMount { origin, .. } = &root_steps(&p).build[4] else {
+            panic!("step 4 is not the image")
+        };
+        assert_eq!(origin, "10.0.2.2:/srv/images or 10.0.2.4:/srv/images");
     }
 
     #[test]
@@ -811,6 +931,7 @@ mod tests {
             Step::Check(Check::NoSymlinks { root, path }) => vec![root, path],
             Step::MoveMount { from, to } => vec![from, to],
             Step::LoadModule { path, .. } => vec![path],
+            Step::ImageMount { images, target, .. } => vec![images, target],
             Step::SwitchRoot { new_root, .. } | Step::PivotRoot { new_root, .. } => {
                 vec![new_root]
             }

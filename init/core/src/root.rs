@@ -126,7 +126,21 @@ pub fn root_plan(f: &Facts) -> Result<Planned, RootError> {
             .collect();
         Ok(NfsPiece { candidates, flags })
     };
-    let lowers: Vec<NfsRoot> = if cfg.lowers.is_empty() {
+    // An image is the system: the bottom layer, read-only as the base always is (its mount
+    // flags apply to the images directory; the image itself is mounted ro from a read-only
+    // loop device). `unionroot.lower=` pieces then stack above it as extra layers.
+    let image = cfg
+        .image
+        .as_ref()
+        .map(|i| {
+            Ok::<_, RootError>(plan::ImagePlan {
+                dir: resolve(&i.dir, BASE_FLAGS | ms::NODEV)?,
+                name: i.name.clone(),
+                ram: cfg.image_ram,
+            })
+        })
+        .transpose()?;
+    let lowers: Vec<NfsRoot> = if cfg.lowers.is_empty() && image.is_none() {
         let base = nfsroot
             .or(root_path.as_ref())
             .ok_or(RootError::NoSystemTree { pivot: f.pivot })?;
@@ -137,7 +151,10 @@ pub fn root_plan(f: &Facts) -> Result<Planned, RootError> {
     let lowers = lowers
         .iter()
         .enumerate()
-        .map(|(i, l)| resolve(l, if i == 0 { BASE_FLAGS } else { LAYER_FLAGS }))
+        .map(|(i, l)| {
+            let base = i == 0 && image.is_none();
+            resolve(l, if base { BASE_FLAGS } else { LAYER_FLAGS })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let rw_mounts = cfg
         .mounts
@@ -164,6 +181,7 @@ pub fn root_plan(f: &Facts) -> Result<Planned, RootError> {
     };
     Ok(Planned {
         plan: RootPlan {
+            image,
             lowers,
             rw_mounts,
             persist,
@@ -229,10 +247,11 @@ mod tests {
         };
         let mut v: Vec<String> = p
             .plan
-            .lowers
+            .image
             .iter()
-            .flat_map(|l| piece("lower", l))
+            .flat_map(|i| piece(&format!("image {}", i.name), &i.dir))
             .collect();
+        v.extend(p.plan.lowers.iter().flat_map(|l| piece("lower", l)));
         for (at, m) in &p.plan.rw_mounts {
             v.extend(piece(&format!("mount {at}"), m));
         }
@@ -347,6 +366,29 @@ mod tests {
                 ..case(
                     "the server field of a static ip=",
                     "unionroot.lower=/srv/system",
+                )
+            },
+            Case {
+                net: Some(net(Proto::Static, Some("10.0.2.8"), None)),
+                server: Ok(Some(("10.0.2.8", ServerSource::Nfsroot))),
+                pieces: &["image system 10.0.2.2 10.0.2.2:/srv/images 0x5"],
+                ..case(
+                    "an image alone is the system: nfsroot= is not mounted beside it",
+                    "nfsroot=10.0.2.8:/srv/system unionroot.image=10.0.2.2:/srv/images/system",
+                )
+            },
+            Case {
+                net: Some(net(Proto::Static, Some("10.0.2.8"), None)),
+                server: Ok(Some(("10.0.2.8", ServerSource::IpParam))),
+                pieces: &[
+                    "image system 10.0.2.8 10.0.2.8:/srv/images 0x5",
+                    "lower 10.0.2.8 10.0.2.8:/srv/layer 0x5",
+                    "mount /home 10.0.2.8 10.0.2.8:/srv/home 0x6",
+                ],
+                ..case(
+                    "an image under a lower, beside a read-write mount; server from ip=",
+                    "unionroot.image=/srv/images/system unionroot.lower=/srv/layer \
+                     unionroot.mount=/home=/srv/home",
                 )
             },
             Case {

@@ -532,6 +532,18 @@ fn nfsroot() {
 }
 
 #[test]
+fn image() {
+    fuzz(
+        "image",
+        checks::check_image,
+        &[
+            b".sqfs", b".erofs", b"\n", b"/", b"..", b"-", b"system", b"\0",
+        ],
+        512,
+    );
+}
+
+#[test]
 fn dhcp() {
     fuzz("dhcp", checks::check_dhcp, DHCP_DICT, 4096);
 }

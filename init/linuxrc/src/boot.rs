@@ -194,6 +194,9 @@ fn load(
     exec::run(sys, &steps).map_err(|e| Failure::exec("modules", e))
 }
 
+/// The modules an image root needs (loop(4) and the image filesystems).
+const IMAGE_MODULES: [&str; 3] = ["loop", "squashfs", "erofs"];
+
 /// Phase 3: the NIC driver (named by `unionroot.modules=`, else found by matching PCI and then
 /// virtio modaliases against `modules.alias`), the NFS client and overlayfs, dependencies first.
 /// With no `modules.dep` (a kernel with everything built in) there is nothing to do.
@@ -242,6 +245,17 @@ pub fn load_modules(sys: &mut dyn Sys, cfg: &Config) -> Result<(), Failure> {
     }
     wanted.push(version.module().into());
     wanted.push("overlay".into());
+    if cfg.image.is_some() {
+        // Which filesystem the image has is known only once its pointer is read, after the
+        // network is up: load loop and both image filesystems the initramfs carries. One that
+        // is missing is named later, by the image's /proc/filesystems check.
+        wanted.extend(
+            IMAGE_MODULES
+                .into_iter()
+                .filter(|m| db.contains(m) || builtin.contains(*m))
+                .map(String::from),
+        );
+    }
     load(sys, &db, wanted, &base, &builtin)
 }
 

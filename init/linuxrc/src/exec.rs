@@ -7,8 +7,9 @@ use crate::sys::{is_initramfs, Kind, Removal, Sys};
 use nix::errno::Errno;
 use std::time::Duration;
 use thiserror::Error;
+use unionroot_core::image::{parse_pointer, ImageFs, ImageName, HEAD_LEN};
 use unionroot_core::nfs::NfsMountArgs;
-use unionroot_core::plan::{ms, Check, Step, CARRIED, OLD_ROOT, UNMAPPED_IDS};
+use unionroot_core::plan::{ms, Check, Step, CARRIED, IMAGE_RAM_DIR, OLD_ROOT, UNMAPPED_IDS};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ExecError {
@@ -130,6 +131,13 @@ pub fn run_step(sys: &mut dyn Sys, step: &Step) -> Result<(), ExecError> {
             Ok(()) | Err(Errno::EEXIST) => Ok(()),
             Err(e) => Err(fail(e)),
         },
+        Step::ImageMount {
+            images,
+            name,
+            target,
+            origin,
+            ram,
+        } => image_mount(sys, step, images, name, target, origin, *ram),
         Step::SwitchRoot {
             new_root,
             init,
@@ -218,6 +226,185 @@ fn nfs_mount(
         sys.sleep(delay.min(retry.saturating_sub(waited)));
         delay = (delay * 2).min(Duration::from_secs(2));
     }
+}
+
+/// An image root's generation, pinned once and mounted: each action is logged as its own
+/// command line before it runs, and the generation as soon as the pointer names it. Nothing here
+/// retries: the NFS mount before it waited for the server, and a missing or corrupt image does
+/// not heal by asking again. Every failure names the image, where it came from and, once
+/// known, the generation.
+fn image_mount(
+    sys: &mut dyn Sys,
+    step: &Step,
+    images: &str,
+    name: &ImageName,
+    target: &str,
+    origin: &str,
+    ram: bool,
+) -> Result<(), ExecError> {
+    let refuse = |what: String, hint: &str| ExecError::Check {
+        step: step.to_string(),
+        what,
+        hint: hint.into(),
+    };
+    let pointer = format!("{images}/{}", name.pointer());
+    log::info!("cat {pointer}");
+    let bytes = sys.read_bytes(&pointer).map_err(|e| {
+        refuse(
+            format!(
+                "image {name} from {origin}: no pointer {}: {e}",
+                name.pointer()
+            ),
+            "publish the image (the host tool writes <name>.current), or fix unionroot.image=",
+        )
+    })?;
+    let generation = parse_pointer(name, &bytes).map_err(|e| {
+        refuse(
+            format!(
+                "image {name} from {origin}: the pointer {} is refused: {e}",
+                name.pointer()
+            ),
+            "the pointer holds one line, the file name <name>-<hex>.sqfs or .erofs; republish it with the host tool",
+        )
+    })?;
+    log::info!(
+        "image {name} from {origin}: pinned generation {} ({})",
+        generation.hash,
+        generation.file
+    );
+    let file = format!("{images}/{}", generation.file);
+    let at = |what: String| {
+        format!(
+            "image {name} generation {} ({origin}/{}): {what}",
+            generation.hash, generation.file
+        )
+    };
+    let corrupt =
+        "republish the image; a published generation is never rewritten, so a bad one stays bad";
+    let (head, size) = sys.read_head(&file, HEAD_LEN).map_err(|e| {
+        refuse(
+            at(format!("cannot read it: {e}")),
+            "the pointer names a generation that is not there: was it deleted (gc) or never copied? publish it again",
+        )
+    })?;
+    let fs = ImageFs::detect(&head).ok_or_else(|| {
+        refuse(
+            at(format!(
+                "no squashfs or EROFS superblock in its first {} bytes (of {size}): it is not an image, or corrupt",
+                head.len()
+            )),
+            corrupt,
+        )
+    })?;
+    if fs != generation.fs {
+        return Err(refuse(
+            at(format!(
+                "its superblock is {} but its name says .{}",
+                fs.fstype(),
+                generation.fs.ext()
+            )),
+            corrupt,
+        ));
+    }
+    if let Some(want) = fs.recorded_len(&head).filter(|w| size < *w) {
+        return Err(refuse(
+            at(format!(
+                "truncated: the file has {size} bytes, its {} superblock records {want}",
+                fs.fstype()
+            )),
+            corrupt,
+        ));
+    }
+    let supported = Step::Check(Check::FsSupported(fs.fstype().into()));
+    log::info!("{supported}");
+    let list = sys.read_file("/proc/filesystems").unwrap_or_default();
+    if !list
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some(fs.fstype()))
+    {
+        return Err(refuse(
+            at(format!(
+                "the kernel does not support {} (not in /proc/filesystems)",
+                fs.fstype()
+            )),
+            "put its module (and loop) in the initramfs, or build the kernel with them",
+        ));
+    }
+    let file = if ram {
+        copy_to_ram(sys, &file, &generation.file, size)
+            .map_err(|(what, hint)| refuse(at(what), hint))?
+    } else {
+        file
+    };
+    log::info!("losetup --read-only --find --show {file}");
+    let dev = sys.loop_attach(&file).map_err(|e| {
+        refuse(
+            at(format!("losetup failed: {e}")),
+            "is the loop module in the initramfs (/dev/loop-control)?",
+        )
+    })?;
+    let mount = format!("mount -t {} -o ro {dev} {target}", fs.fstype());
+    log::info!("{mount}");
+    sys.mount(&dev, target, fs.fstype(), ms::RDONLY, "")
+        .map_err(|e| {
+            refuse(
+                at(format!(
+                    "`{mount}` failed: {e}; the kernel's {} lines just above say why",
+                    fs.fstype()
+                )),
+                corrupt,
+            )
+        })?;
+    if ram {
+        // The root no longer reads the server: let go of the images directory.
+        log::info!("umount -l {images}");
+        if let Err(e) = sys.umount_detach(images) {
+            log::warn!("umount -l {images}: {e}; the images directory stays mounted");
+        }
+    }
+    Ok(())
+}
+
+/// `unionroot.image_ram`: the generation copied into [`IMAGE_RAM_DIR`] (on the tmpfs `/run`),
+/// its size and the time it took logged. Returns the copy's path, or why it failed and a hint.
+fn copy_to_ram(
+    sys: &mut dyn Sys,
+    file: &str,
+    name: &str,
+    size: u64,
+) -> Result<String, (String, &'static str)> {
+    let copy = format!("{IMAGE_RAM_DIR}/{name}");
+    let room = "give the node more RAM, or boot without unionroot.image_ram";
+    let free = sys
+        .free_bytes("/run")
+        .map_err(|e| (format!("statfs /run: {e}"), ""))?;
+    if free < size {
+        return Err((
+            format!("{size} bytes do not fit in RAM: /run has {free} bytes free"),
+            room,
+        ));
+    }
+    sys.mkdir(IMAGE_RAM_DIR, 0o700)
+        .map_err(|e| (format!("mkdir {IMAGE_RAM_DIR}: {e}"), ""))?;
+    log::info!("cp {file} {copy}");
+    let started = sys.now();
+    let copied = sys
+        .copy_file(file, &copy)
+        .map_err(|e| (format!("copying it into RAM failed: {e}"), room))?;
+    let took = sys.now().saturating_sub(started);
+    if copied != size {
+        return Err((
+            format!("copied {copied} bytes into RAM, but the file had {size}: did it change on the server?"),
+            "a published generation must never be rewritten",
+        ));
+    }
+    log::info!(
+        "image in RAM: {copied} bytes ({} MiB) in {}.{:03} s",
+        copied >> 20,
+        took.as_secs(),
+        took.subsec_millis()
+    );
+    Ok(copy)
 }
 
 fn check(sys: &mut dyn Sys, step: &Step, c: &Check) -> Result<(), ExecError> {
@@ -915,5 +1102,199 @@ mod tests {
             "{e}"
         );
         assert!(e.hint().contains("rebuild the initramfs"));
+    }
+
+    const IMAGES: &str = "/run/unionroot/images";
+    const GEN: &str = "/run/unionroot/images/system-0a1b.sqfs";
+
+    fn image_step() -> Step {
+        Step::ImageMount {
+            images: IMAGES.into(),
+            name: ImageName::parse("system").unwrap(),
+            target: "/run/unionroot/lower".into(),
+            origin: "10.0.2.2:/srv/images".into(),
+            ram: false,
+        }
+    }
+
+    /// A server with a good squashfs generation 0a1b, and a kernel that knows squashfs.
+    fn image_recorder() -> Recorder {
+        let mut r = Recorder::default();
+        let mut sb = vec![0u8; 4096];
+        sb[..4].copy_from_slice(b"hsqs");
+        sb[40..48].copy_from_slice(&4096u64.to_le_bytes());
+        r.raw_files.insert(GEN.into(), sb);
+        r.files.insert(
+            format!("{IMAGES}/system.current"),
+            "system-0a1b.sqfs\n".into(),
+        );
+        r.files.insert(
+            "/proc/filesystems".into(),
+            "nodev\ttmpfs\n\tsquashfs\n".into(),
+        );
+        r
+    }
+
+    #[test]
+    fn an_image_is_pinned_attached_read_only_then_mounted() {
+        let mut r = image_recorder();
+        run_step(&mut r, &image_step()).unwrap();
+        assert_eq!(
+            r.calls,
+            [
+                Call::LoopAttach(GEN.into()),
+                mnt(
+                    "/dev/loop0",
+                    "/run/unionroot/lower",
+                    "squashfs",
+                    ms::RDONLY,
+                    ""
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_image_in_ram_is_copied_then_attached_and_the_server_let_go() {
+        let mut r = image_recorder();
+        r.free = 1 << 20;
+        let Step::ImageMount {
+            images,
+            name,
+            target,
+            origin,
+            ..
+        } = image_step()
+        else {
+            unreachable!()
+        };
+        let step = Step::ImageMount {
+            images,
+            name,
+            target,
+            origin,
+            ram: true,
+        };
+        run_step(&mut r, &step).unwrap();
+        let copy = "/run/unionroot/image-ram/system-0a1b.sqfs";
+        assert_eq!(
+            r.calls,
+            [
+                Call::Mkdir("/run/unionroot/image-ram".into()),
+                Call::CopyFile(GEN.into(), copy.into()),
+                Call::LoopAttach(copy.into()),
+                mnt(
+                    "/dev/loop0",
+                    "/run/unionroot/lower",
+                    "squashfs",
+                    ms::RDONLY,
+                    ""
+                ),
+                Call::UmountDetach(IMAGES.into()),
+            ]
+        );
+        // Too little RAM: named before anything is copied.
+        let mut r = image_recorder();
+        r.free = 100;
+        let e = run_step(&mut r, &step).unwrap_err().to_string();
+        assert!(
+            e.contains("4096 bytes do not fit in RAM: /run has 100 bytes free"),
+            "{e}"
+        );
+        assert!(r.calls.is_empty());
+    }
+
+    #[test]
+    fn an_image_failing_at_each_call_is_named_with_server_file_and_generation() {
+        for (n, errno, want) in [
+            (0, Errno::ENXIO, "losetup failed: ENXIO"),
+            (
+                1,
+                Errno::EINVAL,
+                "`mount -t squashfs -o ro /dev/loop0 /run/unionroot/lower` failed: EINVAL",
+            ),
+        ] {
+            let mut r = image_recorder();
+            r.fail_at = Some((n, errno));
+            let e = run_step(&mut r, &image_step()).unwrap_err().to_string();
+            assert!(
+                e.contains(
+                    "image system generation 0a1b (10.0.2.2:/srv/images/system-0a1b.sqfs): "
+                ) && e.contains(want),
+                "{e}"
+            );
+            assert_eq!(r.calls.len(), n + 1, "{e}");
+        }
+    }
+
+    /// What a case is, how it spoils the good server, and what the failure must say.
+    type Spoiled = (&'static str, fn(&mut Recorder), &'static str);
+
+    #[test]
+    fn bad_images_are_refused_before_anything_is_attached() {
+        let cases: [Spoiled; 7] = [
+            (
+                "no pointer",
+                |r| {
+                    r.files.remove("/run/unionroot/images/system.current");
+                },
+                "image system from 10.0.2.2:/srv/images: no pointer system.current: ENOENT",
+            ),
+            (
+                "a hostile pointer",
+                |r| {
+                    r.files.insert(
+                        "/run/unionroot/images/system.current".into(),
+                        "../../etc/passwd".into(),
+                    );
+                },
+                "the pointer system.current is refused: \"../../etc/passwd\" is a path",
+            ),
+            (
+                "a missing generation",
+                |r| {
+                    r.raw_files.remove(GEN);
+                },
+                "image system generation 0a1b (10.0.2.2:/srv/images/system-0a1b.sqfs): cannot read it: ENOENT",
+            ),
+            (
+                "a truncated image",
+                |r| {
+                    r.sizes.insert(GEN.into(), 1000);
+                },
+                "truncated: the file has 1000 bytes, its squashfs superblock records 4096",
+            ),
+            (
+                "not an image",
+                |r| {
+                    r.raw_files.insert(GEN.into(), vec![0; 4096]);
+                },
+                "no squashfs or EROFS superblock in its first 1028 bytes (of 4096)",
+            ),
+            (
+                "an EROFS image named .sqfs",
+                |r| {
+                    let mut b = vec![0u8; 2048];
+                    b[1024..1028].copy_from_slice(&[0xe2, 0xe1, 0xf5, 0xe0]);
+                    r.raw_files.insert(GEN.into(), b);
+                },
+                "its superblock is erofs but its name says .sqfs",
+            ),
+            (
+                "no squashfs in the kernel",
+                |r| {
+                    r.files
+                        .insert("/proc/filesystems".into(), "nodev\ttmpfs\n".into());
+                },
+                "the kernel does not support squashfs (not in /proc/filesystems)",
+            ),
+        ];
+        for (what, spoil, want) in cases {
+            let mut r = image_recorder();
+            spoil(&mut r);
+            let e = run_step(&mut r, &image_step()).unwrap_err().to_string();
+            assert!(e.contains(want), "{what}: {e}");
+            assert!(r.calls.is_empty(), "{what}: {:?}", r.calls);
+        }
     }
 }

@@ -13,7 +13,7 @@ use unionroot_core::cmdline::OnFail;
 use unionroot_core::validate::Line;
 
 fn main() {
-    let mut sys = LinuxSys;
+    let mut sys = LinuxSys::default();
     klog::init(false);
     std::panic::set_hook(Box::new(|info| {
         log::error!("FATAL: internal error: {info}");

@@ -27,6 +27,8 @@ pub enum Key {
     Bootif,
     Mac,
     Lower,
+    Image,
+    ImageRam,
     Mount,
     Persist,
     PersistPaths,
@@ -43,12 +45,14 @@ pub enum Key {
 }
 
 impl Key {
-    pub const ALL: [Key; 18] = [
+    pub const ALL: [Key; 20] = [
         Key::Ip,
         Key::NfsRoot,
         Key::Bootif,
         Key::Mac,
         Key::Lower,
+        Key::Image,
+        Key::ImageRam,
         Key::Mount,
         Key::Persist,
         Key::PersistPaths,
@@ -72,6 +76,8 @@ impl Key {
             Key::Bootif => "BOOTIF",
             Key::Mac => "unionroot.mac",
             Key::Lower => "unionroot.lower",
+            Key::Image => "unionroot.image",
+            Key::ImageRam => "unionroot.image_ram",
             Key::Mount => "unionroot.mount",
             Key::Persist => "unionroot.persist",
             Key::PersistPaths => "unionroot.persist_paths",
@@ -96,9 +102,12 @@ impl Key {
     pub fn kind(self) -> KeyKind {
         match self {
             Key::Ip | Key::NfsRoot | Key::Bootif | Key::Mac => KeyKind::Node,
-            Key::Lower | Key::Mount | Key::Persist | Key::PersistPaths | Key::NfsVersion => {
-                KeyKind::Pieces
-            }
+            Key::Lower
+            | Key::Image
+            | Key::Mount
+            | Key::Persist
+            | Key::PersistPaths
+            | Key::NfsVersion => KeyKind::Pieces,
             _ => KeyKind::Setting,
         }
     }
@@ -143,6 +152,7 @@ impl Config {
             Key::Bootif => opt(self.bootif.map(|m| m.bootif())),
             Key::Mac => opt(self.mac.map(|m| m.to_string())),
             Key::Lower => self.lowers.iter().map(|l| l.to_string()).collect(),
+            Key::Image => opt(self.image.as_ref().map(|i| i.to_string())),
             Key::Mount => self
                 .mounts
                 .iter()
@@ -159,6 +169,13 @@ impl Config {
             Key::ServerTimeout => one(secs(self.server_timeout)),
             Key::OnFail => one(self.on_fail.name().to_string()),
             Key::Modules => self.modules.clone(),
+            Key::ImageRam => {
+                if self.image_ram {
+                    one(String::new())
+                } else {
+                    Vec::new()
+                }
+            }
             Key::Debug => {
                 if self.debug {
                     one(String::new())
@@ -188,7 +205,7 @@ impl Config {
             };
             let name = key.name();
             match key {
-                Key::Debug if !new.is_empty() => out.push(name.to_string()),
+                Key::Debug | Key::ImageRam if !new.is_empty() => out.push(name.to_string()),
                 // One word for the whole list: linuxrc splits these at commas.
                 Key::Modules | Key::PersistPaths if !new.is_empty() => {
                     out.push(word(format!("{name}={}", new.join(","))))
@@ -216,6 +233,7 @@ mod tests {
     use super::*;
     use crate::addr::Mac;
     use crate::cmdline::{IpConfig, OnFail};
+    use crate::image::{ImageName, ImageSpec};
     use crate::nfs::{NfsRoot, NfsVersion};
     use crate::validate::MountTarget;
 
@@ -324,6 +342,14 @@ mod tests {
                     })
                     .collect(),
                 lowers: (0..list(self, 3)).map(|_| self.piece()).collect(),
+                image: self.some(|g| {
+                    let mut dir = g.piece();
+                    dir.path = g.pick(&["/", "/srv/images", "/export/img"]).into();
+                    ImageSpec {
+                        dir,
+                        name: ImageName::parse(g.pick(&["system", "base-12", "a.b_c"])).unwrap(),
+                    }
+                }),
                 mounts: (0..list(self, 3))
                     .map(|_| (self.target(), self.piece()))
                     .collect(),
@@ -341,6 +367,7 @@ mod tests {
                 carrier_timeout: self.secs(600),
                 on_fail: OnFail::ALL[self.below(4)],
                 debug: self.coin(),
+                image_ram: self.coin(),
                 warnings: Vec::new(),
             }
         }
@@ -400,11 +427,13 @@ mod tests {
             node.on_fail = other.on_fail;
             node.nfs_version = other.nfs_version;
             node.debug |= other.debug;
+            node.image_ram |= other.image_ram;
             other.modules.retain(|m| !base.modules.contains(m));
             node.modules.append(&mut other.modules);
             other.lowers.retain(|l| !base.lowers.contains(l));
             node.lowers.append(&mut other.lowers);
             node.persist = other.persist.or(node.persist);
+            node.image = other.image.or(node.image);
             let file = base.words(&Key::ALL, None).join("\n");
             let line = node.words(&Key::ALL, Some(&base));
             let back = Config::parse(&file, line.join(" ")).unwrap();

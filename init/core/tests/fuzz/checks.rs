@@ -23,6 +23,7 @@ use unionroot_core::handoff::Proto;
 use unionroot_core::handoff::{
     default_gateway, initramfs_tools_conf, offered, parse_pnp, resolv_conf, NetInfo,
 };
+use unionroot_core::image::{parse_pointer, ImageSpec};
 use unionroot_core::modules::{fnmatch, module_name, ModError, ModuleDb};
 use unionroot_core::nfs::{mount_args, split_vfs_options, NfsRoot, NfsVersion};
 use unionroot_core::plan::{self, root_steps, Check, Step, NEW_ROOT, PERSIST_DIR};
@@ -216,6 +217,50 @@ pub fn check_ip(data: &[u8]) -> Report {
 
 /// `nfsroot`: `nfsroot=` / root-path / piece syntax, then everything the boot derives from it:
 /// the version in the options, `%s` expansion and the mount(2) data.
+/// `<unionroot.image= value>\0<pointer file contents>`: a spec that parses prints back to
+/// itself, and a pointer that is accepted names one file of this image in the images directory.
+pub fn check_image(data: &[u8]) -> Report {
+    let (spec, pointer) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &b""[..]),
+    };
+    let spec = match ImageSpec::parse(&text(spec)) {
+        Ok(s) => s,
+        Err(e) => {
+            return Report {
+                shape: shape_of(("spec", variant(&e))),
+                ..Report::default()
+            }
+        }
+    };
+    let printed = spec.to_string();
+    assert_eq!(ImageSpec::parse(&printed).as_ref(), Ok(&spec), "{printed}");
+    let name = spec.name.as_str();
+    assert!(
+        !name.is_empty() && !name.starts_with('.') && !name.contains('/'),
+        "{name:?}"
+    );
+    match parse_pointer(&spec.name, pointer) {
+        Ok(g) => {
+            let f = &g.file;
+            assert!(
+                !f.contains('/') && !f.chars().any(char::is_control),
+                "{f:?}"
+            );
+            assert_eq!(f, &format!("{name}-{}.{}", g.hash, g.fs.ext()));
+            assert!(f != "." && f != "..", "{f:?}");
+            Report {
+                shape: shape_of(("ok", g.fs.ext())),
+                ..Report::default()
+            }
+        }
+        Err(e) => Report {
+            shape: shape_of(("pointer", variant(&e))),
+            ..Report::default()
+        },
+    }
+}
+
 pub fn check_nfsroot(data: &[u8]) -> Report {
     let r = match NfsRoot::parse(&text(data)) {
         Ok(r) => r,
@@ -1068,6 +1113,10 @@ pub fn containment_violations<'a>(
                 }
             }
             Step::NfsMount { target, .. } => paths.push((target, true)),
+            Step::ImageMount { images, target, .. } => {
+                paths.push((images, false));
+                paths.push((target, true));
+            }
             Step::Check(
                 Check::IsDir(p) | Check::HasRoom { path: p, .. } | Check::MappedOwner(p),
             ) => paths.push((p, false)),

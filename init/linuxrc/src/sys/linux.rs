@@ -2,7 +2,7 @@
 //! pivot_root(2), chroot(2), execv(3), statfs(2), and, for deleting the initramfs, openat(2)
 //! with `O_NOFOLLOW`, fstatat(2) and unlinkat(2) on directory descriptors, as u-root's
 //! `pkg/mount/switch_root_linux.go` does. This is the only file of linuxrc allowed to hold
-//! `unsafe`; it needs none today.
+//! `unsafe`: the loop(4) ioctls (`LOOP_CTL_GET_FREE`, `LOOP_CONFIGURE`), which nix does not wrap.
 
 use super::{Kind, Removal, Sys};
 use nix::dir::Dir;
@@ -24,7 +24,51 @@ fn io_errno(e: std::io::Error) -> Errno {
 
 /// The real thing.
 #[derive(Debug, Default)]
-pub struct LinuxSys;
+pub struct LinuxSys {
+    /// Attached loop devices, held open (close-on-exec) until the real init is exec'd: with
+    /// `LO_FLAGS_AUTOCLEAR` the kernel detaches a loop device when its last opener closes it,
+    /// so closing it before the mount holds it would undo the attach.
+    held_loops: Vec<std::os::fd::OwnedFd>,
+}
+
+// loop(4), `include/uapi/linux/loop.h`.
+const LOOP_CTL_GET_FREE: u16 = 0x4C82;
+const LOOP_CONFIGURE: u16 = 0x4C0A;
+const LO_FLAGS_READ_ONLY: u32 = 1;
+const LO_FLAGS_AUTOCLEAR: u32 = 4;
+const LO_NAME_SIZE: usize = 64;
+
+#[repr(C)]
+struct LoopInfo64 {
+    lo_device: u64,
+    lo_inode: u64,
+    lo_rdevice: u64,
+    lo_offset: u64,
+    lo_sizelimit: u64,
+    lo_number: u32,
+    lo_encrypt_type: u32,
+    lo_encrypt_key_size: u32,
+    lo_flags: u32,
+    lo_file_name: [u8; LO_NAME_SIZE],
+    lo_crypt_name: [u8; LO_NAME_SIZE],
+    lo_encrypt_key: [u8; 32],
+    lo_init: [u64; 2],
+}
+
+#[repr(C)]
+struct LoopConfig {
+    fd: u32,
+    block_size: u32,
+    info: LoopInfo64,
+    reserved: [u64; 8],
+}
+
+nix::ioctl_none_bad!(loop_ctl_get_free, LOOP_CTL_GET_FREE);
+nix::ioctl_write_ptr_bad!(loop_configure, LOOP_CONFIGURE, LoopConfig);
+
+fn open_cloexec(path: &str, flags: OFlag) -> Result<std::os::fd::OwnedFd, Errno> {
+    nix::fcntl::open(path, flags | OFlag::O_CLOEXEC, Mode::empty())
+}
 
 impl Sys for LinuxSys {
     fn mount(
@@ -178,6 +222,71 @@ impl Sys for LinuxSys {
     fn sync(&mut self) {
         nix::unistd::sync()
     }
+
+    fn read_head(&mut self, path: &str, len: usize) -> Result<(Vec<u8>, u64), Errno> {
+        use std::io::Read;
+        let f = std::fs::File::open(path).map_err(io_errno)?;
+        let size = f.metadata().map_err(io_errno)?.len();
+        let mut head = Vec::with_capacity(len);
+        f.take(len.try_into().unwrap_or(u64::MAX))
+            .read_to_end(&mut head)
+            .map_err(io_errno)?;
+        Ok((head, size))
+    }
+
+    fn copy_file(&mut self, from: &str, to: &str) -> Result<u64, Errno> {
+        std::fs::copy(from, to).map_err(io_errno)
+    }
+
+    fn loop_attach(&mut self, path: &str) -> Result<String, Errno> {
+        use std::os::fd::AsRawFd;
+        let backing = open_cloexec(path, OFlag::O_RDONLY)?;
+        let control = open_cloexec("/dev/loop-control", OFlag::O_RDWR)?;
+        let mut name = [0u8; LO_NAME_SIZE];
+        for (d, s) in name.iter_mut().zip(path.bytes().take(LO_NAME_SIZE - 1)) {
+            *d = s;
+        }
+        let config = LoopConfig {
+            fd: u32::try_from(backing.as_raw_fd()).map_err(|_| Errno::EBADF)?,
+            block_size: 0,
+            info: LoopInfo64 {
+                lo_device: 0,
+                lo_inode: 0,
+                lo_rdevice: 0,
+                lo_offset: 0,
+                lo_sizelimit: 0,
+                lo_number: 0,
+                lo_encrypt_type: 0,
+                lo_encrypt_key_size: 0,
+                lo_flags: LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR,
+                lo_file_name: name,
+                lo_crypt_name: [0; LO_NAME_SIZE],
+                lo_encrypt_key: [0; 32],
+                lo_init: [0; 2],
+            },
+            reserved: [0; 8],
+        };
+        // Another opener may take the free device between the two ioctls (EBUSY): ask again.
+        let mut last = Errno::EBUSY;
+        for _ in 0..4 {
+            // SAFETY: LOOP_CTL_GET_FREE takes no argument; `control` is an open descriptor of
+            // /dev/loop-control for the whole call.
+            let n = unsafe { loop_ctl_get_free(control.as_raw_fd()) }?;
+            let dev = format!("/dev/loop{n}");
+            let fd = open_cloexec(&dev, OFlag::O_RDONLY)?;
+            // SAFETY: `config` is a fully initialized `struct loop_config` of the kernel's
+            // layout (loop.h), borrowed for the call only; `fd` is the loop device, open.
+            match unsafe { loop_configure(fd.as_raw_fd(), &config) } {
+                Ok(_) => {
+                    self.held_loops.push(fd);
+                    return Ok(dev);
+                }
+                Err(Errno::EBUSY) => last = Errno::EBUSY,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
 }
 
 /// Opens a directory without following a final symlink: relative to `parent` if given.
@@ -310,7 +419,7 @@ mod tests {
         symlink("../../..", r.join("lib/modules/up")).unwrap();
         symlink("missing", r.join("dangling")).unwrap();
 
-        let got = LinuxSys
+        let got = LinuxSys::default()
             .remove_same_device(&format!("{}/", r.display()))
             .unwrap();
         assert_eq!(
@@ -333,13 +442,13 @@ mod tests {
         let links = Scratch::new("links");
         let link = links.0.join("root");
         symlink(&outside.0, &link).unwrap();
-        let e = LinuxSys
+        let e = LinuxSys::default()
             .remove_same_device(link.to_str().unwrap())
             .unwrap_err();
         // O_NOFOLLOW alone says ELOOP; with O_DIRECTORY, Linux says ENOTDIR first.
         assert!(matches!(e, Errno::ELOOP | Errno::ENOTDIR), "{e}");
         assert_eq!(entries(&outside.0), ["keep"]);
-        let e = LinuxSys
+        let e = LinuxSys::default()
             .remove_same_device(links.0.join("nothing").to_str().unwrap())
             .unwrap_err();
         assert_eq!(e, Errno::ENOENT);

@@ -1,7 +1,8 @@
 //! The one narrow syscall trait linuxrc's executor talks to, and the facts its callers share
 //! about the answers (filesystem magics, what a tree removal did). Two implementations:
-//! [`LinuxSys`] in `linux.rs`, the only file allowed to hold `unsafe` (it needs none today: nix's
-//! safe wrappers cover mount(2), finit_module(2), pivot_root(2), openat(2), ...), and, in test
+//! [`LinuxSys`] in `linux.rs`, the only file allowed to hold `unsafe` (only the loop(4) ioctls,
+//! which nix does not wrap, need it: nix's safe wrappers cover mount(2), finit_module(2),
+//! pivot_root(2), openat(2), ...), and, in test
 //! builds only, the [`Recorder`] in `recorder.rs`. Callers are handed a `&mut dyn Sys`; nothing
 //! switches implementations on `cfg!(test)`.
 
@@ -115,4 +116,14 @@ pub trait Sys {
     fn sleep(&mut self, d: Duration);
     /// sync(2): flush every filesystem's dirty data before the root moves under it.
     fn sync(&mut self);
+    /// Up to `len` bytes from the start of a file, and the file's whole length (an image's
+    /// superblock, to tell its filesystem and whether it is truncated).
+    fn read_head(&mut self, path: &str, len: usize) -> Result<(Vec<u8>, u64), Errno>;
+    /// `losetup --read-only --find --show <path>`: attaches the file, read-only and
+    /// autoclearing, to a free loop device (`/dev/loop-control` `LOOP_CTL_GET_FREE`, then
+    /// `LOOP_CONFIGURE`, loop(4)) and returns the device's path. The device stays open until
+    /// exec, so that autoclear cannot detach it before it is mounted.
+    fn loop_attach(&mut self, path: &str) -> Result<String, Errno>;
+    /// `cp from to`: copies a file's bytes into a new file; returns how many.
+    fn copy_file(&mut self, from: &str, to: &str) -> Result<u64, Errno>;
 }

@@ -29,6 +29,8 @@ pub enum Call {
     Probe(std::net::Ipv4Addr, u16),
     Sleep(Duration),
     Sync,
+    LoopAttach(String),
+    CopyFile(String, String),
 }
 
 /// A test double: records every state-changing call, answers queries from tables, and can be told
@@ -55,6 +57,10 @@ pub struct Recorder {
     pub free: u64,
     /// What every `remove_same_device` reports having done.
     pub removal: Removal,
+    /// File lengths `read_head` reports, when not the length of the file's bytes.
+    pub sizes: std::collections::HashMap<String, u64>,
+    /// Loop devices handed out so far (the next is `/dev/loop<n>`).
+    pub loops: usize,
 }
 
 impl Recorder {
@@ -176,5 +182,26 @@ impl Sys for Recorder {
     fn sync(&mut self) {
         // sync(2) cannot fail, so a `fail_at` on it has nothing to report.
         let _ = self.record(Call::Sync);
+    }
+    fn read_head(&mut self, path: &str, len: usize) -> Result<(Vec<u8>, u64), Errno> {
+        let b = self.read_bytes(path)?;
+        let size = self
+            .sizes
+            .get(path)
+            .copied()
+            .unwrap_or(b.len().try_into().unwrap_or(u64::MAX));
+        Ok((b.into_iter().take(len).collect(), size))
+    }
+    fn loop_attach(&mut self, path: &str) -> Result<String, Errno> {
+        self.record(Call::LoopAttach(path.into()))?;
+        self.loops += 1;
+        Ok(format!("/dev/loop{}", self.loops - 1))
+    }
+    fn copy_file(&mut self, from: &str, to: &str) -> Result<u64, Errno> {
+        self.record(Call::CopyFile(from.into(), to.into()))?;
+        let (bytes, size) = self.read_head(from, usize::MAX)?;
+        self.raw_files.insert(to.into(), bytes);
+        self.sizes.insert(to.into(), size);
+        Ok(size)
     }
 }
