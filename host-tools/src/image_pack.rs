@@ -383,7 +383,9 @@ fn resolve(a: &ImagesArgs) -> Result<(Store, Format, usize)> {
         (None, Some(n)) => n.as_str().to_string(),
         (None, None) => return Err(missing("--name NAME", "name")),
     };
-    let format = images.as_ref().map_or(Format::Erofs, |i| i.format);
+    let format = images
+        .as_ref()
+        .map_or(generations::DEFAULT_FORMAT, |i| i.format);
     let keep = images
         .as_ref()
         .map_or(generations::DEFAULT_KEEP, |i| i.keep);

@@ -328,7 +328,7 @@ impl Checker<'_> {
     /// `[images]`: the name becomes a file name in the images directory, so it passes the same
     /// check as `--name`.
     pub(super) fn images(&mut self, raw: &RawImages) -> Images {
-        use crate::generations::{Format, Name, DEFAULT_KEEP};
+        use crate::generations::{Format, Name, DEFAULT_FORMAT, DEFAULT_KEEP};
         let dir = raw.dir.as_ref().map(|v| self.local_path(v));
         let name = raw
             .name
@@ -341,7 +341,7 @@ impl Checker<'_> {
                 }
             });
         let format = match &raw.format {
-            None => Format::Erofs,
+            None => DEFAULT_FORMAT,
             Some(v) => match Format::ALL.into_iter().find(|f| f.fs_type() == v.get_ref()) {
                 Some(f) => f,
                 None => {
@@ -350,7 +350,7 @@ impl Checker<'_> {
                         "images.format",
                         format!("{:?} is not \"erofs\" or \"squashfs\"", v.get_ref()),
                     );
-                    Format::Erofs
+                    DEFAULT_FORMAT
                 }
             },
         };
