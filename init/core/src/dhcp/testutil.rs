@@ -1,5 +1,6 @@
 //! Test helpers shared by the DHCP modules' tests: server replies built by dhcproto, an
 //! implementation independent of ours, and accessors for the client's actions.
+//! Test-only: declared under `#[cfg(test)]` in `dhcp/mod.rs`, so it may unwrap and panic.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;

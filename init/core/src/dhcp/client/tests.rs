@@ -1,5 +1,6 @@
 //! The state machine's transitions, timers and log lines, driven with replies built by
 //! dhcproto.
+//! Test-only: declared under `#[cfg(test)]` in `client.rs`, so it may unwrap and panic.
 
 // Test arithmetic on PRNG output and timings, not input handling.
 #![allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
