@@ -127,6 +127,10 @@ pub enum ImageFs {
 /// How many bytes of an image [`ImageFs::detect`] needs.
 pub const HEAD_LEN: usize = 1028;
 
+/// The longest pointer file there can be: `<name>-<hash>.erofs` and its newline. linuxrc reads
+/// no more than this of it, so a pointer that is anything else cannot cost it memory.
+pub const POINTER_MAX: usize = MAX_NAME + 1 + MAX_HASH + ".erofs\n".len();
+
 impl ImageFs {
     /// The mount(2) type, also the name in /proc/filesystems and the module's name.
     pub fn fstype(self) -> &'static str {

@@ -7,7 +7,7 @@ use crate::sys::{is_initramfs, Kind, Removal, Sys};
 use nix::errno::Errno;
 use std::time::Duration;
 use thiserror::Error;
-use unionroot_core::image::{parse_pointer, ImageFs, ImageName, HEAD_LEN};
+use unionroot_core::image::{parse_pointer, ImageFs, ImageName, HEAD_LEN, POINTER_MAX};
 use unionroot_core::nfs::NfsMountArgs;
 use unionroot_core::plan::{ms, Check, Step, CARRIED, IMAGE_RAM_DIR, OLD_ROOT, UNMAPPED_IDS};
 
@@ -249,15 +249,24 @@ fn image_mount(
     };
     let pointer = format!("{images}/{}", name.pointer());
     log::info!("cat {pointer}");
-    let bytes = sys.read_bytes(&pointer).map_err(|e| {
+    let (bytes, size) = sys.read_head(&pointer, POINTER_MAX).map_err(|e| {
         refuse(
             format!(
                 "image {name} from {origin}: no pointer {}: {e}",
                 name.pointer()
             ),
-            "publish the image (the host tool writes <name>.current), or fix unionroot.image=",
+            "publish the image (the host tool writes <name>.current as a regular file), or fix unionroot.image=",
         )
     })?;
+    if u64::try_from(bytes.len()).map_or(true, |n| n < size) {
+        return Err(refuse(
+            format!(
+                "image {name} from {origin}: the pointer {} has {size} bytes, more than a generation's name",
+                name.pointer()
+            ),
+            "the pointer holds one line, the file name <name>-<hex>.sqfs or .erofs; republish it with the host tool",
+        ));
+    }
     let generation = parse_pointer(name, &bytes).map_err(|e| {
         refuse(
             format!(
@@ -1232,7 +1241,17 @@ mod tests {
 
     #[test]
     fn bad_images_are_refused_before_anything_is_attached() {
-        let cases: [Spoiled; 7] = [
+        let cases: [Spoiled; 8] = [
+            (
+                "a pointer longer than any generation's name (read no further)",
+                |r| {
+                    r.files.insert(
+                        "/run/unionroot/images/system.current".into(),
+                        format!("system-0a1b.sqfs\n{}", "x".repeat(1 << 20)),
+                    );
+                },
+                "the pointer system.current has 1048593 bytes, more than a generation's name",
+            ),
             (
                 "no pointer",
                 |r| {

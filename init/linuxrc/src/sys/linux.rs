@@ -70,6 +70,24 @@ fn open_cloexec(path: &str, flags: OFlag) -> Result<std::os::fd::OwnedFd, Errno>
     nix::fcntl::open(path, flags | OFlag::O_CLOEXEC, Mode::empty())
 }
 
+/// Opens a server's file read-only: not through a final symlink (which would resolve in the
+/// initramfs, e.g. to /dev/zero or a local disk), without waiting on a FIFO, and only if it is
+/// a regular file. Returns the open file and its length.
+fn open_regular(path: &str) -> Result<(std::fs::File, u64), Errno> {
+    let fd = open_cloexec(
+        path,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+    )?;
+    let st = fstat(&fd)?;
+    if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
+        return Err(Errno::EINVAL);
+    }
+    Ok((
+        std::fs::File::from(fd),
+        u64::try_from(st.st_size).unwrap_or(0),
+    ))
+}
+
 impl Sys for LinuxSys {
     fn mount(
         &mut self,
@@ -225,8 +243,7 @@ impl Sys for LinuxSys {
 
     fn read_head(&mut self, path: &str, len: usize) -> Result<(Vec<u8>, u64), Errno> {
         use std::io::Read;
-        let f = std::fs::File::open(path).map_err(io_errno)?;
-        let size = f.metadata().map_err(io_errno)?.len();
+        let (f, size) = open_regular(path)?;
         let mut head = Vec::with_capacity(len);
         f.take(len.try_into().unwrap_or(u64::MAX))
             .read_to_end(&mut head)
@@ -240,7 +257,7 @@ impl Sys for LinuxSys {
 
     fn loop_attach(&mut self, path: &str) -> Result<String, Errno> {
         use std::os::fd::AsRawFd;
-        let backing = open_cloexec(path, OFlag::O_RDONLY)?;
+        let (backing, _) = open_regular(path)?;
         let control = open_cloexec("/dev/loop-control", OFlag::O_RDWR)?;
         let mut name = [0u8; LO_NAME_SIZE];
         for (d, s) in name.iter_mut().zip(path.bytes().take(LO_NAME_SIZE - 1)) {
@@ -452,5 +469,29 @@ mod tests {
             .remove_same_device(links.0.join("nothing").to_str().unwrap())
             .unwrap_err();
         assert_eq!(e, Errno::ENOENT);
+    }
+
+    #[test]
+    fn a_servers_file_is_read_only_if_it_is_a_regular_file() {
+        let dir = Scratch::new("regular");
+        let d = |n: &str| dir.0.join(n).to_str().unwrap().to_string();
+        std::fs::write(d("pointer"), b"system-0123456789abcdef.sqfs\n").unwrap();
+        nix::unistd::mkfifo(Path::new(&d("fifo")), Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+        symlink("/dev/zero", d("to-zero")).unwrap();
+        symlink(d("pointer"), d("to-pointer")).unwrap();
+        let mut sys = LinuxSys::default();
+        let (head, size) = sys.read_head(&d("pointer"), 8).unwrap();
+        assert_eq!((head.as_slice(), size), (&b"system-0"[..], 29));
+        // A FIFO would block open(2) and read(2) forever; /dev/zero would never end.
+        let t = std::time::Instant::now();
+        assert_eq!(sys.read_head(&d("fifo"), 8).unwrap_err(), Errno::EINVAL);
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert_eq!(sys.read_head(&d("to-zero"), 8).unwrap_err(), Errno::ELOOP);
+        assert_eq!(
+            sys.read_head(&d("to-pointer"), 8).unwrap_err(),
+            Errno::ELOOP
+        );
+        assert_eq!(sys.loop_attach(&d("fifo")).unwrap_err(), Errno::EINVAL);
+        assert_eq!(sys.loop_attach(&d("to-pointer")).unwrap_err(), Errno::ELOOP);
     }
 }

@@ -116,13 +116,17 @@ pub trait Sys {
     fn sleep(&mut self, d: Duration);
     /// sync(2): flush every filesystem's dirty data before the root moves under it.
     fn sync(&mut self);
-    /// Up to `len` bytes from the start of a file, and the file's whole length (an image's
-    /// superblock, to tell its filesystem and whether it is truncated).
+    /// Up to `len` bytes from the start of a regular file, and the file's whole length (an
+    /// image's superblock, to tell its filesystem and whether it is truncated; a pointer file).
+    /// The file comes from a server: a final symlink is not followed and a FIFO is not waited
+    /// on (ELOOP, or EINVAL for anything but a regular file), so it can neither hang PID 1 nor
+    /// lead it to a device of the node.
     fn read_head(&mut self, path: &str, len: usize) -> Result<(Vec<u8>, u64), Errno>;
     /// `losetup --read-only --find --show <path>`: attaches the file, read-only and
     /// autoclearing, to a free loop device (`/dev/loop-control` `LOOP_CTL_GET_FREE`, then
     /// `LOOP_CONFIGURE`, loop(4)) and returns the device's path. The device stays open until
-    /// exec, so that autoclear cannot detach it before it is mounted.
+    /// exec, so that autoclear cannot detach it before it is mounted. Like [`Sys::read_head`],
+    /// only a regular file is attached, never through a final symlink.
     fn loop_attach(&mut self, path: &str) -> Result<String, Errno>;
     /// `cp from to`: copies a file's bytes into a new file; returns how many.
     fn copy_file(&mut self, from: &str, to: &str) -> Result<u64, Errno>;
