@@ -319,10 +319,19 @@ impl Store {
             rustix::fs::RenameFlags::NOREPLACE,
         ) {
             Ok(()) => true,
-            Err(rustix::io::Errno::EXIST) => {
-                fs::remove_file(tmp).with_context(|| format!("cannot remove {}", tmp.display()))?;
-                false
-            }
+            Err(rustix::io::Errno::EXIST) => false,
+            // The NFS client takes no rename flags (an images directory shared by several
+            // hosts is often NFS-mounted): link(2) is atomic and never replaces either.
+            Err(rustix::io::Errno::INVAL) => match fs::hard_link(tmp, &dest) {
+                Ok(()) => true,
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
+                Err(e) => {
+                    let _ = fs::remove_file(tmp);
+                    return Err(e).with_context(|| {
+                        format!("cannot link {} to {}", tmp.display(), dest.display())
+                    });
+                }
+            },
             Err(e) => {
                 let _ = fs::remove_file(tmp);
                 return Err(e).with_context(|| {
@@ -330,6 +339,11 @@ impl Store {
                 });
             }
         };
+        // Gone already after a rename; after a link, or when the generation existed (the same
+        // bytes), the temporary name goes.
+        if tmp.exists() {
+            fs::remove_file(tmp).with_context(|| format!("cannot remove {}", tmp.display()))?;
+        }
         fsync_dir(&self.dir)?;
         let log = self.log()?;
         let after = generations::log_after_publish(&log, &g);
@@ -412,17 +426,15 @@ pub fn pack(
             tree.display()
         );
     }
-    let tmp = store.dir.join(format!(
-        ".{}.tmp-{}.{}",
-        store.name,
-        std::process::id(),
-        format.ext()
-    ));
-    let built = run_builder(format, build_command(format, tree, &tmp, epoch));
-    if let Err(e) = built {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
+    // A name no other build can have (created O_EXCL with a random part): the directory may
+    // be shared by several hosts, whose pids collide. Removed on every early return.
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.tmp-", store.name))
+        .suffix(&format!(".{}", format.ext()))
+        .tempfile_in(&store.dir)
+        .with_context(|| format!("cannot create a temporary image in {}", store.dir.display()))?
+        .into_temp_path();
+    run_builder(format, build_command(format, tree, &tmp, epoch))?;
     let lock = store.lock()?;
     let (g, new) = store.publish_file(&tmp, format)?;
     Ok((g, new, lock))
