@@ -630,16 +630,16 @@ fn images_keys_and_their_checks() {
     let c = try_parse(VALID).unwrap();
     assert_eq!(c.images.dir, None);
     assert_eq!(c.images.name, None);
-    assert_eq!(c.images.format, Format::Squashfs);
+    assert_eq!(c.images.format, Format::Erofs);
     assert_eq!(c.images.keep, 2);
     let t = edit(
         "[paths]",
-        "[images]\ndir = \"images\"\nname = \"debian\"\nformat = \"erofs\"\nkeep = 3\n\n[paths]",
+        "[images]\ndir = \"images\"\nname = \"debian\"\nformat = \"squashfs\"\nkeep = 3\n\n[paths]",
     );
     let c = try_parse(&t).unwrap();
     assert_eq!(c.images.dir.as_deref(), Some(Path::new("/base/images")));
     assert_eq!(c.images.name.as_ref().map(|n| n.as_str()), Some("debian"));
-    assert_eq!(c.images.format, Format::Erofs);
+    assert_eq!(c.images.format, Format::Squashfs);
     assert_eq!(c.images.keep, 3);
     let imgs = |body: &str| edit("[paths]", &format!("[images]\n{body}\n\n[paths]"));
     one(
