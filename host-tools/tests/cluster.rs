@@ -682,6 +682,13 @@ fn an_image_root_reaches_the_nodes_the_exports_and_the_initramfs() {
             .any(|l| l == "unionroot.image=10.0.2.2:/srv/images/debian"),
         "{conf}"
     );
+    // linuxrc's own parser reads back the image the host tool wrote.
+    let back = unionroot_core::cmdline::Config::parse(&conf, "").unwrap();
+    assert_eq!(back.image, bootargs::file_config(&c).image);
+    assert_eq!(
+        back.image.map(|i| i.to_string()).as_deref(),
+        Some("10.0.2.2:/srv/images/debian")
+    );
     // The default format is EROFS: loop and erofs join the closure, after overlay.
     let m = c.initramfs_modules();
     let pos = |x: &str| m.iter().position(|y| y == x);
