@@ -37,6 +37,7 @@ CASES=(
   "debian-owner-names|ganesha sends NFSv4 owner names: linuxrc stops with a named reason, no hang"
   "image-v3|the busybox tree as a squashfs image, loop-mounted from NFSv3 under the cluster layer"
   "image-v4|the same image alone over NFSv4.2"
+  "image-erofs|the busybox tree as an EROFS generation (image-pack --format erofs) over NFSv3: erofs's softdep crc32c loaded first"
   "image-ram|unionroot.image_ram: the image copied into RAM, the images export let go (no NFS mount left)"
   "image-switch|booted on generation 1, a second is published and the pointer switched: the node reads all of generation 1 again; the next boot pins generation 2"
   "image-missing|the pointer names a generation that is not there: FATAL naming it, at once"
@@ -425,6 +426,14 @@ case_image_v4() {
     --expect '^PROOF lowerdir=/run/unionroot/lower'"$E" --expect '^PROOF layer=base'"$E"
 }
 
+case_image_erofs() {
+  image_boot "$IMAGES_EROFS" "$S:/srv/images/system" "unionroot.nfsvers=3" "${ROOTED[@]}" \
+    --expect "linuxrc: insmod [^ ]*crc32c_generic\\.ko" --expect "linuxrc: insmod [^ ]*libcrc32c\\.ko" \
+    --expect "linuxrc: image system from $S:/srv/images: pinned generation $GEN_EROFS \\(system-$GEN_EROFS\\.erofs\\)$E" \
+    --expect "linuxrc: mount -t erofs -o ro /dev/loop[0-9]+ /run/unionroot/lower$E" \
+    --expect '^PROOF lowerdir=/run/unionroot/lower'"$E" --expect '^PROOF layer=base'"$E"
+}
+
 case_image_ram() {
   image_boot "$IMAGES" "$S:/srv/images/system" "unionroot.nfsvers=3 unionroot.image_ram" \
     "${ROOTED[@]}" \
@@ -537,10 +546,15 @@ image_fixtures() {
     --expect "linuxrc: image system from $S:/(srv/)?images: pinned generation $GEN1 \\(system-$GEN1\\.sqfs\\)$E"
     --expect "linuxrc: losetup --read-only --find --show /run/unionroot/images/system-$GEN1\\.sqfs$E"
     --expect "linuxrc: mount -t squashfs -o ro /dev/loop[0-9]+ /run/unionroot/lower$E")
-  # Not erofs: its dependency libcrc32c needs crc32c (a modules.softdep), which neither the
-  # host tool's closure nor linuxrc's loader follows yet; the image here is squashfs.
+  # The same tree as an EROFS generation, published by the host tool itself.
+  IMAGES_EROFS=$OUT/images-erofs
+  rm -rf "$IMAGES_EROFS" && mkdir -p "$IMAGES_EROFS"
+  "$UR_TOOL" image-pack "$SYS" --images "$IMAGES_EROFS" --name system --format erofs >&2
+  GEN_EROFS=$(sed -n 's/^system-\([0-9a-f]*\)\.erofs$/\1/p' "$IMAGES_EROFS/system.current")
+  [ -n "$GEN_EROFS" ] || ur_die "image-pack --format erofs published no system-<hash>.erofs"
+  # erofs needs libcrc32c, which needs crc32c by a softdep: the closure carries both.
   IMG_IMAGE=$OUT/initramfs-image.img
-  ur_build_initramfs "$KDIR" "$UR_LINUXRC" "$IMG_IMAGE" --module loop --module squashfs
+  ur_build_initramfs "$KDIR" "$UR_LINUXRC" "$IMG_IMAGE" --module loop --module squashfs --module erofs
 }
 
 # The fixtures: the base system (real-init.sh as /sbin/init) and a cluster-software layer over

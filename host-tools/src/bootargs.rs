@@ -8,6 +8,7 @@
 
 use crate::cluster::{BootMode, Cluster, IpMode, Node};
 use unionroot_core::cmdline::{Autoconf, Config, IpConfig, Key, KeyKind};
+use unionroot_core::image::{ImageName, ImageSpec};
 use unionroot_core::nfs::NfsRoot;
 use unionroot_core::validate::{Hostname, MountTarget};
 
@@ -52,6 +53,16 @@ pub fn file_config(c: &Cluster) -> Config {
             .iter()
             .filter_map(|p| MountTarget::parse(p).ok())
             .collect();
+    }
+    // An image root: `images.name` in the images export. The cluster file's name rule (64 bytes)
+    // is stricter than linuxrc's (128), so a checked name always parses here.
+    if let (Some(e), Some(name)) = (&c.exports.images, &c.images.name) {
+        if let Ok(name) = ImageName::parse(name.as_str()) {
+            cfg.image = Some(ImageSpec {
+                dir: piece(c, &e.path, &[]),
+                name,
+            });
+        }
     }
     cfg
 }

@@ -27,11 +27,10 @@ pub const MAX_NAME: usize = 64;
 pub const HASH_HEX: usize = 16;
 /// Generations `gc` keeps besides the current one when not told otherwise.
 pub const DEFAULT_KEEP: usize = 2;
-/// squashfs, although EROFS measured better (it keeps POSIX ACLs and builds 4-5x faster): an
-/// EROFS generation does not boot yet, because erofs.ko needs libcrc32c, whose softdep on
-/// crc32c neither the initramfs closure nor linuxrc's loader follows (the crypto lookup then
-/// asks for /sbin/modprobe, which no initramfs has). squashfs is what the QEMU cases boot.
-pub const DEFAULT_FORMAT: Format = Format::Squashfs;
+/// EROFS: it keeps POSIX ACLs and builds 4-5x faster than mksquashfs here (host-tools/README.md
+/// has the measurements). It boots since the module closure and linuxrc's loader follow
+/// erofs -> libcrc32c -> softdep crc32c (e2e-root image-erofs).
+pub const DEFAULT_FORMAT: Format = Format::Erofs;
 
 /// The on-disk format of an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]

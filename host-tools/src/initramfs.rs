@@ -193,10 +193,12 @@ pub fn plan(args: &Inputs) -> Result<Plan> {
         }
     };
     let alias = optional("modules.alias")?;
+    let softdep = optional("modules.softdep")?;
     let builtin = optional("modules.builtin")?;
     let sel = kmod::select(
         &dep,
         alias.as_deref().unwrap_or(""),
+        softdep.as_deref().unwrap_or(""),
         builtin.as_deref().unwrap_or(""),
         &args.modules,
     )
@@ -270,6 +272,15 @@ pub fn plan(args: &Inputs) -> Result<Plan> {
             0o644,
             sel.alias.into_bytes(),
             "modules.alias, filtered".into(),
+        )?;
+    }
+    if softdep.is_some() {
+        put(
+            &mut tree,
+            &format!("{mdir}/modules.softdep"),
+            0o644,
+            sel.softdep.into_bytes(),
+            "modules.softdep, filtered".into(),
         )?;
     }
     if let Some(b) = builtin {

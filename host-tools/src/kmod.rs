@@ -1,13 +1,17 @@
 //! Chooses the kernel modules that go into an initramfs and writes the matching subsets of
-//! depmod's index files (modules.dep(5), `modules.alias`). The dependency closure and its load
+//! depmod's index files (modules.dep(5), `modules.alias`, `modules.softdep`). The dependency closure and its load
 //! order come from [`unionroot_core::modules::ModuleDb`], the same code `linuxrc` runs at boot,
 //! so the archive holds exactly what the boot path will ask for.
 //!
-//! Text in, text out: the caller reads `modules.dep`, `modules.alias` and `modules.builtin`.
+//! Text in, text out: the caller reads `modules.dep`, `modules.alias`, `modules.softdep` and
+//! `modules.builtin`. Softdeps join the closure, `pre:` and `post:` alike: an initramfs has no
+//! modprobe to fetch them later (Debian 6.1's libcrc32c needs crc32c, named only by a softdep).
 
 use std::collections::BTreeSet;
 use thiserror::Error;
-use unionroot_core::modules::{module_name, parse_builtin, ModError, ModRef, ModuleDb};
+use unionroot_core::modules::{
+    module_name, parse_builtin, parse_softdep, ModError, ModRef, ModuleDb,
+};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SelectError {
@@ -32,6 +36,8 @@ pub struct Selection {
     pub dep: String,
     /// `alias` lines of `modules.alias` that name a selected module.
     pub alias: String,
+    /// `softdep` lines of `modules.softdep` for a selected module.
+    pub softdep: String,
 }
 
 /// Up to five module names that contain `name` (or that `name` contains), for "did you mean".
@@ -47,14 +53,20 @@ fn near_names(dep_text: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Selects `wanted` and its dependencies. `alias_text` and `builtin_text` may be empty.
+/// Selects `wanted`, its dependencies and its softdeps. `alias_text`, `softdep_text` and
+/// `builtin_text` may be empty.
 pub fn select<S: AsRef<str>>(
     dep_text: &str,
     alias_text: &str,
+    softdep_text: &str,
     builtin_text: &str,
     wanted: &[S],
 ) -> Result<Selection, SelectError> {
-    let db = ModuleDb::parse_dep(dep_text).map_err(SelectError::Parse)?;
+    let db = ModuleDb::parse_dep(dep_text)
+        .map_err(SelectError::Parse)?
+        .with_aliases(alias_text)
+        .with_softdeps(softdep_text);
+    let softdeps = parse_softdep(softdep_text);
     let builtin_set = parse_builtin(builtin_text);
     let (mut builtin, mut loadable) = (Vec::new(), Vec::new());
     for w in wanted {
@@ -67,19 +79,22 @@ pub fn select<S: AsRef<str>>(
             loadable.push(name);
         }
     }
-    let modules = db.load_order(&loadable).map_err(|e| match e {
-        ModError::Unknown(name) => {
-            let near = near_names(dep_text, &name);
-            let hint = if near.is_empty() {
-                String::new()
-            } else {
-                format!(" (similar names: {})", near.join(", "))
-            };
-            SelectError::Unknown { name, hint }
+    // Post-softdeps are not in the load order; add them (and what they need) until nothing new
+    // turns up. Each round adds at least one module, so this ends.
+    let modules = loop {
+        let order = db
+            .load_order(&loadable)
+            .map_err(|e| map_mod_error(dep_text, e))?;
+        let more: Vec<String> = order
+            .iter()
+            .flat_map(|m| db.softdep_modules(&softdeps, &m.name))
+            .filter(|n| !order.iter().any(|m| &m.name == n) && !loadable.contains(n))
+            .collect();
+        if more.is_empty() {
+            break order;
         }
-        ModError::Cycle(name) => SelectError::Cycle(name),
-        other => SelectError::Parse(other),
-    })?;
+        loadable.extend(more);
+    };
     for m in &modules {
         if m.path.starts_with('/') || crate::fstree::components(&m.path).is_err() {
             return Err(SelectError::BadPath {
@@ -107,12 +122,39 @@ pub fn select<S: AsRef<str>>(
             }
         }
     }
+    let mut softdep = String::new();
+    for line in softdep_text.lines() {
+        let mut it = line.split_whitespace();
+        if let (Some("softdep"), Some(m)) = (it.next(), it.next()) {
+            if names.contains(module_name(m).as_str()) {
+                softdep.push_str(line);
+                softdep.push('\n');
+            }
+        }
+    }
     Ok(Selection {
         modules,
         builtin,
         dep,
         alias,
+        softdep,
     })
+}
+
+fn map_mod_error(dep_text: &str, e: ModError) -> SelectError {
+    match e {
+        ModError::Unknown(name) => {
+            let near = near_names(dep_text, &name);
+            let hint = if near.is_empty() {
+                String::new()
+            } else {
+                format!(" (similar names: {})", near.join(", "))
+            };
+            SelectError::Unknown { name, hint }
+        }
+        ModError::Cycle(name) => SelectError::Cycle(name),
+        other => SelectError::Parse(other),
+    }
 }
 
 #[cfg(test)]
@@ -156,7 +198,7 @@ alias net-pf-1 unix
 
     #[test]
     fn closure_in_load_order_with_filtered_indexes() {
-        let s = select(DEP, ALIAS, BUILTIN, &["nfsv3", "overlay"]).unwrap();
+        let s = select(DEP, ALIAS, "", BUILTIN, &["nfsv3", "overlay"]).unwrap();
         let n = names(&s);
         assert_eq!(n.len(), 9, "{n:?}");
         for m in [
@@ -181,7 +223,7 @@ alias net-pf-1 unix
         assert_eq!(s.alias, "alias fs-overlay overlay\n");
         assert!(s.builtin.is_empty());
         // The filtered modules.dep describes a closed set: it parses and resolves on its own.
-        let again = select(&s.dep, "", "", &["nfsv3", "overlay"]).unwrap();
+        let again = select(&s.dep, "", "", "", &["nfsv3", "overlay"]).unwrap();
         assert_eq!(again.modules, s.modules);
     }
 
@@ -190,6 +232,7 @@ alias net-pf-1 unix
         let s = select(
             DEP,
             ALIAS,
+            "",
             BUILTIN,
             &["virtio-net", "nfsv4", "virtio_pci", "ext4", "nfsv4"],
         )
@@ -205,7 +248,7 @@ alias net-pf-1 unix
 
     #[test]
     fn unknown_module_is_named_with_suggestions() {
-        let e = select(DEP, ALIAS, BUILTIN, &["nfsv3", "nfs4"]).unwrap_err();
+        let e = select(DEP, ALIAS, "", BUILTIN, &["nfsv3", "nfs4"]).unwrap_err();
         assert_eq!(
             e,
             SelectError::Unknown {
@@ -213,7 +256,7 @@ alias net-pf-1 unix
                 hint: " (similar names: nfs)".into()
             }
         );
-        let e = select(DEP, ALIAS, BUILTIN, &["zfs"]).unwrap_err();
+        let e = select(DEP, ALIAS, "", BUILTIN, &["zfs"]).unwrap_err();
         assert_eq!(
             e,
             SelectError::Unknown {
@@ -221,9 +264,9 @@ alias net-pf-1 unix
                 hint: String::new()
             }
         );
-        let e = select(DEP, ALIAS, BUILTIN, &["virtio"]).unwrap(); // exact name exists
+        let e = select(DEP, ALIAS, "", BUILTIN, &["virtio"]).unwrap(); // exact name exists
         assert_eq!(names(&e), ["virtio"]);
-        let e = select(DEP, ALIAS, BUILTIN, &["nfsv"]).unwrap_err();
+        let e = select(DEP, ALIAS, "", BUILTIN, &["nfsv"]).unwrap_err();
         assert_eq!(
             e.to_string(),
             "module \"nfsv\" is in neither modules.dep nor modules.builtin (similar names: nfs, nfsv3, nfsv4)"
@@ -233,22 +276,54 @@ alias net-pf-1 unix
     #[test]
     fn bad_dep_files_are_errors() {
         assert!(matches!(
-            select("garbage\n", "", "", &["x"]),
+            select("garbage\n", "", "", "", &["x"]),
             Err(SelectError::Parse(_))
         ));
         assert!(matches!(
-            select("a.ko: b.ko\nb.ko: a.ko\n", "", "", &["a"]),
+            select("a.ko: b.ko\nb.ko: a.ko\n", "", "", "", &["a"]),
             Err(SelectError::Cycle(_))
         ));
         assert_eq!(
-            select("/lib/modules/6.1/kernel/a.ko:\n", "", "", &["a"]),
+            select("/lib/modules/6.1/kernel/a.ko:\n", "", "", "", &["a"]),
             Err(SelectError::BadPath {
                 path: "/lib/modules/6.1/kernel/a.ko".into()
             })
         );
         assert!(matches!(
-            select("../../etc/a.ko:\n", "", "", &["a"]),
+            select("../../etc/a.ko:\n", "", "", "", &["a"]),
             Err(SelectError::BadPath { .. })
         ));
+    }
+
+    #[test]
+    fn softdeps_join_the_closure_pre_and_post() {
+        // Debian 6.1's lines: erofs -> libcrc32c, whose softdep names the alias crc32c.
+        let dep = "\
+kernel/arch/x86/crypto/crc32c-intel.ko:
+kernel/fs/erofs/erofs.ko: kernel/lib/libcrc32c.ko
+kernel/crypto/crc32c_generic.ko:
+kernel/lib/libcrc32c.ko:
+kernel/drivers/char/ipmi/ipmi_msghandler.ko:
+kernel/drivers/char/ipmi/ipmi_devintf.ko: kernel/drivers/char/ipmi/ipmi_msghandler.ko
+";
+        let alias = "\
+alias crc32c crc32c_intel
+alias crc32c crc32c_generic
+alias fs-erofs erofs
+";
+        let softdep = "\
+softdep ext4 pre: crypto-crc32c
+softdep libcrc32c pre: crc32c
+softdep ipmi_msghandler post: ipmi_devintf
+";
+        let s = select(dep, alias, softdep, "", &["erofs"]).unwrap();
+        assert_eq!(names(&s), ["crc32c_generic", "libcrc32c", "erofs"]);
+        assert_eq!(s.softdep, "softdep libcrc32c pre: crc32c\n");
+        assert_eq!(
+            s.alias,
+            "alias crc32c crc32c_generic\nalias fs-erofs erofs\n"
+        );
+        let s = select(dep, alias, softdep, "", &["ipmi_msghandler"]).unwrap();
+        assert_eq!(names(&s), ["ipmi_msghandler", "ipmi_devintf"]);
     }
 }

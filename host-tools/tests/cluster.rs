@@ -630,16 +630,16 @@ fn images_keys_and_their_checks() {
     let c = try_parse(VALID).unwrap();
     assert_eq!(c.images.dir, None);
     assert_eq!(c.images.name, None);
-    assert_eq!(c.images.format, Format::Squashfs);
+    assert_eq!(c.images.format, Format::Erofs);
     assert_eq!(c.images.keep, 2);
     let t = edit(
         "[paths]",
-        "[images]\ndir = \"images\"\nname = \"debian\"\nformat = \"erofs\"\nkeep = 3\n\n[paths]",
+        "[images]\ndir = \"images\"\nname = \"debian\"\nformat = \"squashfs\"\nkeep = 3\n\n[paths]",
     );
     let c = try_parse(&t).unwrap();
     assert_eq!(c.images.dir.as_deref(), Some(Path::new("/base/images")));
     assert_eq!(c.images.name.as_ref().map(|n| n.as_str()), Some("debian"));
-    assert_eq!(c.images.format, Format::Erofs);
+    assert_eq!(c.images.format, Format::Squashfs);
     assert_eq!(c.images.keep, 3);
     let imgs = |body: &str| edit("[paths]", &format!("[images]\n{body}\n\n[paths]"));
     one(
@@ -656,4 +656,68 @@ fn images_keys_and_their_checks() {
     );
     one(&imgs("keep = 0"), "images.keep", "keep =", "is not ≥ 1");
     one(&imgs("keep = -3"), "images.keep", "keep =", "is not ≥ 1");
+}
+
+#[test]
+fn an_image_root_reaches_the_nodes_the_exports_and_the_initramfs() {
+    use unionroot::{bootargs, exports};
+    // Without an images export and a name, nothing changes.
+    let c = try_parse(VALID).unwrap();
+    assert!(!c.uses_image());
+    assert!(!bootargs::config_file(&c).contains("unionroot.image"));
+    assert!(!c.initramfs_modules().iter().any(|m| m == "loop"));
+    let t = edit(
+        "[paths]",
+        "[images]\ndir = \"images\"\nname = \"debian\"\n\n[paths]",
+    )
+    .replace(
+        "layers = [\"/srv/apps\"]",
+        "layers = [\"/srv/apps\"]\nimages = \"/srv/images\"",
+    );
+    let c = try_parse(&t).unwrap();
+    assert!(c.uses_image());
+    let conf = bootargs::config_file(&c);
+    assert!(
+        conf.lines()
+            .any(|l| l == "unionroot.image=10.0.2.2:/srv/images/debian"),
+        "{conf}"
+    );
+    // linuxrc's own parser reads back the image the host tool wrote.
+    let back = unionroot_core::cmdline::Config::parse(&conf, "").unwrap();
+    assert_eq!(back.image, bootargs::file_config(&c).image);
+    assert_eq!(
+        back.image.map(|i| i.to_string()).as_deref(),
+        Some("10.0.2.2:/srv/images/debian")
+    );
+    // The default format is EROFS: loop and erofs join the closure, after overlay.
+    let m = c.initramfs_modules();
+    let pos = |x: &str| m.iter().position(|y| y == x);
+    assert!(
+        pos("overlay") < pos("loop") && pos("loop") < pos("erofs"),
+        "{m:?}"
+    );
+    let sq = try_parse(&t.replace(
+        "name = \"debian\"",
+        "name = \"debian\"\nformat = \"squashfs\"",
+    ))
+    .unwrap();
+    assert!(sq.initramfs_modules().iter().any(|x| x == "squashfs"));
+    assert!(!sq.initramfs_modules().iter().any(|x| x == "erofs"));
+    // The images directory is exported read-only, to knfsd and to ganesha.
+    let knfsd = exports::knfsd(&c);
+    let line = knfsd
+        .lines()
+        .find(|l| l.starts_with("/srv/images "))
+        .expect(&knfsd);
+    assert!(line.contains("(ro,") || line.contains("(ro)"), "{line}");
+    let ganesha = exports::ganesha(&c);
+    assert!(ganesha.contains("Path = /srv/images;"), "{ganesha}");
+    // An images export that is another export's path is refused by name.
+    let p = problems(&t.replace("images = \"/srv/images\"", "images = \"/srv/apps\""));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].field, "exports.images");
+    assert_eq!(
+        p[0].message,
+        "/srv/apps is already exported as exports.layers[0]"
+    );
 }

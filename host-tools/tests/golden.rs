@@ -121,6 +121,19 @@ fn generators_match_golden_files() {
     }
 }
 
+/// linuxrc's own parser reads each golden `unionroot.conf` back to what the host tool meant
+/// (the image spec with the cluster's NFS options included).
+#[test]
+fn linuxrc_reads_the_golden_config_files_back() {
+    for case in ["basic", "nfsroot"] {
+        let c = load(case);
+        let back = unionroot_core::cmdline::Config::parse(bootargs::config_file(&c), "").unwrap();
+        assert_eq!(back.image, bootargs::file_config(&c).image, "{case}");
+        assert_eq!(back.lowers, bootargs::file_config(&c).lowers, "{case}");
+    }
+    assert!(bootargs::file_config(&load("basic")).image.is_some());
+}
+
 #[test]
 fn kernel_check_report_matches_golden() {
     let cfg =

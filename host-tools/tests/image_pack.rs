@@ -315,7 +315,7 @@ fn the_cluster_file_gives_the_defaults_and_flags_win() {
          [paths]\nsetup_tree = \"out/setup\"\ntftp_root = \"out/tftp\"\ninitramfs = \"out/initrd.img\"\n\n\
          [kernel]\nimage = \"vmlinuz\"\nmodules_dir = \"modules\"\nnic_modules = []\n\n\
          [initramfs]\nlinuxrc = \"linuxrc\"\n\n\
-         [images]\ndir = \"images\"\nname = \"node\"\nformat = \"erofs\"\nkeep = 1\n"
+         [images]\ndir = \"images\"\nname = \"node\"\nkeep = 1\n"
     );
     let c = d.path().join("cluster.toml");
     fs::write(&c, text).unwrap();
@@ -323,7 +323,7 @@ fn the_cluster_file_gives_the_defaults_and_flags_win() {
         &["image-pack", t.to_str().unwrap(), "-c", c.to_str().unwrap()],
         &[],
     );
-    // --format overrides the file's format.
+    // --format overrides the file's default.
     let pack_sqfs = |tree: &Path| {
         let args = [
             "image-pack",

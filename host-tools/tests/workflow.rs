@@ -626,3 +626,62 @@ fn kernel_check_modes_and_exit_codes() {
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("no CONFIG_ lines"), "{}", err(&o));
 }
+
+/// A cluster booting from an image: `initramfs -c` ships loop and the image's filesystem with
+/// its dependencies and its softdeps (erofs -> libcrc32c -> softdep crc32c, an alias), and the
+/// filtered modules.softdep that tells linuxrc to load crc32c first.
+#[test]
+fn an_image_cluster_gets_loop_and_erofs_with_its_softdeps() {
+    let site = Site::new();
+    let m = site.path("modules/6.1.0-t");
+    let extra = [
+        ("kernel/drivers/block/loop.ko", ""),
+        ("kernel/fs/erofs/erofs.ko", "kernel/lib/libcrc32c.ko"),
+        ("kernel/lib/libcrc32c.ko", ""),
+        ("kernel/crypto/crc32c_generic.ko", ""),
+        ("kernel/arch/x86/crypto/crc32c-intel.ko", ""),
+    ];
+    let mut dep = fs::read_to_string(m.join("modules.dep")).unwrap();
+    for (p, deps) in extra {
+        fs::create_dir_all(m.join(p).parent().unwrap()).unwrap();
+        fs::write(m.join(p), format!("module {p}")).unwrap();
+        dep += &format!("{p}:{}{deps}\n", if deps.is_empty() { "" } else { " " });
+    }
+    fs::write(m.join("modules.dep"), dep).unwrap();
+    fs::write(
+        m.join("modules.alias"),
+        "alias crc32c crc32c_intel\nalias crc32c crc32c_generic\nalias fs-erofs erofs\n",
+    )
+    .unwrap();
+    fs::write(
+        m.join("modules.softdep"),
+        "softdep ext4 pre: crypto-crc32c\nsoftdep libcrc32c pre: crc32c\n",
+    )
+    .unwrap();
+    let toml = fs::read_to_string(site.path("cluster.toml")).unwrap();
+    let toml = toml
+        .replacen(
+            "\n[[exports.mounts]]",
+            "images = \"/srv/images\"\n\n[[exports.mounts]]",
+            1,
+        )
+        .replacen("\n[paths]", "\n[images]\nname = \"node\"\n\n[paths]", 1)
+        .replacen("[initramfs]\n", "[initramfs]\ncompress = \"none\"\n", 1);
+    fs::write(site.path("cluster.toml"), toml).unwrap();
+    let c = site.s("cluster.toml");
+    ok(&unionroot(&["initramfs", "-c", &c]));
+    let cpio = fs::read(site.path("srv/initrd.img")).unwrap();
+    let has = |s: &str| cpio.windows(s.len()).any(|w| w == s.as_bytes());
+    for p in [
+        "kernel/drivers/block/loop.ko",
+        "kernel/fs/erofs/erofs.ko",
+        "kernel/lib/libcrc32c.ko",
+        "kernel/crypto/crc32c_generic.ko",
+        "softdep libcrc32c pre: crc32c",
+        "modules.softdep",
+    ] {
+        assert!(has(p), "{p} is not in the initramfs");
+    }
+    assert!(!has("crc32c-intel.ko"), "only the generic crc32c is needed");
+    assert!(!has("squashfs"), "the default format is erofs");
+}

@@ -64,6 +64,9 @@ pub struct Exports {
     /// The read-write export holding one directory per node, and the paths each node keeps
     /// there (bind-mounted from `<export>/nodes/<hostname><path>`).
     pub persist: Option<(Export, Vec<String>)>,
+    /// The images directory (`exports.images`), read-only; with `images.name` the nodes boot
+    /// from the image it holds.
+    pub images: Option<Export>,
     /// Who may mount (an exports(5) client spec); defaults to the cluster's subnet.
     pub clients: String,
     /// Extra knfsd options for every export, e.g. `insecure_locks`.
@@ -71,12 +74,13 @@ pub struct Exports {
 }
 
 impl Exports {
-    /// Every export in a fixed order: system tree, layers, mounts, per-node export.
+    /// Every export in a fixed order: system tree, layers, mounts, per-node export, images.
     pub fn all(&self) -> impl Iterator<Item = &Export> {
         std::iter::once(&self.system)
             .chain(&self.layers)
             .chain(&self.mounts)
             .chain(self.persist.as_ref().map(|(e, _)| e))
+            .chain(&self.images)
     }
 }
 
@@ -219,6 +223,7 @@ impl Cluster {
             .iter()
             .map(String::as_str)
             .chain([self.nfs_version.module(), "overlay"])
+            .chain(self.image_modules())
             .chain(self.extra_modules.iter().map(String::as_str));
         for m in all {
             if !v.iter().any(|x| x == m) {
@@ -226,6 +231,21 @@ impl Cluster {
             }
         }
         v
+    }
+
+    /// Whether the nodes boot from an image: the images directory is exported and the image
+    /// is named.
+    pub fn uses_image(&self) -> bool {
+        self.exports.images.is_some() && self.images.name.is_some()
+    }
+
+    /// What an image root needs in the initramfs: loop(4) and the image's filesystem.
+    fn image_modules(&self) -> Vec<&'static str> {
+        if self.uses_image() {
+            vec!["loop", self.images.format.fs_type()]
+        } else {
+            Vec::new()
+        }
     }
 
     pub fn node(&self, name: &str) -> Option<&Node> {

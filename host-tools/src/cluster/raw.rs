@@ -76,6 +76,8 @@ pub(super) struct RawExports {
     #[serde(default)]
     pub(super) mounts: Vec<Spanned<RawMount>>,
     pub(super) persist: Option<Spanned<RawPersist>>,
+    /// The images directory on the server (image roots, issue 9), exported read-only.
+    pub(super) images: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]

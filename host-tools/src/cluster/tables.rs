@@ -307,6 +307,13 @@ pub(super) fn exports(c: &mut Checker, e: &RawExports, subnet: Option<Subnet>) -
             paths,
         )
     });
+    let images = e.images.as_ref().map(|v| Export {
+        path: c.server_path(v, "exports.images"),
+        read_only: true,
+        root_squash: false,
+        mount_point: None,
+        role: "images".into(),
+    });
     let mut seen: HashMap<String, String> = HashMap::new();
     for (field, ex) in std::iter::once(("exports.system".to_string(), &system))
         .chain(
@@ -326,6 +333,7 @@ pub(super) fn exports(c: &mut Checker, e: &RawExports, subnet: Option<Subnet>) -
                 .as_ref()
                 .map(|(p, _)| ("exports.persist.path".to_string(), p)),
         )
+        .chain(images.as_ref().map(|p| ("exports.images".to_string(), p)))
     {
         if let Some(first) = seen.insert(ex.path.clone(), field.clone()) {
             c.err(
@@ -351,6 +359,7 @@ pub(super) fn exports(c: &mut Checker, e: &RawExports, subnet: Option<Subnet>) -
         layers,
         mounts,
         persist,
+        images,
         clients,
         options: ex_options,
     }

@@ -1,6 +1,9 @@
 //! Kernel module metadata: `modules.dep`, `modules.builtin` and `modules.alias`, as written by
 //! depmod(8) (see modules.dep(5)). Turns "I need nfsv3" into the ordered list of `.ko` files to
-//! hand to finit_module(2), dependencies first, each once.
+//! hand to finit_module(2), dependencies first, each once. `modules.softdep` (modprobe.d(5)'s
+//! `softdep` lines, as depmod extracts them) adds the `pre:` modules to that order: Debian 6.1's
+//! `libcrc32c` asks for `crc32c` through request_module(), which needs /sbin/modprobe, absent
+//! from an initramfs, so `crc32c` has to be loaded before it.
 
 use std::collections::{BTreeSet, HashMap};
 use thiserror::Error;
@@ -11,7 +14,7 @@ pub enum ModError {
     BadLine { line: usize, text: String },
     #[error("module {0:?} is not in modules.dep (not shipped for this kernel?); check the module name or the initramfs's module list")]
     Unknown(String),
-    #[error("modules.dep has a dependency cycle through {0:?}")]
+    #[error("modules.dep and modules.softdep have a dependency cycle through {0:?}")]
     Cycle(String),
 }
 
@@ -35,6 +38,40 @@ pub fn module_name(path_or_name: &str) -> String {
 struct Entry {
     path: String,
     deps: Vec<String>,
+    /// `pre:` softdeps resolved to shipped modules, loaded before this one.
+    pre: Vec<String>,
+}
+
+/// One module's soft dependencies as written in `modules.softdep` (names may be aliases).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SoftDep {
+    pub pre: Vec<String>,
+    pub post: Vec<String>,
+}
+
+/// Parses `modules.softdep` text: `softdep <module> [pre: <names>...] [post: <names>...]`, lines
+/// of one module merged in file order. Names before any `pre:`/`post:` are pre-deps, as
+/// modprobe.d(5) treats them. Other lines are ignored.
+pub fn parse_softdep(text: &str) -> HashMap<String, SoftDep> {
+    let mut out: HashMap<String, SoftDep> = HashMap::new();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        if it.next() != Some("softdep") {
+            continue;
+        }
+        let Some(module) = it.next() else { continue };
+        let sd = out.entry(module_name(module)).or_default();
+        let mut post = false;
+        for word in it {
+            match word {
+                "pre:" => post = false,
+                "post:" => post = true,
+                w if post => sd.post.push(w.to_string()),
+                w => sd.pre.push(w.to_string()),
+            }
+        }
+    }
+    out
 }
 
 /// One module to load: its canonical name and its path relative to `/lib/modules/<release>`.
@@ -77,6 +114,7 @@ impl ModuleDb {
                 Entry {
                     path: path.to_string(),
                     deps,
+                    pre: Vec::new(),
                 },
             );
         }
@@ -101,6 +139,60 @@ impl ModuleDb {
             })
             .collect();
         self
+    }
+
+    /// Adds `modules.softdep` text; call after [`ModuleDb::with_aliases`], since softdeps often
+    /// name aliases (`crc32c`). A `pre:` name that resolves to no module here is dropped: a
+    /// softdep is soft, and the initramfs ships only its closure.
+    pub fn with_softdeps(mut self, text: &str) -> Self {
+        let mut soft: Vec<(String, SoftDep)> = parse_softdep(text).into_iter().collect();
+        soft.sort_by(|a, b| a.0.cmp(&b.0));
+        for (module, sd) in soft {
+            let pre: Vec<String> = sd
+                .pre
+                .iter()
+                .filter_map(|n| self.softdep_target(n))
+                .filter(|m| *m != module)
+                .collect();
+            if let Some(e) = self.entries.get_mut(&module) {
+                e.pre = pre;
+            }
+        }
+        self
+    }
+
+    /// The module a softdep name stands for: the module itself, else the modules whose alias
+    /// pattern matches the name; among several, the `_generic` one (it works on every CPU),
+    /// else the first by name, so the choice is deterministic.
+    pub fn softdep_target(&self, name: &str) -> Option<String> {
+        let canon = module_name(name);
+        if self.entries.contains_key(&canon) {
+            return Some(canon);
+        }
+        let found: Vec<String> = self
+            .resolve_alias(name)
+            .into_iter()
+            .filter(|m| self.entries.contains_key(m))
+            .collect();
+        found
+            .iter()
+            .find(|m| m.ends_with("_generic"))
+            .or(found.first())
+            .cloned()
+    }
+
+    /// Every module a softdep of `name` (pre and post) resolves to, for the initramfs closure.
+    pub fn softdep_modules(&self, softdeps: &HashMap<String, SoftDep>, name: &str) -> Vec<String> {
+        softdeps
+            .get(&module_name(name))
+            .map(|sd| {
+                sd.pre
+                    .iter()
+                    .chain(&sd.post)
+                    .filter_map(|n| self.softdep_target(n))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -183,8 +275,9 @@ impl ModuleDb {
                 return Ok(());
             };
             // depmod lists a module's deps so that the last must be loaded first; walking them
-            // in reverse keeps that order among independent deps.
-            if let Some(dep) = entry.deps.iter().rev().nth(*walked) {
+            // in reverse keeps that order among independent deps. The pre-softdeps come after
+            // them, still before the module itself.
+            if let Some(dep) = entry.deps.iter().rev().chain(&entry.pre).nth(*walked) {
                 *walked += 1;
                 next = Some(dep.as_str());
             } else {
@@ -734,5 +827,105 @@ kernel/drivers/net/ethernet/intel/e1000/e1000.ko:
             ["base", "r", "l", "top"]
         );
         assert_eq!(db.deps("top").unwrap(), ["l", "r"]);
+    }
+
+    // Debian 6.1: erofs needs libcrc32c, whose init asks for crc32c (an alias) by softdep.
+    const SOFT_DEP: &str = "\
+kernel/arch/x86/crypto/crc32c-intel.ko:
+kernel/fs/erofs/erofs.ko: kernel/lib/libcrc32c.ko
+kernel/crypto/crc32c_generic.ko:
+kernel/lib/libcrc32c.ko:
+kernel/fs/ext4/ext4.ko: kernel/fs/jbd2/jbd2.ko
+kernel/fs/jbd2/jbd2.ko:
+kernel/drivers/char/ipmi/ipmi_msghandler.ko:
+kernel/drivers/char/ipmi/ipmi_devintf.ko: kernel/drivers/char/ipmi/ipmi_msghandler.ko
+";
+    const SOFT_ALIAS: &str = "\
+alias crypto-crc32c-intel crc32c_intel
+alias crc32c-intel crc32c_intel
+alias crypto-crc32c crc32c_intel
+alias crc32c crc32c_intel
+alias cpu:type:x86,ven*fam*mod*:feature:*0094* crc32c_intel
+alias crypto-crc32c-generic crc32c_generic
+alias crc32c-generic crc32c_generic
+alias crypto-crc32c crc32c_generic
+alias crc32c crc32c_generic
+alias fs-erofs erofs
+";
+    const SOFTDEP: &str = "\
+# Soft dependencies extracted from modules themselves.
+softdep ext4 pre: crypto-crc32c
+softdep jbd2 pre: crypto-crc32c
+softdep cifs gcm
+softdep libcrc32c pre: crc32c
+softdep ipmi_msghandler post: ipmi_devintf
+";
+
+    #[test]
+    fn softdep_lines_parse_into_pre_and_post() {
+        let sd = parse_softdep(SOFTDEP);
+        assert_eq!(sd["libcrc32c"].pre, ["crc32c"]);
+        assert_eq!(sd["cifs"].pre, ["gcm"]);
+        assert_eq!(sd["ipmi_msghandler"].post, ["ipmi_devintf"]);
+        assert!(sd["ipmi_msghandler"].pre.is_empty());
+        let both = parse_softdep("softdep a-b pre: x y post: z\nsoftdep a_b pre: w\n");
+        assert_eq!(both["a_b"].pre, ["x", "y", "w"]);
+        assert_eq!(both["a_b"].post, ["z"]);
+    }
+
+    #[test]
+    fn pre_softdeps_load_first_through_the_generic_alias() {
+        let db = ModuleDb::parse_dep(SOFT_DEP)
+            .unwrap()
+            .with_aliases(SOFT_ALIAS)
+            .with_softdeps(SOFTDEP);
+        assert_eq!(
+            db.softdep_target("crc32c").as_deref(),
+            Some("crc32c_generic")
+        );
+        assert_eq!(
+            db.softdep_target("crc32c-intel").as_deref(),
+            Some("crc32c_intel")
+        );
+        assert_eq!(db.softdep_target("gcm"), None);
+        assert_eq!(
+            names(&db.load_order(&["erofs"]).unwrap()),
+            ["crc32c_generic", "libcrc32c", "erofs"]
+        );
+        assert_eq!(
+            names(&db.load_order(&["ext4"]).unwrap()),
+            ["crc32c_generic", "jbd2", "ext4"]
+        );
+        // Only the intel one shipped: it is taken. None shipped: the softdep is dropped.
+        let intel = SOFT_DEP.replace("kernel/crypto/crc32c_generic.ko:\n", "");
+        let db2 = ModuleDb::parse_dep(&intel)
+            .unwrap()
+            .with_aliases(SOFT_ALIAS)
+            .with_softdeps(SOFTDEP);
+        assert_eq!(
+            names(&db2.load_order(&["erofs"]).unwrap()),
+            ["crc32c_intel", "libcrc32c", "erofs"]
+        );
+        let none = "kernel/fs/erofs/erofs.ko: kernel/lib/libcrc32c.ko\nkernel/lib/libcrc32c.ko:\n";
+        let db3 = ModuleDb::parse_dep(none)
+            .unwrap()
+            .with_aliases(SOFT_ALIAS)
+            .with_softdeps(SOFTDEP);
+        assert_eq!(
+            names(&db3.load_order(&["erofs"]).unwrap()),
+            ["libcrc32c", "erofs"]
+        );
+        // The closure helper sees post-softdeps too.
+        let sd = parse_softdep(SOFTDEP);
+        assert_eq!(db.softdep_modules(&sd, "ipmi_msghandler"), ["ipmi_devintf"]);
+        assert_eq!(db.softdep_modules(&sd, "libcrc32c"), ["crc32c_generic"]);
+    }
+
+    #[test]
+    fn a_softdep_cycle_is_named() {
+        let db = ModuleDb::parse_dep("a.ko:\nb.ko:\n")
+            .unwrap()
+            .with_softdeps("softdep a pre: b\nsoftdep b pre: a\n");
+        assert!(matches!(db.load_order(&["a"]), Err(ModError::Cycle(_))));
     }
 }

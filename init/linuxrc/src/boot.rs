@@ -217,6 +217,12 @@ pub fn load_modules(sys: &mut dyn Sys, cfg: &Config) -> Result<(), Failure> {
         .with_aliases(
             &sys.read_file(&format!("{base}/modules.alias"))
                 .unwrap_or_default(),
+        )
+        // After the aliases: softdeps name them (libcrc32c's `pre: crc32c`). There is no
+        // modprobe here to load them on request, so they go into the load order.
+        .with_softdeps(
+            &sys.read_file(&format!("{base}/modules.softdep"))
+                .unwrap_or_default(),
         );
     let builtin = parse_builtin(
         &sys.read_file(&format!("{base}/modules.builtin"))
