@@ -34,12 +34,13 @@ CASES=(
   "v3-rw-nolock|a v3 read-write /home with default options boots (nolock: no rpcbind in an initramfs)"
   "debian-v3|the host tool's Debian 12 image over NFSv3: systemd running, networkd renews, poweroff"
   "debian-v4|the same over NFSv4.2, with a read-write NFSv4 /home"
+  "debian-image|the same Debian root as an EROFS image generation (image-pack), loop-mounted from NFSv3: systemd running"
   "debian-owner-names|ganesha sends NFSv4 owner names: linuxrc stops with a named reason, no hang"
   "image-v3|the busybox tree as a squashfs image, loop-mounted from NFSv3 under the cluster layer"
   "image-v4|the same image alone over NFSv4.2"
   "image-erofs|the busybox tree as an EROFS generation (image-pack --format erofs) over NFSv3: erofs's softdep crc32c loaded first"
   "image-ram|unionroot.image_ram: the image copied into RAM, the images export let go (no NFS mount left)"
-  "image-switch|booted on generation 1, a second is published and the pointer switched: the node reads all of generation 1 again; the next boot pins generation 2"
+  "image-switch|booted on generation 1, the host tool publishes generation 2 and runs gc (deleting generation 0): the node reads all of generation 1 again; the next boot pins generation 2"
   "image-missing|the pointer names a generation that is not there: FATAL naming it, at once"
   "image-truncated|a truncated generation: FATAL naming the truncation, at once"
   "image-corrupt|a generation with a good superblock and zeroed tables: the kernel refuses it, FATAL"
@@ -374,6 +375,23 @@ case_debian_v4() {
   file_is "$HOMEDIR/proof-home" "^written by $DEB_NAME$E"
 }
 
+# The Debian root as an image: the host tool packs it (EROFS, the default) into a generation,
+# and the node boots it loop-mounted from the images export; the tree itself is exported too
+# (debian_boot's manifest check covers it) but not mounted.
+case_debian_image() {
+  local imgs=$OUT/$CASE/images gen
+  debian_image || return 1
+  rm -rf "$imgs" && mkdir -p "$imgs"
+  "$UR_TOOL" image-pack "$DEB" --images "$imgs" --name debian >"$OUT/$CASE/pack.log" 2>&1 ||
+    { why "image-pack failed: see $OUT/$CASE/pack.log"; return 1; }
+  gen=$(cat "$imgs/debian.current")
+  IMG=$IMG_IMAGE debian_boot 3 "unionroot.image=$DEB_SRV:/srv/images/debian" \
+    --export "images=$imgs" \
+    --expect "linuxrc: image debian from $DEB_SRV:/srv/images: pinned generation ${gen:7:16} \\($gen\\)$E" \
+    --expect "linuxrc: mount -t erofs -o ro /dev/loop[0-9]+ /run/unionroot/lower$E" \
+    --forbid 'mount -t nfs[^ ]* [^ ]* [^ ]*:/srv/system '
+}
+
 # Without numeric owners the lower's root shows as owned by the unmapped ids: the boot must stop
 # there, named, instead of reaching systemd and hanging minutes later in request-key.
 case_debian_owner_names() {
@@ -447,44 +465,59 @@ case_image_ram() {
 
 # The host tool's publish, as the tests do it: the new generation's file first (written under a
 # temporary name, then renamed), then the pointer, atomically by rename.
-publish_gen2() {
-  local dir=$1
-  cp "$OUT/gen2.sqfs" "$dir/.system-$GEN2.sqfs.tmp" && mv "$dir/.system-$GEN2.sqfs.tmp" "$dir/system-$GEN2.sqfs"
-  echo "system-$GEN2.sqfs" >"$dir/.system.current.tmp" && mv "$dir/.system.current.tmp" "$dir/system.current"
+# publish TREE DIR [ARGS...]: the host tool packs TREE as a new generation of the image "system"
+# in DIR (EROFS, the default format) and switches the pointer to it; prints the generation's file.
+publish() {
+  local tree=$1 dir=$2
+  shift 2
+  "$UR_TOOL" image-pack "$tree" --images "$dir" --name system "$@" >>"$OUT/$CASE/publish.log" 2>&1 ||
+    { why "image-pack $tree failed: see $OUT/$CASE/publish.log"; return 1; }
+  cat "$dir/system.current"
 }
 
+# The node boots on generation 1 (an older generation 0 is in the log too). While it runs, the
+# host tool publishes generation 2 and runs gc with its default K (2): gc deletes generation 0,
+# keeps the one the node runs on, and the node then reads its whole image again.
 case_image_switch() {
-  local imgs=$OUT/images-switch home=$OUT/home-switch sum1 pub i
-  rm -rf "$imgs" && cp -a "$IMAGES" "$imgs"
+  local imgs=$OUT/images-switch home=$OUT/home-switch sys0=$OUT/system0 g0 g1 g2 sum1 pub i
+  rm -rf "$imgs" "$sys0" && mkdir -p "$imgs" && cp -a "$SYS" "$sys0"
+  echo gen0 >"$sys0/etc/unionroot-layer"
   fresh "$home"
-  sum1=$(sha256sum <"$imgs/system-$GEN1.sqfs")
+  g0=$(publish "$sys0" "$imgs") && g1=$(publish "$SYS" "$imgs") || return 1
+  sum1=$(sha256sum <"$imgs/$g1")
   mkdir -p "$RUN" && rm -f "$RUN/console.log"
-  # The publisher: once the node waits, publish generation 2 and tell the node (/home/go).
+  # The publisher: once the node waits, publish generation 2, gc, and tell the node (/home/go).
   (
     for ((i = 0; i < 600; i++)); do
       grep -aq '^PROOF gen-switch waiting' "$RUN/console.log" 2>/dev/null && break
       sleep 0.2
     done
-    publish_gen2 "$imgs" && : >"$home/go"
+    publish "$OUT/system2" "$imgs" >"$OUT/$CASE/gen2" &&
+      "$UR_TOOL" image-gc --images "$imgs" --name system >>"$OUT/$CASE/publish.log" 2>&1 &&
+      : >"$home/go"
   ) &
   pub=$!
   image_boot "$imgs:rw" "$S:/srv/images/system" \
     "unionroot.nfsvers=3 unionroot.mount=/home=$S:/srv/home proof.gen_switch" \
-    --export "home=$home:rw" "${ROOTED[@]}" "${IMAGED[@]}" \
-    --expect "^PROOF gen-pinned=system-$GEN1\\.sqfs$E" \
+    --export "home=$home:rw" "${ROOTED[@]}" \
+    --expect "linuxrc: image system from $S:/srv/images: pinned generation ${g1:7:16} \\($g1\\)$E" \
+    --expect "linuxrc: mount -t erofs -o ro /dev/loop[0-9]+ /run/unionroot/lower$E" \
+    --expect "^PROOF gen-pinned=$g1$E" --expect '^PROOF layer=base'"$E" \
     --expect "^PROOF gen-read=ok tar-bytes=[1-9][0-9]* dev-bytes=[1-9][0-9]*$E" || {
     kill "$pub" 2>/dev/null
     return 1
   }
-  wait "$pub"
-  [ "$(sha256sum <"$imgs/system-$GEN1.sqfs")" = "$sum1" ] ||
-    { why "generation 1 changed on the server"; return 1; }
-  file_is "$imgs/system.current" "^system-$GEN2\\.sqfs$" || return 1
+  wait "$pub" || { why "publishing generation 2 or gc failed: see $OUT/$CASE/publish.log"; return 1; }
+  g2=$(cat "$OUT/$CASE/gen2")
+  [ "$(sha256sum <"$imgs/$g1")" = "$sum1" ] || { why "generation 1 changed on the server"; return 1; }
+  [ ! -e "$imgs/$g0" ] || { why "gc kept generation 0 ($g0): see $OUT/$CASE/publish.log"; return 1; }
+  [ -e "$imgs/$g2" ] || { why "generation 2 ($g2) is gone"; return 1; }
+  file_is "$imgs/system.current" "^$g2\$" || return 1
   # The node's own view of the pointer is not asserted: ganesha serves a name changed behind its
   # back from its cache for a while. A new boot (a new server) pins generation 2.
   RUN=$OUT/$CASE/2-next-boot
   image_boot "$imgs" "$S:/srv/images/system" "unionroot.nfsvers=3" "${ROOTED[@]}" \
-    --expect "linuxrc: image system from $S:/srv/images: pinned generation $GEN2 " \
+    --expect "linuxrc: image system from $S:/srv/images: pinned generation ${g2:7:16} " \
     --expect '^PROOF layer=gen2'"$E"
 }
 
@@ -532,9 +565,6 @@ image_fixtures() {
   # Generation 2 (image-switch): the same tree, saying so in /etc/unionroot-layer.
   rm -rf "$OUT/system2" && cp -a "$SYS" "$OUT/system2"
   echo gen2 >"$OUT/system2/etc/unionroot-layer"
-  mksquashfs "$OUT/system2" "$OUT/gen2.sqfs" -noappend -all-root -mkfs-time 0 -all-time 0 \
-    -no-progress -quiet >&2
-  GEN2=$(sha256sum "$OUT/gen2.sqfs" | cut -c1-16)
   head -c "$(($(stat -c %s "$IMAGES/system-$GEN1.sqfs") / 2))" "$IMAGES/system-$GEN1.sqfs" \
     >"$IMAGES_TRUNC/system-$GEN1.sqfs"
   local size
