@@ -20,6 +20,7 @@
 //! [`crate::image_pack`].
 
 use std::fmt;
+use unionroot_core::image::{parse_pointer, ImageFs, ImageName};
 
 /// The longest image name accepted, so that `<name>-<hash>.erofs` stays far below NAME_MAX.
 pub const MAX_NAME: usize = 64;
@@ -44,33 +45,34 @@ pub enum Format {
 impl Format {
     pub const ALL: [Format; 2] = [Format::Squashfs, Format::Erofs];
 
+    /// The filesystem, whose rules (extension, mount type, magic number) linuxrc shares.
+    pub fn fs(self) -> ImageFs {
+        match self {
+            Format::Squashfs => ImageFs::Squashfs,
+            Format::Erofs => ImageFs::Erofs,
+        }
+    }
+
+    fn of(fs: ImageFs) -> Format {
+        match fs {
+            ImageFs::Squashfs => Format::Squashfs,
+            ImageFs::Erofs => Format::Erofs,
+        }
+    }
+
     /// The file name extension of its generations.
     pub fn ext(self) -> &'static str {
-        match self {
-            Format::Squashfs => "sqfs",
-            Format::Erofs => "erofs",
-        }
+        self.fs().ext()
     }
 
     /// The `-t` of mount(8) and the kernel module that mounts it.
     pub fn fs_type(self) -> &'static str {
-        match self {
-            Format::Squashfs => "squashfs",
-            Format::Erofs => "erofs",
-        }
+        self.fs().fstype()
     }
 
-    /// Where its magic number is and what it is (squashfs: "hsqs" at 0, `SQUASHFS_MAGIC`
-    /// little-endian; EROFS: `EROFS_SUPER_MAGIC_V1` 0xE0F5E1E2 little-endian at 1024).
+    /// Where its magic number is and what it is.
     pub fn magic(self) -> (usize, &'static [u8]) {
-        match self {
-            Format::Squashfs => (0, b"hsqs"),
-            Format::Erofs => (1024, &[0xe2, 0xe1, 0xf5, 0xe0]),
-        }
-    }
-
-    fn from_ext(ext: &str) -> Option<Format> {
-        Format::ALL.into_iter().find(|f| f.ext() == ext)
+        self.fs().magic()
     }
 }
 
@@ -102,32 +104,28 @@ pub enum NameError {
     Pointer(String),
 }
 
-/// A validated image name: a safe single file-name component.
+/// A validated image name: linuxrc's [`ImageName`] (a safe single file-name component),
+/// at most [`MAX_NAME`] bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Name(String);
+pub struct Name(ImageName);
 
 impl Name {
     pub fn new(s: &str) -> Result<Name, NameError> {
         if s.is_empty() || s.len() > MAX_NAME {
             return Err(NameError::Length(s.into()));
         }
-        let ok_first = s.as_bytes()[0].is_ascii_alphanumeric();
-        let ok_rest = s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if !ok_first || !ok_rest {
-            return Err(NameError::Chars(s.into()));
-        }
-        Ok(Name(s.into()))
+        ImageName::parse(s)
+            .map(Name)
+            .map_err(|_| NameError::Chars(s.into()))
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
     /// The pointer's file name, `<name>.current`.
     pub fn pointer_file(&self) -> String {
-        format!("{}.current", self.0)
+        self.0.pointer()
     }
 
     /// The publish log's file name, `<name>.generations`.
@@ -147,28 +145,23 @@ impl Name {
         }
     }
 
-    /// Reads `file` as a generation of this name, or says why it is not one.
+    /// Reads `file` as a generation of this name, or says why it is not one: linuxrc's grammar
+    /// (`parse_pointer`), with exactly [`HASH_HEX`] hex digits, the length this tool writes.
     pub fn parse_generation(&self, file: &str) -> Result<Generation, NameError> {
         let not = || NameError::NotGeneration {
-            name: self.0.clone(),
+            name: self.0.to_string(),
             found: file.into(),
         };
-        let rest = file
-            .strip_prefix(self.0.as_str())
-            .and_then(|r| r.strip_prefix('-'))
-            .ok_or_else(not)?;
-        let (hash, ext) = rest.split_once('.').ok_or_else(not)?;
-        let format = Format::from_ext(ext).ok_or_else(not)?;
-        if hash.len() != HASH_HEX
-            || !hash
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if file.ends_with('\n') {
+            return Err(not());
+        }
+        let g = parse_pointer(&self.0, file.as_bytes()).map_err(|_| not())?;
+        if g.hash.len() != HASH_HEX {
             return Err(not());
         }
         Ok(Generation {
-            file: file.into(),
-            format,
+            file: g.file,
+            format: Format::of(g.fs),
         })
     }
 
@@ -215,7 +208,7 @@ impl Name {
 
 impl fmt::Display for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0.as_str())
     }
 }
 

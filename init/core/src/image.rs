@@ -148,21 +148,29 @@ impl ImageFs {
         }
     }
 
-    fn from_ext(ext: &str) -> Option<Self> {
-        [ImageFs::Squashfs, ImageFs::Erofs]
-            .into_iter()
-            .find(|f| f.ext() == ext)
+    pub fn from_ext(ext: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.ext() == ext)
+    }
+
+    /// Both filesystems.
+    pub const ALL: [ImageFs; 2] = [ImageFs::Squashfs, ImageFs::Erofs];
+
+    /// Where its superblock's magic number is and what it is: squashfs "hsqs" at 0
+    /// (`SQUASHFS_MAGIC` little-endian), EROFS `EROFS_SUPER_MAGIC_V1` 0xE0F5E1E2 little-endian
+    /// at 1024.
+    pub fn magic(self) -> (usize, &'static [u8]) {
+        match self {
+            ImageFs::Squashfs => (0, b"hsqs"),
+            ImageFs::Erofs => (1024, &[0xe2, 0xe1, 0xf5, 0xe0]),
+        }
     }
 
     /// The filesystem whose superblock magic `head` (the image's first bytes) carries.
     pub fn detect(head: &[u8]) -> Option<Self> {
-        if head.get(..4) == Some(b"hsqs") {
-            return Some(ImageFs::Squashfs);
-        }
-        if head.get(1024..1028) == Some(&0xE0F5_E1E2u32.to_le_bytes()[..]) {
-            return Some(ImageFs::Erofs);
-        }
-        None
+        Self::ALL.into_iter().find(|f| {
+            let (at, magic) = f.magic();
+            head.get(at..at + magic.len()) == Some(magic)
+        })
     }
 
     /// The image's length as its superblock records it, when the format records one (squashfs
