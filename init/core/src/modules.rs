@@ -3,7 +3,8 @@
 //! hand to finit_module(2), dependencies first, each once. `modules.softdep` (modprobe.d(5)'s
 //! `softdep` lines, as depmod extracts them) adds the `pre:` modules to that order: Debian 6.1's
 //! `libcrc32c` asks for `crc32c` through request_module(), which needs /sbin/modprobe, absent
-//! from an initramfs, so `crc32c` has to be loaded before it.
+//! from an initramfs, so `crc32c` has to be loaded before it. `post:` modules follow theirs, as
+//! modprobe(8) loads them: after the module, once everything wanted before them is loaded.
 
 use std::collections::{BTreeSet, HashMap};
 use thiserror::Error;
@@ -40,6 +41,8 @@ struct Entry {
     deps: Vec<String>,
     /// `pre:` softdeps resolved to shipped modules, loaded before this one.
     pre: Vec<String>,
+    /// `post:` softdeps resolved to shipped modules, loaded after this one.
+    post: Vec<String>,
 }
 
 /// One module's soft dependencies as written in `modules.softdep` (names may be aliases).
@@ -115,6 +118,7 @@ impl ModuleDb {
                     path: path.to_string(),
                     deps,
                     pre: Vec::new(),
+                    post: Vec::new(),
                 },
             );
         }
@@ -142,20 +146,23 @@ impl ModuleDb {
     }
 
     /// Adds `modules.softdep` text; call after [`ModuleDb::with_aliases`], since softdeps often
-    /// name aliases (`crc32c`). A `pre:` name that resolves to no module here is dropped: a
-    /// softdep is soft, and the initramfs ships only its closure.
+    /// name aliases (`crc32c`). A name that resolves to no module here is dropped: a softdep is
+    /// soft, and the initramfs ships only its closure.
     pub fn with_softdeps(mut self, text: &str) -> Self {
         let mut soft: Vec<(String, SoftDep)> = parse_softdep(text).into_iter().collect();
         soft.sort_by(|a, b| a.0.cmp(&b.0));
         for (module, sd) in soft {
-            let pre: Vec<String> = sd
-                .pre
-                .iter()
-                .filter_map(|n| self.softdep_target(n))
-                .filter(|m| *m != module)
-                .collect();
+            let resolve = |names: &[String]| -> Vec<String> {
+                names
+                    .iter()
+                    .filter_map(|n| self.softdep_target(n))
+                    .filter(|m| *m != module)
+                    .collect()
+            };
+            let (pre, post) = (resolve(&sd.pre), resolve(&sd.post));
             if let Some(e) = self.entries.get_mut(&module) {
                 e.pre = pre;
+                e.post = post;
             }
         }
         self
@@ -255,8 +262,13 @@ impl ModuleDb {
     ) -> Result<(), ModError> {
         // (module, its entry, how many of its deps have been walked)
         let mut stack: Vec<(&'a str, &'a Entry, usize)> = Vec::new();
+        // Post-softdeps of finished modules, walked once the stack is empty (last first).
+        let mut after: Vec<&'a str> = Vec::new();
         let mut next = Some(root);
         loop {
+            if next.is_none() && stack.is_empty() {
+                next = after.pop();
+            }
             if let Some(name) = next.take() {
                 match state.get(name) {
                     Some(true) => {}
@@ -286,6 +298,7 @@ impl ModuleDb {
                     name: name.to_string(),
                     path: entry.path.clone(),
                 });
+                after.extend(entry.post.iter().rev().map(String::as_str));
                 stack.pop();
             }
         }
@@ -914,6 +927,24 @@ softdep ipmi_msghandler post: ipmi_devintf
         assert_eq!(
             names(&db3.load_order(&["erofs"]).unwrap()),
             ["libcrc32c", "erofs"]
+        );
+        // A post-softdep loads after its module, even when it depends on that module
+        // (ipmi_devintf needs ipmi_msghandler), and after what the module was wanted with.
+        assert_eq!(
+            names(&db.load_order(&["ipmi_msghandler"]).unwrap()),
+            ["ipmi_msghandler", "ipmi_devintf"]
+        );
+        assert_eq!(
+            names(&db.load_order(&["ipmi_devintf"]).unwrap()),
+            ["ipmi_msghandler", "ipmi_devintf"]
+        );
+        let chained = "softdep a post: b c\nsoftdep b post: d\n";
+        let db4 = ModuleDb::parse_dep("a.ko:\nb.ko:\nc.ko: b.ko\nd.ko: a.ko\n")
+            .unwrap()
+            .with_softdeps(chained);
+        assert_eq!(
+            names(&db4.load_order(&["a"]).unwrap()),
+            ["a", "b", "d", "c"]
         );
         // The closure helper sees post-softdeps too.
         let sd = parse_softdep(SOFTDEP);
