@@ -594,7 +594,7 @@ pub fn root_steps(p: &RootPlan) -> RootSteps {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nfs::{mount_args, NfsVersion};
+    use crate::nfs::{mount_args, Access, NfsVersion};
 
     #[test]
     fn steps_read_like_the_commands_they_replace() {
@@ -650,9 +650,14 @@ mod tests {
     }
 
     fn piece(servers: &[&str], path: &str, flags: u64) -> NfsPiece {
+        let access = if flags & ms::RDONLY != 0 {
+            Access::ReadOnly
+        } else {
+            Access::ReadWrite
+        };
         let candidates = servers
             .iter()
-            .map(|s| mount_args(s.parse().unwrap(), path, NfsVersion::V3, None, &[]))
+            .map(|s| mount_args(s.parse().unwrap(), path, NfsVersion::V3, None, &[], access))
             .collect();
         NfsPiece { candidates, flags }
     }
@@ -681,7 +686,7 @@ mod tests {
             [
                 "grep -qw overlay /proc/filesystems",
                 "mkdir -p -m 755 /run/unionroot/lower",
-                "mount -t nfs -o ro,vers=3,proto=tcp,nolock,timeo=600,retrans=2,addr=10.0.2.2 10.0.2.2:/srv/system /run/unionroot/lower",
+                "mount -t nfs -o ro,vers=3,proto=tcp,nolock,timeo=600,retrans=2,nocto,actimeo=600,addr=10.0.2.2 10.0.2.2:/srv/system /run/unionroot/lower",
                 "test -d /run/unionroot/lower",
                 "mkdir -p -m 755 /run/unionroot/rw",
                 "mount -t tmpfs -o size=256m,mode=0755 tmpfs /run/unionroot/rw",
@@ -720,7 +725,7 @@ mod tests {
             piece(&["10.0.2.2"], "/srv/home", ms::NOSUID | ms::NODEV),
         )];
         let lines: Vec<String> = root_steps(&p).all().map(|s| s.to_string()).collect();
-        let o = "vers=3,proto=tcp,nolock,timeo=600,retrans=2";
+        let o = "vers=3,proto=tcp,nolock,timeo=600,retrans=2,nocto,actimeo=600";
         assert_eq!(
             lines[..8],
             [
@@ -755,6 +760,7 @@ mod tests {
                 NfsVersion::V4(2),
                 None,
                 &[],
+                Access::ReadOnly,
             )],
             flags: ms::RDONLY,
         };

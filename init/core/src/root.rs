@@ -9,7 +9,9 @@ use crate::cmdline::Config;
 use crate::dhcp::Lease;
 use crate::handoff::{NetInfo, Proto};
 use crate::ms;
-use crate::nfs::{choose_server, mount_args, split_vfs_options, NfsError, NfsRoot, ServerSource};
+use crate::nfs::{
+    choose_server, mount_args, split_vfs_options, Access, NfsError, NfsRoot, ServerSource,
+};
 use crate::plan::{self, NfsPiece, Persist, RootPlan};
 use std::net::Ipv4Addr;
 use thiserror::Error;
@@ -120,9 +122,14 @@ pub fn root_plan(f: &Facts) -> Result<Planned, RootError> {
             .map_err(RootError::Version)?
             .unwrap_or(cfg.nfs_version);
         let (flags, opts) = split_vfs_options(&piece.options, flags);
+        let access = if flags & ms::RDONLY != 0 {
+            Access::ReadOnly
+        } else {
+            Access::ReadWrite
+        };
         let candidates = servers
             .iter()
-            .map(|s| mount_args(*s, &path, version, client, &opts))
+            .map(|s| mount_args(*s, &path, version, client, &opts, access))
             .collect();
         Ok(NfsPiece { candidates, flags })
     };

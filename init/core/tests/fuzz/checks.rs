@@ -25,7 +25,7 @@ use unionroot_core::handoff::{
 };
 use unionroot_core::image::{parse_pointer, ImageSpec};
 use unionroot_core::modules::{fnmatch, module_name, ModError, ModuleDb};
-use unionroot_core::nfs::{mount_args, split_vfs_options, NfsRoot, NfsVersion};
+use unionroot_core::nfs::{mount_args, split_vfs_options, Access, NfsRoot, NfsVersion};
 use unionroot_core::plan::{self, root_steps, Check, Step, NEW_ROOT, PERSIST_DIR};
 use unionroot_core::root::{self, Facts};
 
@@ -288,6 +288,11 @@ pub fn check_nfsroot(data: &[u8]) -> Report {
         version.as_ref().ok().copied().flatten().unwrap_or_default(),
         Some(client),
         &opts,
+        if flags & plan::ms::RDONLY != 0 {
+            Access::ReadOnly
+        } else {
+            Access::ReadWrite
+        },
     );
     assert!(args.port != 0, "{args:?}");
     // The server we probe is the one the kernel mounts from: exactly one addr=, ours.
