@@ -3,7 +3,8 @@
 # (tests/fixtures/baseline-init.sh), N boots each, interleaved, all against one NFSv3 server
 # (qemu/serve.sh) in one run.
 #
-#   qemu/bench.sh [N [N_DEB]]      (N default 5; N_DEB default $N_DEB or 2; 0 skips a part)
+#   qemu/bench.sh [N [N_DEB [N_IMG]]]  (N default 5; N_DEB, N_IMG default $N_DEB, $N_IMG or 2;
+#                                       0 skips a part)
 #
 # Figure per boot: from the kernel's "Run /init as init process" to the real init's first
 # action, "unionroot-demo: real init started", both kernel timestamps from the same console.
@@ -19,6 +20,10 @@
 # Figures: /init -> systemd's first "systemd[1]:" line (kernel timestamps), and for
 # linuxrc and baseline /init -> multi-user.target (the probe's "PROOF multi-user-at=", the
 # kernel's monotonic clock; probe.quick makes it power off right after).
+#
+# Then the image part (run_img below): the same Debian root as a file-level lower with several
+# NFS mount options and as an EROFS image generation, N_IMG boots each: NFS calls by procedure
+# (a capture on the server's loopback, qemu/rpcstat.py), READ bytes, /init -> "running".
 # Exits non-zero if any boot failed.
 set -euo pipefail
 # shellcheck source=qemu/lib.sh
@@ -130,6 +135,96 @@ run_deb() {
   done
 }
 
+# The image part: the same Debian root exported once ($OUT/debian: the tree in root/, its
+# generations in images/), N_IMG boots of each kind below, the order rotating per round, each
+# boot's NFS traffic captured on the server namespace's loopback (tcpdump) and counted by
+# qemu/rpcstat.py. All kinds use one initramfs (linuxrc with loop, erofs and squashfs) and the probe's
+# probe.quick: it says when the boot was over ("running", FinishTimestampMonotonic), looks up a
+# name nobody has over the NFS mount (the mark that splits the calls), and powers off.
+# KIND|LOWER OPTIONS: the file-level kinds mount the tree as the lower with these options added
+# to linuxrc's (a user option replaces linuxrc's default of the same key); "image" loop-mounts
+# the EROFS generation the pointer names (the host tool's default format), "squashfs" the same
+# tree packed as squashfs.
+# UNIONROOT_BENCH_IMG_KINDS="kernel image" measures only those.
+IMG_KINDS=(
+  "kernel|cto,acregmin=3,acregmax=60,acdirmin=30,acdirmax=60"
+  "nocto|nocto,acregmin=3,acregmax=60,acdirmin=30,acdirmax=60"
+  "actimeo|cto,actimeo=600"
+  "lcpos|lookupcache=positive"
+  "default|"
+  "image|"
+  "squashfs|"
+)
+picked=()
+if [ -n "${UNIONROOT_BENCH_IMG_KINDS:-}" ]; then
+  for k in "${IMG_KINDS[@]}"; do
+    [[ " $UNIONROOT_BENCH_IMG_KINDS " == *" ${k%%|*} "* ]] && picked+=("$k")
+  done
+  [ ${#picked[@]} -gt 0 ] || ur_die "UNIONROOT_BENCH_IMG_KINDS names none of: ${IMG_KINDS[*]%%|*}"
+  IMG_KINDS=("${picked[@]}")
+fi
+MARK=.unionroot-running-mark
+
+# run_img N: the image part's measuring half, inside qemu/serve.sh.
+run_img() {
+  local n=$1 i r k kind opts lower args rc a m wall run pcap tcpd
+  printf '%-4s %-8s %9s %11s %15s %7s %8s %8s %7s %9s %8s\n' run kind "/init (s)" "running (s)" \
+    "/init->run (ms)" calls "@running" GETATTR LOOKUP "READ MiB" "wall (s)"
+  for i in $(seq "$n"); do
+    for r in $(seq 0 $((${#IMG_KINDS[@]} - 1))); do
+      # Rotate the start of the order per round, so a drift in host load hits every kind alike.
+      k=${IMG_KINDS[$(((r + i - 1) % ${#IMG_KINDS[@]}))]}
+      kind=${k%%|*} opts=${k#*|}
+      if [ "$kind" = image ]; then
+        lower="unionroot.image=$DEB_SRV:/srv/system/images/debian"
+      elif [ "$kind" = squashfs ]; then
+        lower="unionroot.image=$DEB_SRV:/srv/system/images-sqfs/debian"
+      else
+        lower="unionroot.lower=$DEB_SRV:/srv/system/root${opts:+,$opts}"
+      fi
+      run=$OUT/runs/img-$kind-$i pcap=$OUT/runs/img-$kind-$i.pcap
+      # --immediate-mode: every packet reaches the file as it comes, none waits in a buffer
+      # when tcpdump is stopped.
+      tcpdump -i lo -s 0 -B 65536 --immediate-mode -U -n -w "$pcap" \
+        'tcp port 2049 or tcp port 111 or tcp port 20048' >"$run.tcpdump" 2>&1 &
+      tcpd=$!
+      for _ in $(seq 100); do grep -q listening "$run.tcpdump" && break; sleep 0.05; done
+      rc=0
+      # The Debian PROOF lines are not anchored: the serial getty's "login:" prompt can stand
+      # before one.
+      args=(--cmdline "console=ttyS0 panic=-1 $lower unionroot.nfsvers=3 probe.quick"
+        --until 'PROOF done' --expect 'PROOF running-at=' --forbid 'linuxrc: FATAL' --timeout 300)
+      "$UR_QEMU/boot.sh" -q --nfs external --initrd "$OUT/linuxrc-image.img" --mem 1024 \
+        --kernel-dir "$KDIR" --dir "$run" "${args[@]}" --forbid 'Kernel panic' \
+        >"$run.out" 2>&1 || rc=$?
+      sleep 1
+      kill -INT "$tcpd" 2>/dev/null
+      wait "$tcpd" || true
+      if grep -q '[1-9][0-9]* packets dropped by kernel' "$run.tcpdump"; then
+        echo "bench: tcpdump dropped packets in $run: the counts would be low" >&2
+        rc=1
+      fi
+      RPCSTAT_READS=$run.reads python3 "$UR_QEMU/rpcstat.py" "$pcap" "$MARK" >"$run/rpcstat" || rc=1
+      rm -f "$pcap"
+      a=$(ur_ktime "$T_INIT" "$run/console.log")
+      m=$(sed -nE 's/.*PROOF running-at=([0-9.]+).*/\1/p' "$run/console.log" | head -1)
+      wall=$(sed -n 's/^wall=//p' "$run/result" 2>/dev/null)
+      if [ "$rc" != 0 ] || [ -z "$a" ] || [ -z "$m" ] || grep -q '^gaps=[1-9]' "$run/rpcstat"; then
+        printf '%-4s %-8s FAILED: see %s\n' "$i" "$kind" "$run.out"
+        echo "img-$kind" >>"$OUT/failed"
+        continue
+      fi
+      st() { sed -n "s/^$1=//p" "$run/rpcstat"; }
+      awk -v i="$i" -v k="$kind" -v a="$a" -v m="$m" -v t="$(st total)" -v b="$(st before_mark)" \
+        -v g="$(st proc.GETATTR)" -v l="$(st proc.LOOKUP)" -v rb="$(st read_bytes)" -v w="${wall:--}" '
+        BEGIN { printf "%-4s %-8s %9.3f %11.3f %15.0f %7d %8d %8d %7d %9.1f %8s\n", i, k, a, m,
+          (m - a) * 1000, t, b, g, l, rb / 1048576, w }'
+      echo "$a $m $(st total) $(st before_mark) $(st read_bytes)" >>"$OUT/img-$kind.times"
+      cat "$run/rpcstat" >>"$OUT/img-$kind.procs"
+    done
+  done
+}
+
 if [ "${1:-}" = --run ]; then
   KDIR=$2
   run "$3"
@@ -140,10 +235,18 @@ if [ "${1:-}" = --run-deb ]; then
   run_deb "$3" "$4"
   exit 0
 fi
+if [ "${1:-}" = --run-img ]; then
+  KDIR=$2
+  run_img "$3"
+  exit 0
+fi
 
 n=${1:-5}
 n_deb=${2:-${N_DEB:-2}}
-[[ $n =~ ^[0-9]+$ && $n_deb =~ ^[0-9]+$ ]] || ur_die "usage: qemu/bench.sh [N [N_DEB]]"
+n_img=${3:-${N_IMG:-2}}
+[[ $n =~ ^[0-9]+$ && $n_deb =~ ^[0-9]+$ && $n_img =~ ^[0-9]+$ ]] ||
+  ur_die "usage: qemu/bench.sh [N [N_DEB [N_IMG]]]"
+[ "$n_img" = 0 ] || command -v tcpdump >/dev/null || ur_die "the image part needs tcpdump (scripts/setup-host.sh)"
 ur_bins
 KDIR=$(ur_kernel_dir)
 ver=$(cat "$KDIR/version")
@@ -235,6 +338,80 @@ if [ "$n_deb" -gt 0 ]; then
   ratio "/init->systemd baseline/linuxrc" "$(sd baseline)" "$(sd linuxrc)"
   ratio "/init->systemd initramfs-tools/linuxrc" "$(sd itools)" "$(sd linuxrc)"
   ratio "/init->multi-user baseline/linuxrc" "$(mu baseline)" "$(mu linuxrc)"
+fi
+
+if [ "$n_img" -gt 0 ]; then
+  echo
+  ur_log "building the Debian root and its EROFS generation (unionroot image, image-pack)"
+  ur_debian_image "$KDIR" "$OUT/debian" "$DEB_SRV" ||
+    ur_die "unionroot image failed: see $OUT/debian/image.log"
+  # pack FORMAT DIR: the tree as a generation in $OUT/debian/DIR; prints the generation, its
+  # size and how long the host tool took.
+  pack() {
+    local t0 t1 gen
+    rm -rf "${OUT:?}/debian/$2" && mkdir -p "$OUT/debian/$2"
+    t0=$(date +%s.%N)
+    "$UR_TOOL" image-pack "$OUT/debian/root" --images "$OUT/debian/$2" --name debian --format "$1" \
+      >"$OUT/debian/pack-$1.log" 2>&1 || ur_die "image-pack failed: see $OUT/debian/pack-$1.log"
+    t1=$(date +%s.%N)
+    gen=$(cat "$OUT/debian/$2/debian.current")
+    echo "$gen, $(stat -c %s "$OUT/debian/$2/$gen") bytes, packed in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
+  }
+  packed=()
+  [[ " ${IMG_KINDS[*]%%|*} " != *" image "* ]] || packed+=("EROFS $(pack erofs images)")
+  [[ " ${IMG_KINDS[*]%%|*} " != *" squashfs "* ]] || packed+=("squashfs $(pack squashfs images-sqfs)")
+  ur_build_initramfs "$KDIR" "$UR_LINUXRC" "$OUT/linuxrc-image.img" --module loop --module erofs \
+    --module squashfs
+  ur_manifest "$OUT/debian" >"$OUT/manifest-img-before"
+  echo "bench: Debian 12 (systemd) root, file-level lowers with several NFS options against it as"
+  echo "       image generations; $n_img boots each, interleaved, one NFSv3 ganesha, 1024 MB;"
+  printf '       %s\n' "${packed[@]}"
+  echo "       calls: the NFS, MOUNT and PORTMAP calls of a whole boot (to power-off), @running: those"
+  echo "       before the boot was over; host load $(cut -d' ' -f1-3 /proc/loadavg)"
+  for k in "${IMG_KINDS[@]}"; do : >"$OUT/img-${k%%|*}.times"; : >"$OUT/img-${k%%|*}.procs"; done
+  "$UR_QEMU/serve.sh" --export "$OUT/debian" --nfs v3 --dir "$OUT/server-img" -- \
+    "$UR_QEMU/bench.sh" --run-img "$KDIR" "$n_img" || rc=$?
+  ur_manifest "$OUT/debian" >"$OUT/manifest-img-after"
+  if ! cmp -s "$OUT/manifest-img-before" "$OUT/manifest-img-after"; then
+    echo "bench: the exported Debian tree changed: diff $OUT/manifest-img-{before,after}" >&2
+    echo export >>"$OUT/failed"
+  fi
+  echo
+  # col FILE N: the median of column N of a kind's .times (1 /init, 2 running, 3 calls,
+  # 4 calls before running, 5 READ bytes).
+  col() { awk -v c="$2" '{ print $c }' "$OUT/$1" | ur_median; }
+  printf '%-8s %15s %9s %11s %9s %9s %9s %s\n' median "/init->run (ms)" calls "@running" GETATTR \
+    LOOKUP "READ MiB" "other procedures (whole boot, median)"
+  for k in "${IMG_KINDS[@]}"; do
+    kind=${k%%|*}
+    [ -s "$OUT/img-$kind.times" ] || continue
+    ms=$(awk '{ print ($2 - $1) * 1000 }' "$OUT/img-$kind.times" | ur_median)
+    # Each procedure's median over the kind's boots (a boot without it counts 0): "MEDIAN NAME"
+    # lines, the most frequent first. .procs has each boot's rpcstat lines after one another.
+    procs=$(sed -n 's/^proc\.\([^=]*\)=.*/\1/p' "$OUT/img-$kind.procs" | sort -u | while read -r p; do
+      awk -v p="$p" '/^total=/ { if (n++) print v + 0; v = 0 } $0 ~ "^proc\\." p "=" { sub(/.*=/, ""); v = $0 }
+        END { print v + 0 }' "$OUT/img-$kind.procs" | ur_median | awk -v p="$p" '{ printf "%.0f %s\n", $1, p }'
+    done | sort -rn)
+    get() { awk -v p="$1" '$2 == p { print $1 }' <<<"$procs"; }
+    printf '%-8s %15.0f %9s %11s %9s %9s %9.1f %s\n' "$kind" "$ms" "$(col "img-$kind.times" 3)" \
+      "$(col "img-$kind.times" 4)" "$(get GETATTR)" "$(get LOOKUP)" \
+      "$(awk -v b="$(col "img-$kind.times" 5)" 'BEGIN { print b / 1048576 }')" \
+      "$(awk '$2 != "GETATTR" && $2 != "LOOKUP" { printf "%s=%s ", $2, $1 }' <<<"$procs")"
+  done
+  for k in kernel default; do
+    for i in image squashfs; do
+      if [ -s "$OUT/img-$k.times" ] && [ -s "$OUT/img-$i.times" ]; then
+        awk -v k="$k" -v i="$i" -v f="$(col "img-$k.times" 4)" -v g="$(col "img-$i.times" 4)" 'BEGIN {
+          printf "%s vs file-level %s: %.1f%% fewer calls before running\n", i, k, (1 - g / f) * 100 }'
+      fi
+    done
+  done
+  run_ms() { [ -s "$OUT/img-$1.times" ] && awk '{ print ($2 - $1) * 1000 }' "$OUT/img-$1.times" | ur_median || echo -; }
+  for k in kernel default; do
+    for i in image squashfs; do
+      ratio "/init->running file-level $k/$i" "$(run_ms "$k")" "$(run_ms "$i")"
+    done
+  done
 fi
 
 echo
