@@ -41,6 +41,7 @@ CASES=(
   "image-erofs|the busybox tree as an EROFS generation (image-pack --format erofs) over NFSv3: erofs's softdep crc32c loaded first"
   "image-ram|unionroot.image_ram: the image copied into RAM, the images export let go (no NFS mount left)"
   "image-switch|booted on generation 1, the host tool publishes generation 2 and runs gc (deleting generation 0): the node reads all of generation 1 again; the next boot pins generation 2"
+  "image-cluster|everything from one cluster.toml ([images], exports.images): image-pack -c publishes, initramfs -c carries loop, erofs and the conf; the cluster layer stacks on the image"
   "image-missing|the pointer names a generation that is not there: FATAL naming it, at once"
   "image-truncated|a truncated generation: FATAL naming the truncation, at once"
   "image-corrupt|a generation with a good superblock and zeroed tables: the kernel refuses it, FATAL"
@@ -519,6 +520,51 @@ case_image_switch() {
   image_boot "$imgs" "$S:/srv/images/system" "unionroot.nfsvers=3" "${ROOTED[@]}" \
     --expect "linuxrc: image system from $S:/srv/images: pinned generation ${g2:7:16} " \
     --expect '^PROOF layer=gen2'"$E"
+}
+
+# A cluster that boots from an image, driven by its cluster.toml alone: the host tool publishes
+# the base system into [images] dir and builds the initramfs (with /etc/unionroot.conf naming
+# the image and the cluster layer); the command line says nothing about the root.
+case_image_cluster() {
+  local d=$OUT/$CASE ver gen
+  ver=$(cat "$KDIR/version")
+  rm -rf "$d/images" "$d/initrd.img" && mkdir -p "$d/images"
+  cat >"$d/cluster.toml" <<EOF
+[server]
+address = "$S"
+network = "10.0.2.0"
+netmask = "255.255.255.0"
+
+[exports]
+system = "/srv/layer"
+images = "/srv/images"
+
+[images]
+dir = "images"
+name = "system"
+
+[paths]
+setup_tree = "$d/setup"
+tftp_root = "$d/tftp"
+initramfs = "$d/initrd.img"
+
+[kernel]
+image = "$KDIR/vmlinuz"
+modules_dir = "$KDIR/lib/modules/$ver"
+
+[initramfs]
+linuxrc = "$UR_LINUXRC"
+EOF
+  if ! { "$UR_TOOL" image-pack -c "$d/cluster.toml" "$SYS" &&
+    "$UR_TOOL" initramfs -c "$d/cluster.toml"; } >"$d/host-tool.log" 2>&1; then
+    why "the host tool failed: see $d/host-tool.log"
+    return 1
+  fi
+  gen=$(cat "$d/images/system.current")
+  IMG=$d/initrd.img boot --export "images=$d/images" --cmdline "$BASE" "${ROOTED[@]}" "${LAYERED[@]}" \
+    --expect "linuxrc: image system from $S:/srv/images: pinned generation ${gen:7:16} \\($gen\\)$E" \
+    --expect "linuxrc: mount -t erofs -o ro /dev/loop[0-9]+ /run/unionroot/lower$E" \
+    --expect "linuxrc: mount -t nfs -o ro,nodev,vers=3,[^ ]* $S:/srv/layer /run/unionroot/lower1$E"
 }
 
 case_image_missing() {
