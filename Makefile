@@ -74,9 +74,13 @@ lint: setup
 	$(CARGO) clippy --locked --target $(MUSL_ARM64) -p linuxrc -p unionroot-core -- -D warnings
 	shellcheck -x qemu/*.sh tests/*.sh tests/fixtures/*.sh tests/fixtures/debian/files/usr/local/sbin/*
 
-e2e: kernel linuxrc host
+e2e: kernel linuxrc host e2e-arm64
 	tests/e2e.sh
 	tests/e2e-root.sh
+
+# aarch64 nodes in qemu-system-aarch64 (TCG): a handful of boots, about 10 s each
+e2e-arm64: kernel-arm64 linuxrc-arm64 host
+	tests/e2e-arm64.sh
 
 bench: kernel linuxrc host
 	qemu/bench.sh $(N)

@@ -71,6 +71,11 @@ usage: qemu/boot.sh --initrd FILE [--export DIR] [options]
   --pcap             with --net tap: capture every bridge's traffic to DIR/net.pcap
                      (needs tcpdump, which scripts/setup-host.sh does not install)
   --qemu-arg ARG     extra QEMU argument (repeatable)
+  --arch A           amd64 (default: qemu-system-x86_64, PVH vmlinux) or arm64:
+                     qemu-system-aarch64 -M virt -cpu cortex-a57 under TCG booting Debian's
+                     arm64 Image (qemu/fetch-kernel.sh arm64), console ttyAMA0
+  --user-nic MODEL   the --net user NIC: virtio-net-pci (default), e1000, or with --arch arm64
+                     virtio-net-device (virtio over MMIO, found through the device tree)
   --mem MB           guest memory (default 512)
   --accel A          auto (default: KVM only if a probe boot works, else TCG), tcg or kvm
   --kernel-dir DIR   kernel cache dir (default: output of qemu/fetch-kernel.sh)
@@ -87,7 +92,7 @@ initrd="" export_dir="" nfs=v3 cmdline="" timeout=60 dir="" log="" console=0 net
 mem=512 accel=${UNIONROOT_ACCEL:-auto} kdir="" quiet=0 pcap=0
 appends=() expects=() forbids=() untils=() qemu_extra=() nics=() dhcps=() hmps=()
 exports=() nfs_delay=0 nfs_after="" nfs_owners=numeric
-pxe_dir="" user_mac=""
+pxe_dir="" user_mac="" arch=amd64 user_model=virtio-net-pci
 need() { [ $# -ge 2 ] || { usage >&2; echo "boot.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -117,6 +122,8 @@ while [ $# -gt 0 ]; do
     --kernel-dir) need "$@"; kdir=$2; shift ;;
     --pxe) need "$@"; pxe_dir=$2; shift ;;
     --mac) need "$@"; user_mac=$2; shift ;;
+    --arch) need "$@"; arch=$2; shift ;;
+    --user-nic) need "$@"; user_model=$2; shift ;;
     -q | --quiet) quiet=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; echo "boot.sh: unknown argument $1" >&2; exit 2 ;;
@@ -125,6 +132,19 @@ while [ $# -gt 0 ]; do
 done
 setup_fail() { echo "boot.sh: $*" >&2; exit 2; }
 say() { [ "$quiet" = 1 ] || echo "boot: $*"; }
+case $arch in
+  amd64) console_dev=ttyS0 ;;
+  arm64) console_dev=ttyAMA0
+    # This host is x86_64: an aarch64 guest is always emulated.
+    [ "$accel" != kvm ] || setup_fail "--accel kvm: an arm64 guest on this host runs under TCG only"
+    accel=tcg
+    [ -z "$pxe_dir" ] || setup_fail "--pxe is BIOS PXE (pxelinux), which arm64 has not" ;;
+  *) setup_fail "--arch must be amd64 or arm64" ;;
+esac
+case $user_model/$arch in
+  virtio-net-pci/* | e1000/* | virtio-net-device/arm64) ;;
+  *) setup_fail "--user-nic $user_model: virtio-net-pci, e1000 or (arm64) virtio-net-device" ;;
+esac
 if [ -n "$pxe_dir" ]; then
   # The kernel, initramfs and command line come over TFTP: nothing of ours may stand in.
   case $initrd in
@@ -226,9 +246,11 @@ done
 [[ $nfs_delay =~ ^[0-9]+$ ]] || setup_fail "--nfs-delay takes whole seconds"
 [ "$(id -u)" = 0 ] || setup_fail "needs root (namespaces, mounts, ganesha)"
 
-[ -n "$kdir" ] || kdir=$(ur_kernel_dir) || setup_fail "no kernel (qemu/fetch-kernel.sh failed)"
+[ -n "$kdir" ] || kdir=$(ur_kernel_dir "$arch") ||
+  setup_fail "no kernel (qemu/fetch-kernel.sh $arch failed)"
 vmlinux=$kdir/vmlinux
-[ -f "$vmlinux" ] || setup_fail "no vmlinux in $kdir"
+[ "$arch" = amd64 ] || vmlinux=$kdir/Image
+[ -f "$vmlinux" ] || setup_fail "no ${vmlinux##*/} in $kdir (an $arch kernel from qemu/fetch-kernel.sh $arch?)"
 [ -n "$dir" ] || dir=$UR_OUT/boot/$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$dir"
 dir=$(realpath "$dir")
@@ -267,8 +289,8 @@ if [ -z "$cmdline" ]; then
   server=10.0.2.2
   [ "$net" != tap ] || server=192.168.77.1
   case $nfs/${UR_SERVED_NFS:-} in
-    v4/* | external/v4) cmdline="console=ttyS0 panic=-1 nfsroot=$server:/system unionroot.nfsvers=4" ;;
-    *) cmdline="console=ttyS0 panic=-1 nfsroot=$server:/srv/system unionroot.nfsvers=3" ;;
+    v4/* | external/v4) cmdline="console=$console_dev panic=-1 nfsroot=$server:/system unionroot.nfsvers=4" ;;
+    *) cmdline="console=$console_dev panic=-1 nfsroot=$server:/srv/system unionroot.nfsvers=3" ;;
   esac
 fi
 for a in ${appends[@]+"${appends[@]}"}; do cmdline="$cmdline $a"; done
@@ -276,10 +298,15 @@ for a in ${appends[@]+"${appends[@]}"}; do cmdline="$cmdline $a"; done
 # The QEMU argv. The boot is QEMU's direct kernel boot, or with --pxe the firmware's: the iPXE
 # ROM gets DHCP and TFTP from the user netdev, the kernel, initramfs and command line come over
 # TFTP.
-qemu=(qemu-system-x86_64 -accel "$accel")
-[ "$accel" = kvm ] && qemu+=(-cpu host)
+if [ "$arch" = arm64 ]; then
+  # cortex-a57 rather than max: max emulates pointer authentication, which is slow under TCG.
+  qemu=(qemu-system-aarch64 -M virt -cpu cortex-a57 -accel tcg)
+else
+  qemu=(qemu-system-x86_64 -accel "$accel")
+  [ "$accel" = kvm ] && qemu+=(-cpu host)
+fi
 qemu+=(-m "$mem" -smp 1 -nographic -no-reboot)
-user_net=user,id=n0 user_nic=virtio-net-pci,netdev=n0
+user_net=user,id=n0 user_nic=$user_model,netdev=n0
 if [ -n "$pxe_dir" ]; then
   qemu+=(-boot n)
   user_net+=",tftp=$pxe_dir,bootfile=pxelinux.0"
@@ -308,7 +335,7 @@ while read -r ename emode edir; do
   ur_manifest "$edir" >"$dir/manifest-before-$ename"
 done <<<"$exports_spec"
 
-say "nfs=$nfs net=$net accel=$accel timeout=${timeout}s log=$log"
+say "arch=$arch nfs=$nfs net=$net accel=$accel timeout=${timeout}s log=$log"
 say "cmdline: $cmdline"
 if [ "$net" = tap ]; then
   for i in "${!nics[@]}"; do say "nic $i: ${nics[i]}"; done

@@ -8,11 +8,12 @@ PKGS=(qemu-system-x86 busybox-static nfs-ganesha nfs-ganesha-vfs rpcbind dnsmasq
       pxelinux syslinux-common ipxe-qemu isc-dhcp-server cpio zstd xz-utils kmod iproute2
       flex bison bc libelf-dev libssl-dev shellcheck mmdebstrap
       squashfs-tools erofs-utils python3
-      gcc-aarch64-linux-gnu qemu-system-arm qemu-efi-aarch64)
+      gcc-aarch64-linux-gnu qemu-system-arm qemu-efi-aarch64 qemu-user)
 # aarch64 nodes: gcc-aarch64-linux-gnu links linuxrc for aarch64-unknown-linux-musl
 # (.cargo/config.toml), qemu-system-arm boots the virt machine, qemu-efi-aarch64 is its UEFI
 # firmware (AAVMF). Their kernel, busybox and GRUB are arm64 packages, fetched with
-# `apt-get download PKG:arm64`: dpkg must know the architecture (below).
+# `apt-get download PKG:arm64`: dpkg must know the architecture (below). qemu-user runs the
+# arm64 busybox on this host, for `unionroot setup-tree` to list its applets.
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 arm64_lists=1
