@@ -416,6 +416,17 @@ pub struct InitramfsArgs {
     #[arg(short = 'c', long = "cluster", value_name = "FILE")]
     pub cluster: Option<PathBuf>,
 
+    /// With --cluster: the initramfs of the nodes of this architecture (arm64: the modules,
+    /// linuxrc, NIC drivers, system tree and output of the [arm64] table)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "ARCH",
+        default_value = "amd64",
+        requires = "cluster"
+    )]
+    pub arch: crate::cluster::Arch,
+
     /// A kernel's lib/modules/<release> directory with depmod's output (modules.dep); its
     /// basename is the release
     #[arg(long, value_name = "DIR", required_unless_present = "cluster")]

@@ -671,6 +671,7 @@ pub(super) fn nodes(
             b = c.boot(&b, own, &format!("{f}.boot"));
         }
         nodes.push(Node {
+            arch: super::arch::node_arch(c, n.arch.as_ref(), &f),
             name,
             mac,
             ip: ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
