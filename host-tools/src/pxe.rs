@@ -112,9 +112,14 @@ pub fn grub_dispatch() -> String {
         s,
         "# Each node's entry is {GRUB_DIR}/nodes/<mac>.cfg; other machines get default.cfg."
     );
-    s += "if [ -e $prefix/nodes/${net_default_mac}.cfg ]; then\n";
-    s += "    configfile $prefix/nodes/${net_default_mac}.cfg\n";
-    s += "fi\n";
+    // No `[ -e FILE ]` test first: GRUB's test looks files up by listing their directory, and
+    // TFTP cannot list one, so it is always false there. A missing file makes configfile fail
+    // and the script goes on to the next line.
+    let _ = writeln!(
+        s,
+        "# A node's file boots it; for other machines it is missing and the next line runs."
+    );
+    s += "configfile $prefix/nodes/${net_default_mac}.cfg\n";
     s += "configfile $prefix/nodes/default.cfg\n";
     s
 }
