@@ -74,11 +74,12 @@ usage: qemu/boot.sh --initrd FILE [--export DIR] [options]
   --arch A           amd64 (default: qemu-system-x86_64, PVH vmlinux) or arm64:
                      qemu-system-aarch64 -M virt -cpu cortex-a57 under TCG booting Debian's
                      arm64 Image (qemu/fetch-kernel.sh arm64), console ttyAMA0
-  --uefi             a real UEFI network boot (--arch arm64): the AAVMF firmware of
-                     qemu-efi-aarch64 (its variable store copied per boot) boots from NIC 0
-                     (bootindex 0, no option ROM); no -kernel/-initrd/-append: DHCP (--dhcp,
-                     e.g. arg=--conf-file=the host tool's dnsmasq configs) and TFTP say
-                     everything; needs --net tap, no --initrd FILE, --cmdline or --append
+  --netboot          a real firmware network boot from NIC 0 (bootindex 0) over --net tap:
+                     arm64: UEFI, the AAVMF firmware of qemu-efi-aarch64 (its variable store
+                     copied per boot; no option ROM); amd64: BIOS PXE, SeaBIOS and the NIC's
+                     iPXE ROM. No -kernel/-initrd/-append: DHCP (--dhcp, e.g.
+                     arg=--conf-file=the host tool's dnsmasq configs) and TFTP say everything;
+                     no --initrd FILE, --cmdline or --append
   --user-nic MODEL   the --net user NIC: virtio-net-pci (default), e1000, or with --arch arm64
                      virtio-net-device (virtio over MMIO, found through the device tree)
   --mem MB           guest memory (default 512)
@@ -97,7 +98,7 @@ initrd="" export_dir="" nfs=v3 cmdline="" timeout=60 dir="" log="" console=0 net
 mem=512 accel=${UNIONROOT_ACCEL:-auto} kdir="" quiet=0 pcap=0
 appends=() expects=() forbids=() untils=() qemu_extra=() nics=() dhcps=() hmps=()
 exports=() nfs_delay=0 nfs_after="" nfs_owners=numeric
-pxe_dir="" user_mac="" arch=amd64 user_model=virtio-net-pci uefi=0
+pxe_dir="" user_mac="" arch=amd64 user_model=virtio-net-pci netboot=0
 AAVMF_DIR=${UNIONROOT_AAVMF_DIR:-/usr/share/AAVMF}
 need() { [ $# -ge 2 ] || { usage >&2; echo "boot.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
@@ -130,7 +131,7 @@ while [ $# -gt 0 ]; do
     --mac) need "$@"; user_mac=$2; shift ;;
     --arch) need "$@"; arch=$2; shift ;;
     --user-nic) need "$@"; user_model=$2; shift ;;
-    --uefi) uefi=1 ;;
+    --netboot) netboot=1 ;;
     -q | --quiet) quiet=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; echo "boot.sh: unknown argument $1" >&2; exit 2 ;;
@@ -148,20 +149,22 @@ case $arch in
     [ -z "$pxe_dir" ] || setup_fail "--pxe is BIOS PXE (pxelinux), which arm64 has not" ;;
   *) setup_fail "--arch must be amd64 or arm64" ;;
 esac
-if [ "$uefi" = 1 ]; then
-  [ "$arch" = arm64 ] || setup_fail "--uefi needs --arch arm64 (amd64 boots by BIOS PXE: --pxe)"
+if [ "$netboot" = 1 ]; then
+  [ -z "$pxe_dir" ] || setup_fail "--netboot and --pxe: choose one"
   case $initrd in
     "" | none) initrd=none ;;
-    *) setup_fail "--uefi: the initramfs comes over TFTP, not --initrd" ;;
+    *) setup_fail "--netboot: the initramfs comes over TFTP, not --initrd" ;;
   esac
   if [ -n "$cmdline" ] || [ ${#appends[@]} -gt 0 ]; then
-    setup_fail "--uefi: the command line comes from GRUB's config, not --cmdline/--append"
+    setup_fail "--netboot: the command line comes from the loader's config, not --cmdline/--append"
   fi
-  [ "$net" = tap ] || setup_fail "--uefi needs --net tap (a --nic) and --dhcp"
-  for f in AAVMF_CODE.fd AAVMF_VARS.fd; do
-    [ -f "$AAVMF_DIR/$f" ] || setup_fail "--uefi: no $AAVMF_DIR/$f (install qemu-efi-aarch64)"
-  done
-  cmdline="(GRUB's config over TFTP)"
+  [ "$net" = tap ] || setup_fail "--netboot needs --net tap (a --nic) and --dhcp"
+  if [ "$arch" = arm64 ]; then
+    for f in AAVMF_CODE.fd AAVMF_VARS.fd; do
+      [ -f "$AAVMF_DIR/$f" ] || setup_fail "--netboot: no $AAVMF_DIR/$f (install qemu-efi-aarch64)"
+    done
+  fi
+  cmdline="(the loader's config over TFTP)"
 fi
 case $user_model/$arch in
   virtio-net-pci/* | e1000/* | virtio-net-device/arm64) ;;
@@ -223,7 +226,8 @@ for i in "${!nics[@]}"; do
   done
   dev="$model,netdev=n$i,mac=$mac"
   # UEFI: the firmware's own virtio driver; QEMU's default option ROM is x86 code.
-  [ "$uefi" = 0 ] || [ "$i" != 0 ] || dev+=",romfile=,bootindex=0"
+  [ "$netboot" = 0 ] || [ "$i" != 0 ] || dev+=",bootindex=0"
+  [ "$netboot" = 0 ] || [ "$arch" != arm64 ] || dev+=",romfile="
   nic_args+=(-netdev "tap,id=n$i,ifname=tap$i,script=no,downscript=no" -device "$dev")
   taps+="tap$i $br"$'\n'
 done
@@ -334,7 +338,9 @@ user_net=user,id=n0 user_nic=$user_model,netdev=n0
 if [ -n "$pxe_dir" ]; then
   qemu+=(-boot n)
   user_net+=",tftp=$pxe_dir,bootfile=pxelinux.0"
-elif [ "$uefi" = 1 ]; then
+elif [ "$netboot" = 1 ] && [ "$arch" = amd64 ]; then
+  qemu+=(-boot n)
+elif [ "$netboot" = 1 ]; then
   # The code read-only and shared; the variable store written by the firmware, so a copy.
   cp "$AAVMF_DIR/AAVMF_VARS.fd" "$dir/AAVMF_VARS.fd"
   qemu+=(-drive "if=pflash,format=raw,readonly=on,file=$AAVMF_DIR/AAVMF_CODE.fd"

@@ -16,7 +16,7 @@ ARCH=arm64
 CASES=(
   "arm64-v3|aarch64, NFSv3, virtio-net-pci (PCI modalias): the real init runs as PID 1 on the overlay root"
   "arm64-v4|aarch64, NFSv4.2, virtio-net-device (virtio-mmio, device-tree modalias): the same"
-  "arm64-uefi|real UEFI netboot (AAVMF, GRUB, TFTP) of the arm64 node of a cluster with an amd64 node: option 93 picks GRUB"
+  "arm64-uefi|mixed cluster.toml, one dnsmasq config: arm64 node UEFI-boots GRUB (option 93 = 11), amd64 node BIOS-PXE-boots pxelinux"
 )
 OUT=$UR_OUT/e2e-arm64
 
@@ -59,7 +59,7 @@ toml_str() {
 # The mixed cluster of the UEFI case: amd64 node x1 (PXE, pxelinux) and arm64 node a1 (UEFI,
 # GRUB), each with its own kernel, initramfs and system tree; a1's MAC is boot.sh's default
 # for NIC 0 on br0.
-A1_MAC=52:54:00:77:00:01
+A1_MAC=52:54:00:77:00:01 X1_MAC=52:54:00:77:00:09
 uefi_cluster() {
   local d=$1 kver64 kdir64 grub
   kdir64=$(ur_kernel_dir amd64) kver64=$(cat "$kdir64/version")
@@ -105,7 +105,7 @@ kernel_args = ["console=ttyAMA0"]
 
 [[nodes]]
 name = "x1"
-mac = "52:54:00:77:00:09"
+mac = "$X1_MAC"
 ip = "192.168.77.11"
 
 [[nodes]]
@@ -131,10 +131,11 @@ case_arm64_uefi() {
     why "unionroot dhcp/tftp --format dnsmasq -c $d/cluster.toml failed"
     return 1
   fi
-  # The harness's dnsmasq with the host tool's DHCP and TFTP configuration: a1's fixed
+  # The harness's dnsmasq with the host tool's DHCP and TFTP configuration: each node's fixed
   # address, the boot file by client architecture, TFTP from the tool's root.
-  boot --uefi --initrd none --nic "br0 mac=$A1_MAC" \
-    --dhcp "br0 arg=--conf-file=$d/dnsmasq-dhcp.conf arg=--conf-file=$d/dnsmasq-tftp.conf" \
+  local dhcp="br0 arg=--conf-file=$d/dnsmasq-dhcp.conf arg=--conf-file=$d/dnsmasq-tftp.conf"
+  local RUN=$d/a1
+  boot --netboot --initrd none --nic "br0 mac=$A1_MAC" --dhcp "$dhcp" \
     --export "$d/tree-amd64" --export "arm64=$TREE" --timeout 400 \
     --expect 'unionroot: booting node a1' \
     --expect 'Booting Linux on physical CPU' --expect 'efi: EFI v[0-9.]+ by EDK II' \
@@ -143,16 +144,39 @@ case_arm64_uefi() {
     --expect 'unionroot-demo: real init started' --expect 'PROOF pid=1\b' \
     --expect 'PROOF root=overlay\b' --expect 'PROOF lower=192\.168\.77\.1:/srv/arm64\b' \
     --forbid 'linuxrc: FATAL' || return 1
-  # The firmware asked as arm64 UEFI (option 93 = 11) and got GRUB, by the tool's config.
-  grep -aq 'PXEClient:Arch:00011' "$RUN/dnsmasq-0.log" ||
-    { why "dnsmasq-0.log shows no arm64 UEFI client (vendor class PXEClient:Arch:00011)"; return 1; }
-  grep -aqE 'option: 67 bootfile-name +grubnetaa64\.efi$' "$RUN/dnsmasq-0.log" ||
-    { why "dnsmasq-0.log: grubnetaa64.efi was not the boot file"; return 1; }
-  # Then over TFTP: GRUB, a1's own entry (by its MAC), the arm64 kernel and initramfs.
-  local f
-  for f in grubnetaa64.efi "grub/nodes/$A1_MAC.cfg" arm64/vmlinuz arm64/initrd.img; do
-    grep -aqF "sent $d/tftp/$f to 192.168.77.21" "$RUN/dnsmasq-0.log" ||
-      { why "dnsmasq-0.log: $f was not sent over TFTP"; return 1; }
+  # The firmware asked as arm64 UEFI (option 93 = 11) and got GRUB, by the tool's config; then
+  # over TFTP: GRUB, a1's own entry (by its MAC), the arm64 kernel and initramfs.
+  served "$d" a1 192.168.77.21 'PXEClient:Arch:00011' grubnetaa64.efi \
+    grubnetaa64.efi "grub/nodes/$A1_MAC.cfg" arm64/vmlinuz arm64/initrd.img || return 1
+
+  # x1, amd64, from the same configuration: BIOS PXE (option 93 = 0) gets pxelinux, its own
+  # pxelinux.cfg file, the amd64 kernel and initramfs, and the amd64 tree.
+  RUN=$d/x1
+  boot --arch amd64 --kernel-dir "$(ur_kernel_dir amd64)" --netboot --initrd none \
+    --nic "br0 mac=$X1_MAC" --dhcp "$dhcp" \
+    --export "$d/tree-amd64" --export "arm64=$TREE" --timeout 300 \
+    --expect 'Kernel command line: .*console=ttyS0 .*ip=::::x1::dhcp .*BOOTIF=01-52-54-00-77-00-09' \
+    --expect 'linuxrc: dhcp eth0: lease 192\.168\.77\.11/24 ' \
+    --expect 'unionroot-demo: real init started' --expect 'PROOF pid=1\b' \
+    --expect 'PROOF root=overlay\b' --expect 'PROOF lower=192\.168\.77\.1:/srv/system\b' \
+    --forbid 'linuxrc: FATAL' || return 1
+  served "$d" x1 192.168.77.11 'PXEClient:Arch:00000' pxelinux.0 \
+    pxelinux.0 ldlinux.c32 "pxelinux.cfg/01-${X1_MAC//:/-}" vmlinuz initrd.img
+}
+
+# served DIR NODE IP VENDOR BOOTFILE FILE...: $RUN/dnsmasq-0.log shows the firmware's vendor
+# class VENDOR (PXEClient:Arch:<option 93>), BOOTFILE as the boot file, and each FILE of the
+# TFTP root DIR/tftp sent to IP.
+served() {
+  local d=$1 node=$2 ip=$3 vendor=$4 bootfile=$5 f
+  shift 5
+  grep -aqF "vendor class: $vendor" "$RUN/dnsmasq-0.log" ||
+    { why "$node: dnsmasq-0.log shows no client with vendor class $vendor"; return 1; }
+  grep -aqE "option: 67 bootfile-name +${bootfile//./\\.}\$" "$RUN/dnsmasq-0.log" ||
+    { why "$node: dnsmasq-0.log: $bootfile was not the boot file"; return 1; }
+  for f in "$@"; do
+    grep -aqF "sent $d/tftp/$f to $ip" "$RUN/dnsmasq-0.log" ||
+      { why "$node: dnsmasq-0.log: $f was not sent over TFTP to $ip"; return 1; }
   done
 }
 
