@@ -274,8 +274,10 @@ done
 [[ $nfs_delay =~ ^[0-9]+$ ]] || setup_fail "--nfs-delay takes whole seconds"
 [ "$(id -u)" = 0 ] || setup_fail "needs root (namespaces, mounts, ganesha)"
 
-[ -n "$kdir" ] || kdir=$(ur_kernel_dir "$arch") ||
-  setup_fail "no kernel (qemu/fetch-kernel.sh $arch failed)"
+if [ -z "$kdir" ] && [ "$arch" = arm64 ]; then
+  kdir=$(ur_kernel_dir_arm64) || setup_fail "no kernel (qemu/fetch-kernel.sh arm64 failed)"
+fi
+[ -n "$kdir" ] || kdir=$(ur_kernel_dir) || setup_fail "no kernel (qemu/fetch-kernel.sh failed)"
 vmlinux=$kdir/vmlinux
 [ "$arch" = amd64 ] || vmlinux=$kdir/Image
 [ -f "$vmlinux" ] || setup_fail "no ${vmlinux##*/} in $kdir (an $arch kernel from qemu/fetch-kernel.sh $arch?)"

@@ -23,16 +23,16 @@ ur_signal_traps() {
   done
 }
 
-# ur_kernel_dir [ARCH]: the cached kernel directory (vmlinux, lib/modules/<ver>, version) of
-# ARCH (amd64, the default, or arm64: Image instead of vmlinux).
+# ur_kernel_dir: the cached kernel directory (vmlinux, lib/modules/<ver>, version).
 ur_kernel_dir() {
-  if [ "${1:-amd64}" = arm64 ]; then
-    if [ -n "${UNIONROOT_KERNEL_DIR_ARM64:-}" ]; then echo "$UNIONROOT_KERNEL_DIR_ARM64"; return; fi
-    "$UR_QEMU/fetch-kernel.sh" arm64
-    return
-  fi
   if [ -n "${UNIONROOT_KERNEL_DIR:-}" ]; then echo "$UNIONROOT_KERNEL_DIR"; return; fi
   "$UR_QEMU/fetch-kernel.sh"
+}
+
+# ur_kernel_dir_arm64: the same for arm64 nodes (Image instead of vmlinux).
+ur_kernel_dir_arm64() {
+  if [ -n "${UNIONROOT_KERNEL_DIR_ARM64:-}" ]; then echo "$UNIONROOT_KERNEL_DIR_ARM64"; return; fi
+  "$UR_QEMU/fetch-kernel.sh" arm64
 }
 
 # ur_bins: builds (unless UNIONROOT_NO_BUILD=1) and sets UR_TOOL (host tool) and UR_LINUXRC.

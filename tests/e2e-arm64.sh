@@ -61,8 +61,8 @@ toml_str() {
 # for NIC 0 on br0.
 A1_MAC=52:54:00:77:00:01 X1_MAC=52:54:00:77:00:09
 uefi_cluster() {
-  local d=$1 kver64 kdir64 grub
-  kdir64=$(ur_kernel_dir amd64) kver64=$(cat "$kdir64/version")
+  local d=$1 kver_amd64 kdir_amd64 grub
+  kdir_amd64=$(ur_kernel_dir) kver_amd64=$(cat "$kdir_amd64/version")
   grub=$(ur_arm64_deb grub-efi-arm64-signed usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed)
   cat >"$d/cluster.toml" <<EOF
 # Written by tests/e2e-arm64.sh (case arm64-uefi).
@@ -81,8 +81,8 @@ tftp_root = "tftp"
 initramfs = "initrd-amd64.img"
 
 [kernel]
-image = $(toml_str "$kdir64/vmlinuz")
-modules_dir = $(toml_str "$kdir64/lib/modules/$kver64")
+image = $(toml_str "$kdir_amd64/vmlinuz")
+modules_dir = $(toml_str "$kdir_amd64/lib/modules/$kver_amd64")
 nic_modules = ["virtio_pci", "virtio_net"]
 
 [initramfs]
@@ -152,7 +152,7 @@ case_arm64_uefi() {
   # x1, amd64, from the same configuration: BIOS PXE (option 93 = 0) gets pxelinux, its own
   # pxelinux.cfg file, the amd64 kernel and initramfs, and the amd64 tree.
   RUN=$d/x1
-  boot --arch amd64 --kernel-dir "$(ur_kernel_dir amd64)" --netboot --initrd none \
+  boot --arch amd64 --kernel-dir "$(ur_kernel_dir)" --netboot --initrd none \
     --nic "br0 mac=$X1_MAC" --dhcp "$dhcp" \
     --export "$d/tree-amd64" --export "arm64=$TREE" --timeout 300 \
     --expect 'Kernel command line: .*console=ttyS0 .*ip=::::x1::dhcp .*BOOTIF=01-52-54-00-77-00-09' \

@@ -91,7 +91,7 @@ e2e_main() {
   done
 
   ur_bins
-  KDIR=$(ur_kernel_dir "${ARCH:-amd64}")
+  if [ "${ARCH:-amd64}" = arm64 ]; then KDIR=$(ur_kernel_dir_arm64); else KDIR=$(ur_kernel_dir); fi
   mkdir -p "$OUT"
   fixtures
 

@@ -107,7 +107,7 @@ pub fn parse(
 
     let boot = tables::boot(&mut c, &raw);
     let nodes = tables::nodes(&mut c, &raw, &boot, address, subnet, server.router);
-    let arm64 = arch::arm64(&mut c, raw.arm64.as_ref(), &nodes, &exports);
+    let arm64 = arch::arm64(&mut c, raw.arm64.as_ref(), &nodes, &exports, mode);
 
     // Group errors are found once per node that uses the group; report each once.
     let mut unique = Vec::new();

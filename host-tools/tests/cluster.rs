@@ -781,6 +781,10 @@ fn arm64_nodes() {
         "system = \"/srv/apps\"",
         "already the layer 1 export",
     );
+    let nfsroot = edit("ip = \"10.0.2.16\"", arm_node)
+        .replace("[setup_tree]", "[pxe]\nmode = \"nfsroot\"\n\n[setup_tree]")
+        + ARM64;
+    one(&nfsroot, "arm64", "[arm64]", "initramfs mode only");
     let no_grub = edit("ip = \"10.0.2.16\"", arm_node)
         + &ARM64.replace("/grub/grubnetaa64", "/nope/grubnetaa64");
     one(&no_grub, "arm64.grub", "/nope/", "grub-efi-arm64-signed");

@@ -5,7 +5,7 @@
 //! and system tree, all named here.
 
 use super::check::{Checker, FileKind};
-use super::model::{Arch, Arm64, Export, Exports, Node};
+use super::model::{Arch, Arm64, BootMode, Export, Exports, Node};
 use super::raw::{RawArm64, S};
 use toml::Spanned;
 
@@ -36,6 +36,7 @@ pub(super) fn arm64(
     raw: Option<&Spanned<RawArm64>>,
     nodes: &[Node],
     exports: &Exports,
+    mode: BootMode,
 ) -> Option<Arm64> {
     let Some(raw) = raw else {
         if let Some(n) = nodes.iter().find(|n| n.arch == Arch::Arm64) {
@@ -52,6 +53,16 @@ pub(super) fn arm64(
         return None;
     };
     let a = raw.get_ref();
+    if mode == BootMode::NfsRoot {
+        c.err(
+            Some(raw.span()),
+            "arm64",
+            "arm64 nodes boot in initramfs mode only (their setup tree would be an arm64 one, and \
+             Debian's arm64 kernel has no IP_PNP or ROOT_NFS); remove pxe.mode = \"nfsroot\" or \
+             the [arm64] table"
+                .to_string(),
+        );
+    }
     let kernel_image = c.input_file(
         &a.kernel,
         "arm64.kernel",
