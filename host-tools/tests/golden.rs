@@ -158,6 +158,30 @@ fn kernel_check_report_matches_golden() {
     check_against(&golden_dir().join("kernel-check"), &m);
 }
 
+/// `check` on the mixed cluster: the arm64 tree's export, the arm64 initramfs's modules (the
+/// MMIO transport first), and which nodes are arm64.
+#[test]
+fn check_shows_the_arm64_side() {
+    let o = Command::new(env!("CARGO_BIN_EXE_unionroot"))
+        .args(["check", "-c"])
+        .arg(golden_dir().join("mixed.toml"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    for line in [
+        "export /srv/system-arm64 (arm64 system tree, ro)",
+        "arm64 initramfs modules: virtio_mmio virtio_pci virtio_net nfsv3 overlay",
+        "node a1 [arm64] 52:54:00:77:00:a1 ",
+        "node x1 52:54:00:77:00:01 ",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(line)),
+            "no {line:?} in:\n{out}"
+        );
+    }
+}
+
 /// Debian's arm64 config: the EFI stub is checked (GRUB boots the Image through UEFI), and
 /// virtio-net counts over MMIO as over PCI.
 #[test]
