@@ -239,6 +239,7 @@ if [ "$n_arm64" -gt 0 ]; then
   ur_bins_arm64
   kdir_arm64=$(ur_kernel_dir_arm64)
   ur_log "building $OUT/arm64/{tree,linuxrc.img}"
+  mkdir -p "$OUT/arm64"
   ur_build_tree "$OUT/arm64/tree" "$(ur_arm64_deb busybox-static bin/busybox)"
   ur_build_initramfs "$kdir_arm64" "$UR_LINUXRC_ARM64" "$OUT/arm64/linuxrc.img" --module virtio_mmio
   echo "bench: aarch64, $n_arm64 boots of linuxrc in qemu-system-aarch64 -M virt -cpu cortex-a57"
@@ -302,6 +303,11 @@ if strip -o "$OUT/linuxrc.stripped" "$UR_LINUXRC" 2>/dev/null; then
     "$(size "$OUT/linuxrc.stripped")" "$(size "$UR_LINUXRC")"
 else
   printf 'linuxrc binary: %s bytes (strip failed)\n' "$(size "$UR_LINUXRC")"
+fi
+if [ -n "${UR_LINUXRC_ARM64:-}" ]; then
+  printf 'linuxrc binary (aarch64): %s bytes (stripped as built)\n' "$(size "$UR_LINUXRC_ARM64")"
+  printf 'initramfs aarch64 linuxrc: %s bytes (%s bytes uncompressed)\n' \
+    "$(size "$OUT/arm64/linuxrc.img")" "$(raw "$OUT/arm64/linuxrc.img")"
 fi
 for kind in linuxrc baseline itools; do
   [ -f "$OUT/$kind.img" ] || continue
