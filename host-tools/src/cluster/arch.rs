@@ -69,24 +69,7 @@ pub(super) fn arm64(
         FileKind::File,
         "point it at Debian's arm64 kernel (vmlinuz from linux-image-arm64: an EFI-stub Image)",
     );
-    let modules_dir = c.input_file(
-        &a.modules_dir,
-        "arm64.modules_dir",
-        FileKind::Dir,
-        "point it at that kernel's lib/modules/<release> directory",
-    );
-    if (c.probe)(&modules_dir) == Some(FileKind::Dir)
-        && (c.probe)(&modules_dir.join("modules.dep")) != Some(FileKind::File)
-    {
-        c.err(
-            Some(a.modules_dir.span()),
-            "arm64.modules_dir",
-            format!(
-                "{} has no modules.dep; run depmod for that kernel",
-                modules_dir.display()
-            ),
-        );
-    }
+    let modules_dir = c.modules_dir(&a.modules_dir, "arm64.modules_dir");
     let linuxrc = c.input_file(
         &a.linuxrc,
         "arm64.linuxrc",
