@@ -365,16 +365,27 @@ pub fn report(cfg_text: &str, modes: &[Mode], t: &Target) -> (bool, String) {
 }
 
 pub fn run(args: &KernelCheckArgs) -> Result<()> {
-    let cluster: Option<Cluster> = args
-        .cluster
-        .as_ref()
-        .map(|p| cluster::load(p))
-        .transpose()?;
+    let cluster: Option<Cluster> = match &args.cluster {
+        None => None,
+        Some(p) => Some(cluster::load(p)?.for_arch(args.arch).with_context(|| {
+            format!(
+                "--arch {0}: {1} has no [{0}] table; add one for the {0} nodes",
+                args.arch.name(),
+                p.display()
+            )
+        })?),
+    };
     let path = match (&args.config, &cluster) {
         (Some(p), _) => p.clone(),
         (None, Some(c)) => match &c.kernel_config {
             Some(p) => p.clone(),
-            None => bail!("the cluster file has no kernel.config; set it or pass --config FILE"),
+            None => bail!(
+                "the cluster file has no {}; set it or pass --config FILE",
+                match args.arch {
+                    cluster::Arch::Amd64 => "kernel.config",
+                    cluster::Arch::Arm64 => "arm64.config",
+                }
+            ),
         },
         (None, None) => bail!("pass --config FILE (a kernel .config) or --cluster FILE"),
     };

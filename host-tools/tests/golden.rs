@@ -182,6 +182,38 @@ fn check_shows_the_arm64_side() {
     }
 }
 
+/// `kernel-check -c FILE --arch arm64` checks `arm64.config` against the arm64 nodes' NIC
+/// drivers; the amd64 side of the same file has no `kernel.config`, and says so.
+#[test]
+fn kernel_check_takes_the_arm64_side_of_a_cluster() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_unionroot"))
+            .arg("kernel-check")
+            .arg("-c")
+            .arg(golden_dir().join("mixed.toml"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--arch", "arm64", "--mode", "initramfs"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("architecture: arm64"), "{out}");
+    assert!(out.contains("debian-6.1.0-57-arm64.config"), "{out}");
+    assert!(
+        out.contains("a NIC driver: virtio_net (CONFIG_VIRTIO_NET=m, CONFIG_VIRTIO_PCI=m)"),
+        "{out}"
+    );
+    let o = run(&[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no kernel.config"), "{err}");
+}
+
 /// Debian's arm64 config: the EFI stub is checked (GRUB boots the Image through UEFI), and
 /// virtio-net counts over MMIO as over PCI.
 #[test]

@@ -84,6 +84,14 @@ pub(super) fn arm64(
          (apt-get download grub-efi-arm64-signed:arm64; dpkg-deb -x)",
     );
     let initramfs = c.local_path(&a.initramfs);
+    let kernel_config = a.config.as_ref().map(|v| {
+        c.input_file(
+            v,
+            "arm64.config",
+            FileKind::File,
+            "point it at the arm64 kernel's .config (Debian: /boot/config-<release>)",
+        )
+    });
     let system = Export {
         path: c.server_path(&a.system, "arm64.system"),
         read_only: true,
@@ -123,6 +131,7 @@ pub(super) fn arm64(
         initramfs,
         grub,
         system,
+        kernel_config,
         nic_modules,
     })
 }

@@ -169,6 +169,8 @@ pub struct Arm64 {
     pub grub: PathBuf,
     /// The arm64 system tree's export (read-only, like `exports.system`).
     pub system: Export,
+    /// The arm64 kernel's `.config`, for `kernel-check --arch arm64`.
+    pub kernel_config: Option<PathBuf>,
     pub nic_modules: Vec<String>,
 }
 
@@ -314,7 +316,7 @@ impl Cluster {
             let a = self.arm64.as_ref()?;
             c.kernel_image = a.kernel_image.clone();
             c.modules_dir = a.modules_dir.clone();
-            c.kernel_config = None;
+            c.kernel_config = a.kernel_config.clone();
             c.linuxrc = a.linuxrc.clone();
             c.initramfs = a.initramfs.clone();
             c.nic_modules = a.nic_modules.clone();

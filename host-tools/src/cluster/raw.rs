@@ -48,6 +48,7 @@ pub(super) struct RawArm64 {
     pub(super) initramfs: S,
     pub(super) grub: S,
     pub(super) system: S,
+    pub(super) config: Option<S>,
     pub(super) nic_modules: Option<Vec<S>>,
 }
 
