@@ -16,6 +16,7 @@ ARCH=arm64
 CASES=(
   "arm64-v3|aarch64, NFSv3, virtio-net-pci (PCI modalias): the real init runs as PID 1 on the overlay root"
   "arm64-v4|aarch64, NFSv4.2, virtio-net-device (virtio-mmio, device-tree modalias): the same"
+  "arm64-no-mmio-driver|virtio-net-device and an initramfs without virtio_mmio: FATAL network with its hint, no panic"
   "arm64-uefi|mixed cluster.toml, one dnsmasq config: arm64 node UEFI-boots GRUB (option 93 = 11), amd64 node BIOS-PXE-boots pxelinux"
 )
 OUT=$UR_OUT/e2e-arm64
@@ -27,6 +28,8 @@ fixtures() {
   TREE=$OUT/tree IMG=$OUT/initramfs.img
   ur_build_tree "$TREE" "$(ur_arm64_deb busybox-static bin/busybox)"
   ur_build_initramfs "$KDIR" "$UR_LINUXRC_ARM64" "$IMG" --module virtio_mmio
+  # The same without the MMIO transport's driver (arm64-no-mmio-driver).
+  ur_build_initramfs "$KDIR" "$UR_LINUXRC_ARM64" "$OUT/initramfs-no-mmio.img"
 }
 boot_fixtures() { args+=(--arch arm64 --timeout 300); }
 
@@ -48,6 +51,15 @@ case_arm64_v4() {
     --expect 'linuxrc: platform devices need: .*virtio_mmio' \
     --expect 'linuxrc: virtio devices need: virtio_net' \
     --expect 'PROOF lower=10\.0\.2\.2:/system\b' --expect 'PROOF nfsvers=4\.2\b'
+}
+
+case_arm64_no_mmio_driver() {
+  # The negative control of arm64-v4: without virtio_mmio no NIC appears, and linuxrc says so.
+  boot --initrd "$OUT/initramfs-no-mmio.img" --export "$TREE" --nfs v3 \
+    --user-nic virtio-net-device --append unionroot.onfail=wait --until 'linuxrc: FATAL' \
+    --timeout 120 --expect 'linuxrc: FATAL: network: no Ethernet interface appeared' \
+    --expect "linuxrc: hint: is the NIC's driver in the initramfs" \
+    --forbid 'linuxrc: platform devices need' --forbid 'linuxrc: exec /sbin/init'
 }
 
 # toml_str S: S as a TOML basic string.
