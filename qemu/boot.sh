@@ -225,7 +225,8 @@ for i in "${!nics[@]}"; do
     esac
   done
   dev="$model,netdev=n$i,mac=$mac"
-  # UEFI: the firmware's own virtio driver; QEMU's default option ROM is x86 code.
+  # --netboot boots from NIC 0. On arm64 AAVMF drives the NIC itself: QEMU's default option
+  # ROM is x86 code.
   [ "$netboot" = 0 ] || [ "$i" != 0 ] || dev+=",bootindex=0"
   [ "$netboot" = 0 ] || [ "$arch" != arm64 ] || dev+=",romfile="
   nic_args+=(-netdev "tap,id=n$i,ifname=tap$i,script=no,downscript=no" -device "$dev")
@@ -327,7 +328,7 @@ for a in ${appends[@]+"${appends[@]}"}; do cmdline="$cmdline $a"; done
 
 # The QEMU argv. The boot is QEMU's direct kernel boot, or with --pxe the firmware's: the iPXE
 # ROM gets DHCP and TFTP from the user netdev, the kernel, initramfs and command line come over
-# TFTP.
+# TFTP. --netboot is the firmware's too, with DHCP and TFTP from the --dhcp servers on the taps.
 if [ "$arch" = arm64 ]; then
   # cortex-a57 rather than max: max emulates pointer authentication, which is slow under TCG.
   qemu=(qemu-system-aarch64 -M virt -cpu cortex-a57 -accel tcg)
