@@ -24,6 +24,10 @@
 # Then the image part (run_img below): the same Debian root as a file-level lower with several
 # NFS mount options and as an EROFS image generation, N_IMG boots each: NFS calls by procedure
 # (a capture on the server's loopback, qemu/rpcstat.py), READ bytes, /init -> "running".
+# Then the aarch64 part: N_ARM64 (default 3; 0 skips) boots of the aarch64 linuxrc on Debian's
+# arm64 kernel in qemu-system-aarch64 (-M virt, TCG; qemu/boot.sh --arch arm64) against the
+# same kind of server, the busybox tree being Debian's arm64 busybox; its /init -> real init
+# median is printed beside the x86_64 one.
 # Exits non-zero if any boot failed.
 set -euo pipefail
 # shellcheck source=qemu/lib.sh
@@ -225,9 +229,37 @@ run_img() {
   done
 }
 
+# run_arm64 N KDIR64: the aarch64 part's measuring half, inside qemu/serve.sh.
+run_arm64() {
+  local n=$1 kdir=$2 i rc a b wall
+  printf '%-4s %-9s %9s %13s %16s %8s\n' run init "/init (s)" "real init (s)" "/init->real (ms)" "wall (s)"
+  for i in $(seq "$n"); do
+    rc=0
+    "$UR_QEMU/boot.sh" -q --arch arm64 --nfs external --initrd "$OUT/arm64/linuxrc.img" \
+      --export "$OUT/arm64/tree" --kernel-dir "$kdir" --dir "$OUT/runs/arm64-$i" --timeout 120 \
+      --expect "$T_REAL" --expect 'PROOF root=overlay' --forbid 'Kernel panic' \
+      >"$OUT/runs/arm64-$i.out" 2>&1 || rc=$?
+    a=$(ur_ktime "$T_INIT" "$OUT/runs/arm64-$i/console.log")
+    b=$(ur_ktime "$T_REAL" "$OUT/runs/arm64-$i/console.log")
+    wall=$(sed -n 's/^wall=//p' "$OUT/runs/arm64-$i/result" 2>/dev/null)
+    if [ "$rc" != 0 ] || [ -z "$a" ] || [ -z "$b" ]; then
+      printf '%-4s %-9s FAILED: see %s\n' "$i" aarch64 "$OUT/runs/arm64-$i.out"
+      echo arm64 >>"$OUT/failed"
+      continue
+    fi
+    awk -v i="$i" -v a="$a" -v b="$b" -v w="${wall:--}" 'BEGIN {
+      printf "%-4s %-9s %9.3f %13.3f %16.0f %8s\n", i, "aarch64", a, b, (b - a) * 1000, w }'
+    echo "$a $b" >>"$OUT/arm64.times"
+  done
+}
+
 if [ "${1:-}" = --run ]; then
   KDIR=$2
   run "$3"
+  exit 0
+fi
+if [ "${1:-}" = --run-arm64 ]; then
+  run_arm64 "$2" "$3"
   exit 0
 fi
 if [ "${1:-}" = --run-deb ]; then
@@ -300,6 +332,31 @@ if [ "$n" -gt 0 ]; then
   done
   ratio baseline/linuxrc "$(median_of baseline.times ms)" \
     "$(median_of linuxrc.times ms)"
+fi
+
+n_arm64=${N_ARM64:-3}
+[[ $n_arm64 =~ ^[0-9]+$ ]] || ur_die "N_ARM64=$n_arm64 is not a number of boots"
+if [ "$n_arm64" -gt 0 ]; then
+  echo
+  ur_bins_arm64
+  kdir_arm64=$(ur_kernel_dir_arm64)
+  ur_log "building $OUT/arm64/{tree,linuxrc.img}"
+  mkdir -p "$OUT/arm64"
+  ur_build_tree "$OUT/arm64/tree" "$(ur_arm64_deb busybox-static bin/busybox)"
+  ur_build_initramfs "$kdir_arm64" "$UR_LINUXRC_ARM64" "$OUT/arm64/linuxrc.img" --module virtio_mmio
+  echo "bench: aarch64, $n_arm64 boots of linuxrc in qemu-system-aarch64 -M virt -cpu cortex-a57"
+  echo "       (TCG), kernel $(cat "$kdir_arm64/version"), one NFSv3 ganesha"
+  : >"$OUT/arm64.times"
+  "$UR_QEMU/serve.sh" --export "$OUT/arm64/tree" --nfs v3 --dir "$OUT/server-arm64" -- \
+    "$UR_QEMU/bench.sh" --run-arm64 "$n_arm64" "$kdir_arm64" || rc=$?
+  echo
+  for kind in linuxrc arm64; do
+    [ -s "$OUT/$kind.times" ] || continue
+    printf 'median %-15s /init->real init %6s ms   (real init at %s s uptime, /init at %s s; %d boots)\n' \
+      "$([ "$kind" = arm64 ] && echo "aarch64 linuxrc" || echo "x86_64 linuxrc")" \
+      "$(median_of "$kind.times" ms | whole)" "$(median_of "$kind.times" end)" \
+      "$(median_of "$kind.times" init)" "$(wc -l <"$OUT/$kind.times")"
+  done
 fi
 
 if [ "$n_deb" -gt 0 ]; then
@@ -422,6 +479,11 @@ if strip -o "$OUT/linuxrc.stripped" "$UR_LINUXRC" 2>/dev/null; then
     "$(size "$OUT/linuxrc.stripped")" "$(size "$UR_LINUXRC")"
 else
   printf 'linuxrc binary: %s bytes (strip failed)\n' "$(size "$UR_LINUXRC")"
+fi
+if [ -n "${UR_LINUXRC_ARM64:-}" ]; then
+  printf 'linuxrc binary (aarch64): %s bytes (stripped as built)\n' "$(size "$UR_LINUXRC_ARM64")"
+  printf 'initramfs aarch64 linuxrc: %s bytes (%s bytes uncompressed)\n' \
+    "$(size "$OUT/arm64/linuxrc.img")" "$(raw "$OUT/arm64/linuxrc.img")"
 fi
 for kind in linuxrc baseline itools; do
   [ -f "$OUT/$kind.img" ] || continue

@@ -71,6 +71,17 @@ usage: qemu/boot.sh --initrd FILE [--export DIR] [options]
   --pcap             with --net tap: capture every bridge's traffic to DIR/net.pcap
                      (needs tcpdump, which scripts/setup-host.sh does not install)
   --qemu-arg ARG     extra QEMU argument (repeatable)
+  --arch A           amd64 (default: qemu-system-x86_64, PVH vmlinux) or arm64:
+                     qemu-system-aarch64 -M virt -cpu cortex-a57 under TCG booting Debian's
+                     arm64 Image (qemu/fetch-kernel.sh arm64), console ttyAMA0
+  --netboot          a real firmware network boot from NIC 0 (bootindex 0) over --net tap:
+                     arm64: UEFI, the AAVMF firmware of qemu-efi-aarch64 (its variable store
+                     copied per boot; no option ROM); amd64: BIOS PXE, SeaBIOS and the NIC's
+                     iPXE ROM. No -kernel/-initrd/-append: DHCP (--dhcp, e.g.
+                     arg=--conf-file=the host tool's dnsmasq configs) and TFTP say everything;
+                     no --initrd FILE, --cmdline or --append
+  --user-nic MODEL   the --net user NIC: virtio-net-pci (default), e1000, or with --arch arm64
+                     virtio-net-device (virtio over MMIO, found through the device tree)
   --mem MB           guest memory (default 512)
   --accel A          auto (default: KVM only if a probe boot works, else TCG), tcg or kvm
   --kernel-dir DIR   kernel cache dir (default: output of qemu/fetch-kernel.sh)
@@ -87,7 +98,8 @@ initrd="" export_dir="" nfs=v3 cmdline="" timeout=60 dir="" log="" console=0 net
 mem=512 accel=${UNIONROOT_ACCEL:-auto} kdir="" quiet=0 pcap=0
 appends=() expects=() forbids=() untils=() qemu_extra=() nics=() dhcps=() hmps=()
 exports=() nfs_delay=0 nfs_after="" nfs_owners=numeric
-pxe_dir="" user_mac=""
+pxe_dir="" user_mac="" arch=amd64 user_model=virtio-net-pci netboot=0
+AAVMF_DIR=${UNIONROOT_AAVMF_DIR:-/usr/share/AAVMF}
 need() { [ $# -ge 2 ] || { usage >&2; echo "boot.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -117,6 +129,9 @@ while [ $# -gt 0 ]; do
     --kernel-dir) need "$@"; kdir=$2; shift ;;
     --pxe) need "$@"; pxe_dir=$2; shift ;;
     --mac) need "$@"; user_mac=$2; shift ;;
+    --arch) need "$@"; arch=$2; shift ;;
+    --user-nic) need "$@"; user_model=$2; shift ;;
+    --netboot) netboot=1 ;;
     -q | --quiet) quiet=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; echo "boot.sh: unknown argument $1" >&2; exit 2 ;;
@@ -125,6 +140,36 @@ while [ $# -gt 0 ]; do
 done
 setup_fail() { echo "boot.sh: $*" >&2; exit 2; }
 say() { [ "$quiet" = 1 ] || echo "boot: $*"; }
+case $arch in
+  amd64) console_dev=ttyS0 ;;
+  arm64) console_dev=ttyAMA0
+    # This host is x86_64: an aarch64 guest is always emulated.
+    [ "$accel" != kvm ] || setup_fail "--accel kvm: an arm64 guest on this host runs under TCG only"
+    accel=tcg
+    [ -z "$pxe_dir" ] || setup_fail "--pxe is BIOS PXE (pxelinux), which arm64 has not" ;;
+  *) setup_fail "--arch must be amd64 or arm64" ;;
+esac
+if [ "$netboot" = 1 ]; then
+  [ -z "$pxe_dir" ] || setup_fail "--netboot and --pxe: choose one"
+  case $initrd in
+    "" | none) initrd=none ;;
+    *) setup_fail "--netboot: the initramfs comes over TFTP, not --initrd" ;;
+  esac
+  if [ -n "$cmdline" ] || [ ${#appends[@]} -gt 0 ]; then
+    setup_fail "--netboot: the command line comes from the loader's config, not --cmdline/--append"
+  fi
+  [ "$net" = tap ] || setup_fail "--netboot needs --net tap (a --nic) and --dhcp"
+  if [ "$arch" = arm64 ]; then
+    for f in AAVMF_CODE.fd AAVMF_VARS.fd; do
+      [ -f "$AAVMF_DIR/$f" ] || setup_fail "--netboot: no $AAVMF_DIR/$f (install qemu-efi-aarch64)"
+    done
+  fi
+  cmdline="(the loader's config over TFTP)"
+fi
+case $user_model/$arch in
+  virtio-net-pci/* | e1000/* | virtio-net-device/arm64) ;;
+  *) setup_fail "--user-nic $user_model: virtio-net-pci, e1000 or (arm64) virtio-net-device" ;;
+esac
 if [ -n "$pxe_dir" ]; then
   # The kernel, initramfs and command line come over TFTP: nothing of ours may stand in.
   case $initrd in
@@ -179,8 +224,12 @@ for i in "${!nics[@]}"; do
       *) setup_fail "--nic: unknown word $w (model=virtio-net-pci|e1000, mac=MAC)" ;;
     esac
   done
-  nic_args+=(-netdev "tap,id=n$i,ifname=tap$i,script=no,downscript=no"
-    -device "$model,netdev=n$i,mac=$mac")
+  dev="$model,netdev=n$i,mac=$mac"
+  # --netboot boots from NIC 0. On arm64 AAVMF drives the NIC itself: QEMU's default option
+  # ROM is x86 code.
+  [ "$netboot" = 0 ] || [ "$i" != 0 ] || dev+=",bootindex=0"
+  [ "$netboot" = 0 ] || [ "$arch" != arm64 ] || dev+=",romfile="
+  nic_args+=(-netdev "tap,id=n$i,ifname=tap$i,script=no,downscript=no" -device "$dev")
   taps+="tap$i $br"$'\n'
 done
 for d in ${dhcps[@]+"${dhcps[@]}"}; do
@@ -226,9 +275,13 @@ done
 [[ $nfs_delay =~ ^[0-9]+$ ]] || setup_fail "--nfs-delay takes whole seconds"
 [ "$(id -u)" = 0 ] || setup_fail "needs root (namespaces, mounts, ganesha)"
 
+if [ -z "$kdir" ] && [ "$arch" = arm64 ]; then
+  kdir=$(ur_kernel_dir_arm64) || setup_fail "no kernel (qemu/fetch-kernel.sh arm64 failed)"
+fi
 [ -n "$kdir" ] || kdir=$(ur_kernel_dir) || setup_fail "no kernel (qemu/fetch-kernel.sh failed)"
 vmlinux=$kdir/vmlinux
-[ -f "$vmlinux" ] || setup_fail "no vmlinux in $kdir"
+[ "$arch" = amd64 ] || vmlinux=$kdir/Image
+[ -f "$vmlinux" ] || setup_fail "no ${vmlinux##*/} in $kdir (an $arch kernel from qemu/fetch-kernel.sh $arch?)"
 [ -n "$dir" ] || dir=$UR_OUT/boot/$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$dir"
 dir=$(realpath "$dir")
@@ -267,22 +320,34 @@ if [ -z "$cmdline" ]; then
   server=10.0.2.2
   [ "$net" != tap ] || server=192.168.77.1
   case $nfs/${UR_SERVED_NFS:-} in
-    v4/* | external/v4) cmdline="console=ttyS0 panic=-1 nfsroot=$server:/system unionroot.nfsvers=4" ;;
-    *) cmdline="console=ttyS0 panic=-1 nfsroot=$server:/srv/system unionroot.nfsvers=3" ;;
+    v4/* | external/v4) cmdline="console=$console_dev panic=-1 nfsroot=$server:/system unionroot.nfsvers=4" ;;
+    *) cmdline="console=$console_dev panic=-1 nfsroot=$server:/srv/system unionroot.nfsvers=3" ;;
   esac
 fi
 for a in ${appends[@]+"${appends[@]}"}; do cmdline="$cmdline $a"; done
 
 # The QEMU argv. The boot is QEMU's direct kernel boot, or with --pxe the firmware's: the iPXE
 # ROM gets DHCP and TFTP from the user netdev, the kernel, initramfs and command line come over
-# TFTP.
-qemu=(qemu-system-x86_64 -accel "$accel")
-[ "$accel" = kvm ] && qemu+=(-cpu host)
+# TFTP. --netboot is the firmware's too, with DHCP and TFTP from the --dhcp servers on the taps.
+if [ "$arch" = arm64 ]; then
+  # cortex-a57 rather than max: max emulates pointer authentication, which is slow under TCG.
+  qemu=(qemu-system-aarch64 -M virt -cpu cortex-a57 -accel tcg)
+else
+  qemu=(qemu-system-x86_64 -accel "$accel")
+  [ "$accel" = kvm ] && qemu+=(-cpu host)
+fi
 qemu+=(-m "$mem" -smp 1 -nographic -no-reboot)
-user_net=user,id=n0 user_nic=virtio-net-pci,netdev=n0
+user_net=user,id=n0 user_nic=$user_model,netdev=n0
 if [ -n "$pxe_dir" ]; then
   qemu+=(-boot n)
   user_net+=",tftp=$pxe_dir,bootfile=pxelinux.0"
+elif [ "$netboot" = 1 ] && [ "$arch" = amd64 ]; then
+  qemu+=(-boot n)
+elif [ "$netboot" = 1 ]; then
+  # The code read-only and shared; the variable store written by the firmware, so a copy.
+  cp "$AAVMF_DIR/AAVMF_VARS.fd" "$dir/AAVMF_VARS.fd"
+  qemu+=(-drive "if=pflash,format=raw,readonly=on,file=$AAVMF_DIR/AAVMF_CODE.fd"
+    -drive "if=pflash,format=raw,file=$dir/AAVMF_VARS.fd")
 else
   qemu+=(-kernel "$vmlinux" -append "$cmdline")
   [ "$initrd" = none ] || qemu+=(-initrd "$(realpath "$initrd")")
@@ -308,7 +373,7 @@ while read -r ename emode edir; do
   ur_manifest "$edir" >"$dir/manifest-before-$ename"
 done <<<"$exports_spec"
 
-say "nfs=$nfs net=$net accel=$accel timeout=${timeout}s log=$log"
+say "arch=$arch nfs=$nfs net=$net accel=$accel timeout=${timeout}s log=$log"
 say "cmdline: $cmdline"
 if [ "$net" = tap ]; then
   for i in "${!nics[@]}"; do say "nic $i: ${nics[i]}"; done

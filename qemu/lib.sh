@@ -29,6 +29,12 @@ ur_kernel_dir() {
   "$UR_QEMU/fetch-kernel.sh"
 }
 
+# ur_kernel_dir_arm64: the same for arm64 nodes (Image instead of vmlinux).
+ur_kernel_dir_arm64() {
+  if [ -n "${UNIONROOT_KERNEL_DIR_ARM64:-}" ]; then echo "$UNIONROOT_KERNEL_DIR_ARM64"; return; fi
+  "$UR_QEMU/fetch-kernel.sh" arm64
+}
+
 # ur_bins: builds (unless UNIONROOT_NO_BUILD=1) and sets UR_TOOL (host tool) and UR_LINUXRC.
 ur_bins() {
   UR_TOOL=${UNIONROOT_TOOL:-${CARGO_TARGET_DIR:-$UR_ROOT/target}/release/unionroot}
@@ -43,10 +49,45 @@ ur_bins() {
   [ -x "$UR_LINUXRC" ] || ur_die "no linuxrc at $UR_LINUXRC (make linuxrc)"
 }
 
-# ur_build_tree DIR: the exported busybox system tree, with tests/fixtures/real-init.sh as
-# /sbin/init.
+# ur_bins_arm64: builds (unless UNIONROOT_NO_BUILD=1) and sets UR_LINUXRC_ARM64, linuxrc for
+# aarch64 nodes (make linuxrc-arm64). Call ur_bins first for the host tool.
+ur_bins_arm64() {
+  UR_LINUXRC_ARM64=${UNIONROOT_LINUXRC_ARM64:-${CARGO_TARGET_DIR:-$UR_ROOT/target}/aarch64-unknown-linux-musl/release/linuxrc}
+  if [ "${UNIONROOT_NO_BUILD:-0}" != 1 ]; then
+    (cd "$UR_ROOT" &&
+      cargo build -q --release --locked --target aarch64-unknown-linux-musl -p linuxrc) >&2 ||
+      ur_die "cargo build --target aarch64-unknown-linux-musl failed (scripts/setup-host.sh installs its linker)"
+  fi
+  [ -x "$UR_LINUXRC_ARM64" ] || ur_die "no aarch64 linuxrc at $UR_LINUXRC_ARM64 (make linuxrc-arm64)"
+}
+
+# ur_arm64_deb PKG FILE: prints the path of FILE (a path inside the package) from Debian's arm64
+# package PKG, downloaded with `apt-get download PKG:arm64` and unpacked once into
+# $UNIONROOT_CACHE/debs/<PKG>_<version>_arm64, keyed by the candidate version.
+ur_arm64_deb() {
+  local pkg=$1 file=$2 ver dir tmp
+  ver=$(apt-cache policy "$pkg:arm64" 2>/dev/null | awk '/Candidate:/ {print $2; exit}')
+  case $ver in "" | "(none)") ur_die "no arm64 $pkg in apt's lists: run scripts/setup-host.sh (dpkg --add-architecture arm64; apt-get update)" ;; esac
+  dir=${UNIONROOT_CACHE:-$HOME/.cache/unionroot}/debs/${pkg}_${ver//:/%}_arm64
+  if [ ! -f "$dir/.complete" ]; then
+    mkdir -p "${dir%/*}"
+    tmp=$(mktemp -d "$dir.tmp.XXXXXX")
+    (cd "$tmp" && apt-get download "$pkg:arm64" >/dev/null 2>&1) ||
+      { rm -rf "$tmp"; ur_die "apt-get download $pkg:arm64 failed"; }
+    dpkg-deb -x "$tmp"/*.deb "$tmp/root" || { rm -rf "$tmp"; ur_die "cannot unpack $pkg:arm64"; }
+    rm -rf "$dir"
+    mv "$tmp/root" "$dir"
+    rm -rf "$tmp"
+    touch "$dir/.complete"
+  fi
+  [ -e "$dir/$file" ] || ur_die "$pkg:arm64 $ver has no $file"
+  echo "$dir/$file"
+}
+
+# ur_build_tree DIR [BUSYBOX]: the exported busybox system tree, with
+# tests/fixtures/real-init.sh as /sbin/init (BUSYBOX: default $UNIONROOT_BUSYBOX or /bin/busybox).
 ur_build_tree() {
-  "$UR_TOOL" setup-tree --busybox "${UNIONROOT_BUSYBOX:-/bin/busybox}" \
+  "$UR_TOOL" setup-tree --busybox "${2:-${UNIONROOT_BUSYBOX:-/bin/busybox}}" \
     --init-script "$UR_FIXTURES/real-init.sh" -o "$1" --force >&2
 }
 

@@ -9,6 +9,8 @@
 #   XFAIL      name -> a known, reported linuxrc bug in one line (optional, `declare -A`): that
 #              case's failure is printed as "xfail" and does not fail the run; should it pass,
 #              "XPASS" says the entry can go
+#   ARCH       the nodes' architecture: amd64 (default) or arm64 (KDIR is then Debian's arm64
+#              kernel; the suite's boots say --arch arm64 themselves)
 #   fixtures   a function run once, after the case selection and the build (UR_TOOL, UR_LINUXRC
 #              and KDIR are set), that builds what the cases boot
 #   boot_fixtures  a function run by every `boot`: appends the suite's default arguments (after
@@ -89,7 +91,7 @@ e2e_main() {
   done
 
   ur_bins
-  KDIR=$(ur_kernel_dir)
+  if [ "${ARCH:-amd64}" = arm64 ]; then KDIR=$(ur_kernel_dir_arm64); else KDIR=$(ur_kernel_dir); fi
   mkdir -p "$OUT"
   fixtures
 

@@ -341,6 +341,17 @@ pub struct KernelCheckArgs {
     #[arg(short = 'c', long = "cluster", value_name = "FILE")]
     pub cluster: Option<PathBuf>,
 
+    /// With --cluster: check the kernel of these nodes (arm64: arm64.config and
+    /// arm64.nic_modules)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "ARCH",
+        default_value = "amd64",
+        requires = "cluster"
+    )]
+    pub arch: crate::cluster::Arch,
+
     /// Which boot mode to check
     #[arg(long, value_enum, default_value_t = CheckMode::All, value_name = "MODE")]
     pub mode: CheckMode,
@@ -415,6 +426,17 @@ pub struct InitramfsArgs {
     /// output from this cluster description; the other flags override it (--module adds)
     #[arg(short = 'c', long = "cluster", value_name = "FILE")]
     pub cluster: Option<PathBuf>,
+
+    /// With --cluster: the initramfs of the nodes of this architecture (arm64: the modules,
+    /// linuxrc, NIC drivers, system tree and output of the [arm64] table)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "ARCH",
+        default_value = "amd64",
+        requires = "cluster"
+    )]
+    pub arch: crate::cluster::Arch,
 
     /// A kernel's lib/modules/<release> directory with depmod's output (modules.dep); its
     /// basename is the release

@@ -12,6 +12,7 @@
 //! the generators use, and the checks between them are `check.rs` (what every table shares) and
 //! `tables.rs` (one function per table). This file runs them in order and collects the result.
 
+mod arch;
 mod check;
 mod model;
 mod raw;
@@ -106,6 +107,7 @@ pub fn parse(
 
     let boot = tables::boot(&mut c, &raw);
     let nodes = tables::nodes(&mut c, &raw, &boot, address, subnet, server.router);
+    let arm64 = arch::arm64(&mut c, raw.arm64.as_ref(), &nodes, &exports, mode);
 
     // Group errors are found once per node that uses the group; report each once.
     let mut unique = Vec::new();
@@ -151,6 +153,7 @@ pub fn parse(
         boot,
         nodes,
         warnings: c.warnings,
+        arm64,
     })
 }
 

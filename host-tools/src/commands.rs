@@ -84,10 +84,21 @@ pub fn check(args: &CheckArgs) -> Result<()> {
         );
     }
     println!("initramfs modules: {}", c.initramfs_modules().join(" "));
+    if let Some(arm) = c.for_arch(cluster::Arch::Arm64) {
+        println!(
+            "arm64 initramfs modules: {}",
+            arm.initramfs_modules().join(" ")
+        );
+    }
     for n in &c.nodes {
         println!(
-            "node {} {} {} ({}): {}",
+            "node {}{} {} {} ({}): {}",
             n.name,
+            if n.arch == cluster::Arch::Arm64 {
+                " [arm64]"
+            } else {
+                ""
+            },
             n.mac,
             n.ip,
             match n.boot.ipconfig {

@@ -5,11 +5,18 @@
 //! boot file, the TFTP server (`next-server`) and the root path (option 17, RFC 2132 §3.19).
 //!
 //! Unknown MACs get no address: the cluster's subnet has no dynamic range.
+//!
+//! With `[arm64]`, each architecture gets its own boot file: the client says its architecture
+//! in option 93 (RFC 4578 §2.1, IANA's "Processor Architecture Types"), and arm64 UEFI
+//! firmware (type 11) gets GRUB's EFI network image; BIOS PXE (type 0) keeps pxelinux or iPXE.
 
 use crate::bootargs::dhcp_root_path;
 use crate::cluster::{Cluster, Loader};
-use crate::pxe::{IPXE_SCRIPT, PXELINUX};
+use crate::pxe::{GRUB_ARM64, IPXE_SCRIPT, PXELINUX};
 use std::fmt::Write;
+
+/// DHCP option 93's value for arm64 UEFI firmware (RFC 4578, IANA registry: 0x000b).
+pub const CLIENT_ARCH_ARM64_UEFI: u16 = 11;
 
 fn list(v: &[std::net::Ipv4Addr]) -> String {
     v.iter()
@@ -45,6 +52,13 @@ pub fn isc(c: &Cluster) -> String {
     let _ = writeln!(w, "allow bootp;");
     // Send each host's declared name as its host name (option 12); linuxrc sets it.
     let _ = writeln!(w, "use-host-decl-names on;");
+    if c.arm64.is_some() {
+        let _ = writeln!(
+            w,
+            "# RFC 4578: the client's architecture (option 93) picks its boot file."
+        );
+        let _ = writeln!(w, "option client-arch code 93 = unsigned integer 16;");
+    }
     let _ = writeln!(w);
     let _ = writeln!(
         w,
@@ -57,24 +71,43 @@ pub fn isc(c: &Cluster) -> String {
     }
     let _ = writeln!(w, "    # The TFTP server and what it hands out.");
     let _ = writeln!(w, "    next-server {};", s.address);
+    let mut bios = String::new();
     match c.loader {
         Loader::Pxelinux => {
-            let _ = writeln!(w, "    filename \"{PXELINUX}\";");
+            let _ = writeln!(bios, "filename \"{PXELINUX}\";");
         }
         Loader::Ipxe => {
             let _ = writeln!(
-                w,
-                "    # iPXE (e.g. QEMU's option ROM) runs the script; other PXE ROMs get pxelinux."
+                bios,
+                "# iPXE (e.g. QEMU's option ROM) runs the script; other PXE ROMs get pxelinux."
             );
             let _ = writeln!(
-                w,
-                "    if exists user-class and option user-class = \"iPXE\" {{"
+                bios,
+                "if exists user-class and option user-class = \"iPXE\" {{"
             );
-            let _ = writeln!(w, "        filename \"{IPXE_SCRIPT}\";");
-            let _ = writeln!(w, "    }} else {{");
-            let _ = writeln!(w, "        filename \"{PXELINUX}\";");
-            let _ = writeln!(w, "    }}");
+            let _ = writeln!(bios, "    filename \"{IPXE_SCRIPT}\";");
+            let _ = writeln!(bios, "}} else {{");
+            let _ = writeln!(bios, "    filename \"{PXELINUX}\";");
+            let _ = writeln!(bios, "}}");
         }
+    }
+    let indent = if c.arm64.is_some() {
+        let _ = writeln!(
+            w,
+            "    # arm64 UEFI firmware: GRUB's EFI network image; everything else: the PXE loader."
+        );
+        let _ = writeln!(w, "    if option client-arch = {CLIENT_ARCH_ARM64_UEFI} {{");
+        let _ = writeln!(w, "        filename \"{GRUB_ARM64}\";");
+        let _ = writeln!(w, "    }} else {{");
+        "        "
+    } else {
+        "    "
+    };
+    for l in bios.lines() {
+        let _ = writeln!(w, "{indent}{l}");
+    }
+    if c.arm64.is_some() {
+        let _ = writeln!(w, "    }}");
     }
     let _ = writeln!(w, "    option root-path \"{}\";", dhcp_root_path(c));
     let _ = writeln!(w, "}}");
@@ -142,14 +175,37 @@ pub fn dnsmasq(c: &Cluster) -> String {
     }
     let _ = writeln!(w, "dhcp-option=option:root-path,{}", dhcp_root_path(c));
     let _ = writeln!(w, "# The boot file and the TFTP server (next-server).");
+    // With arm64 nodes, option 93 sets the tag efi-arm64 and the BIOS loaders exclude it.
+    let not_arm64 = if c.arm64.is_some() {
+        let _ = writeln!(
+            w,
+            "# RFC 4578: the client's architecture (option 93) picks its boot file."
+        );
+        let _ = writeln!(
+            w,
+            "dhcp-match=set:efi-arm64,option:client-arch,{CLIENT_ARCH_ARM64_UEFI}"
+        );
+        let _ = writeln!(w, "dhcp-boot=tag:efi-arm64,{GRUB_ARM64},,{}", s.address);
+        "tag:!efi-arm64,"
+    } else {
+        ""
+    };
     match c.loader {
         Loader::Pxelinux => {
-            let _ = writeln!(w, "dhcp-boot={PXELINUX},,{}", s.address);
+            let _ = writeln!(w, "dhcp-boot={not_arm64}{PXELINUX},,{}", s.address);
         }
         Loader::Ipxe => {
             let _ = writeln!(w, "dhcp-userclass=set:ipxe,iPXE");
-            let _ = writeln!(w, "dhcp-boot=tag:ipxe,{IPXE_SCRIPT},,{}", s.address);
-            let _ = writeln!(w, "dhcp-boot=tag:!ipxe,{PXELINUX},,{}", s.address);
+            let _ = writeln!(
+                w,
+                "dhcp-boot={not_arm64}tag:ipxe,{IPXE_SCRIPT},,{}",
+                s.address
+            );
+            let _ = writeln!(
+                w,
+                "dhcp-boot={not_arm64}tag:!ipxe,{PXELINUX},,{}",
+                s.address
+            );
         }
     }
     if !c.nodes.is_empty() {

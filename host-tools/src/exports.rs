@@ -11,9 +11,10 @@ use crate::exit;
 use std::fmt::Write;
 use unionroot_core::nfs::NfsVersion;
 
-/// Every export the nodes need: in nfsroot mode the kernel also mounts the setup tree as `/`.
+/// Every export the nodes need (the arm64 system tree too): in nfsroot mode the kernel also
+/// mounts the setup tree as `/`.
 pub fn served(c: &Cluster) -> Vec<Export> {
-    let mut v: Vec<Export> = c.exports.all().cloned().collect();
+    let mut v: Vec<Export> = c.all_exports().cloned().collect();
     let setup = c.setup_tree.to_string_lossy().into_owned();
     if c.mode == BootMode::NfsRoot && !v.iter().any(|e| e.path == setup) {
         v.insert(

@@ -115,7 +115,17 @@ pub struct Inputs {
 
 /// Merges `args` with the cluster file, if one is given.
 pub fn resolve(args: &InitramfsArgs) -> Result<Inputs> {
-    let c = args.cluster.as_deref().map(cluster::load).transpose()?;
+    let c = match args.cluster.as_deref() {
+        None => None,
+        Some(path) => Some(cluster::load(path)?.for_arch(args.arch).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--arch {}: {} has no [{}] table; add one naming that architecture's kernel, modules_dir, linuxrc, initramfs, grub and system",
+                args.arch.name(),
+                path.display(),
+                args.arch.name()
+            )
+        })?),
+    };
     let missing = |flag: &str| anyhow::anyhow!("pass {flag} or --cluster FILE");
     let config = match (&args.config, &c) {
         (Some(p), _) => Some((

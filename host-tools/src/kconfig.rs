@@ -8,6 +8,11 @@
 //! - **nfsroot mode** (the seed's `root=/dev/nfs init=/linuxrc`): the kernel configures the NIC
 //!   by DHCP and mounts the NFS root before any userspace runs, so all of it is built in
 //!   (Documentation/admin-guide/nfs/nfsroot.rst).
+//!
+//! An arm64 config (`CONFIG_ARM64=y`) also needs the EFI stub: its nodes boot through UEFI,
+//! where GRUB starts the kernel Image as an EFI application
+//! (Documentation/arch/arm64/booting.rst, "UEFI"). virtio-net counts over either transport,
+//! PCI or MMIO (QEMU's arm64 `virt` machine and device-tree boards use MMIO).
 
 use crate::cli::{CheckMode, KernelCheckArgs};
 use crate::cluster::{self, Cluster};
@@ -94,7 +99,33 @@ pub fn nic_options(module: &str) -> Option<&'static [&'static str]> {
 }
 
 /// Bus modules that come with a NIC driver; they are not NICs themselves.
-const BUS_MODULES: [&str; 2] = ["virtio_pci", "virtio"];
+const BUS_MODULES: [&str; 3] = ["virtio_pci", "virtio_mmio", "virtio"];
+
+/// The ways to have a NIC driver module: its options, and for virtio_net each transport.
+fn nic_alternatives(module: &str) -> Vec<(String, Vec<&'static str>)> {
+    let Some(opts) = nic_options(module) else {
+        return Vec::new();
+    };
+    let mut v = vec![(module.to_string(), opts.to_vec())];
+    if module == "virtio_net" {
+        v.push((
+            "virtio_net over virtio-mmio".into(),
+            vec!["VIRTIO_NET", "VIRTIO_MMIO"],
+        ));
+    }
+    v
+}
+
+/// The architecture a `.config` is for, as Debian names it: `amd64` or `arm64`.
+pub fn config_arch(cfg: &BTreeMap<String, Tristate>) -> Option<&'static str> {
+    if state(cfg, "ARM64") == Tristate::Yes {
+        Some("arm64")
+    } else if state(cfg, "X86_64") == Tristate::Yes {
+        Some("amd64")
+    } else {
+        None
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -147,7 +178,7 @@ pub fn requirements(mode: Mode, t: &Target) -> Vec<Requirement> {
         .nic_modules
         .iter()
         .filter(|m| !BUS_MODULES.contains(&m.as_str()))
-        .filter_map(|m| nic_options(m).map(|o| (m.clone(), o.to_vec())))
+        .flat_map(|m| nic_alternatives(m))
         .collect();
     let nic = Requirement {
         what: "a NIC driver".into(),
@@ -286,10 +317,18 @@ fn judge(cfg: &BTreeMap<String, Tristate>, r: &Requirement) -> Finding {
 
 /// Checks `cfg` for `mode`: every finding, and whether all are met.
 pub fn check(cfg: &BTreeMap<String, Tristate>, mode: Mode, t: &Target) -> (bool, Vec<Finding>) {
-    let f: Vec<Finding> = requirements(mode, t)
-        .iter()
-        .map(|r| judge(cfg, r))
-        .collect();
+    let mut reqs = requirements(mode, t);
+    if config_arch(cfg) == Some("arm64") && mode == Mode::Initramfs {
+        reqs.insert(
+            1,
+            req(
+                "EFI stub: arm64 nodes boot by UEFI, where GRUB starts the Image as an EFI application",
+                Need::BuiltIn,
+                &["EFI", "EFI_STUB"],
+            ),
+        );
+    }
+    let f: Vec<Finding> = reqs.iter().map(|r| judge(cfg, r)).collect();
     (f.iter().all(|f| f.ok), f)
 }
 
@@ -298,6 +337,9 @@ pub fn report(cfg_text: &str, modes: &[Mode], t: &Target) -> (bool, String) {
     let cfg = parse_config(cfg_text);
     let mut all_ok = true;
     let mut s = String::new();
+    if let Some(a) = config_arch(&cfg) {
+        let _ = writeln!(s, "architecture: {a}");
+    }
     for (i, &m) in modes.iter().enumerate() {
         let (ok, findings) = check(&cfg, m, t);
         all_ok &= ok;
@@ -323,16 +365,27 @@ pub fn report(cfg_text: &str, modes: &[Mode], t: &Target) -> (bool, String) {
 }
 
 pub fn run(args: &KernelCheckArgs) -> Result<()> {
-    let cluster: Option<Cluster> = args
-        .cluster
-        .as_ref()
-        .map(|p| cluster::load(p))
-        .transpose()?;
+    let cluster: Option<Cluster> = match &args.cluster {
+        None => None,
+        Some(p) => Some(cluster::load(p)?.for_arch(args.arch).with_context(|| {
+            format!(
+                "--arch {0}: {1} has no [{0}] table; add one for the {0} nodes",
+                args.arch.name(),
+                p.display()
+            )
+        })?),
+    };
     let path = match (&args.config, &cluster) {
         (Some(p), _) => p.clone(),
         (None, Some(c)) => match &c.kernel_config {
             Some(p) => p.clone(),
-            None => bail!("the cluster file has no kernel.config; set it or pass --config FILE"),
+            None => bail!(
+                "the cluster file has no {}; set it or pass --config FILE",
+                match args.arch {
+                    cluster::Arch::Amd64 => "kernel.config",
+                    cluster::Arch::Arm64 => "arm64.config",
+                }
+            ),
         },
         (None, None) => bail!("pass --config FILE (a kernel .config) or --cluster FILE"),
     };

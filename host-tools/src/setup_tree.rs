@@ -138,13 +138,42 @@ pub fn plan_tree(
     })
 }
 
-/// Runs `busybox --list-full` and parses its output.
-fn list_applets(busybox: &Path) -> Result<Vec<String>> {
-    let out = Command::new(busybox).arg("--list-full").output().with_context(|| {
-        format!(
-            "cannot run {} --list-full to list its applets; it must be executable on this host (same architecture)",
+/// How to run a static executable for ELF `machine` (goblin's name, e.g. `AARCH64`) on a host
+/// of Rust's `host_arch` (`x86_64`): directly (`None`), or through Debian's qemu-user emulator
+/// of that architecture, e.g. an arm64 busybox on an x86_64 host for arm64 nodes.
+pub fn emulator_for(machine: &str, host_arch: &str) -> Result<Option<&'static str>, String> {
+    let (arch, emulator) = match machine {
+        "X86_64" => ("x86_64", "qemu-x86_64"),
+        "AARCH64" => ("aarch64", "qemu-aarch64"),
+        other => {
+            return Err(format!(
+                "an ELF for {other}, which unionroot's nodes are not (x86_64 or aarch64)"
+            ))
+        }
+    };
+    Ok((arch != host_arch).then_some(emulator))
+}
+
+/// Runs `busybox --list-full` (under `emulator` for another architecture's busybox) and parses
+/// its output.
+fn list_applets(busybox: &Path, emulator: Option<&str>) -> Result<Vec<String>> {
+    let mut cmd = match emulator {
+        Some(e) => {
+            let mut c = Command::new(e);
+            c.arg(busybox);
+            c
+        }
+        None => Command::new(busybox),
+    };
+    let out = cmd.arg("--list-full").output().with_context(|| match emulator {
+        Some(e) => format!(
+            "cannot run {e} {} --list-full to list its applets: a busybox for another architecture runs under qemu-user; install Debian's qemu-user (scripts/setup-host.sh does)",
             busybox.display()
-        )
+        ),
+        None => format!(
+            "cannot run {} --list-full to list its applets; check that it is executable",
+            busybox.display()
+        ),
     })?;
     if !out.status.success() {
         bail!(
@@ -201,14 +230,16 @@ pub fn run(args: &SetupTreeArgs) -> Result<()> {
     })?;
     let given = busybox_arg.display();
     let bytes = fs::read(&busybox).with_context(|| format!("cannot read --busybox {given}"))?;
-    match elf::check_static(&bytes) {
-        Ok(_) => {}
+    let found = match elf::check_static(&bytes) {
+        Ok(found) => found,
         Err(e @ (ElfError::Dynamic { .. } | ElfError::NeedsLibraries(_))) => bail!(
             "--busybox {given} is {e}. Use a statically linked busybox: on Debian, install busybox-static, whose /bin/busybox is static"
         ),
         Err(e) => bail!("--busybox {given} is not a usable busybox: {e}"),
-    }
-    let applets = list_applets(&busybox)?;
+    };
+    let emulator = emulator_for(found.machine, std::env::consts::ARCH)
+        .map_err(|e| anyhow::anyhow!("--busybox {given} is {e}"))?;
+    let applets = list_applets(&busybox, emulator)?;
     let or_cluster = |flag: &Option<PathBuf>, from: Option<PathBuf>| flag.clone().or(from);
     let extras = Extras {
         linuxrc: read_opt(
@@ -287,6 +318,28 @@ mod tests {
         assert_eq!(link_target(&comps("sbin/ifconfig")), "../bin/busybox");
         assert_eq!(link_target(&comps("usr/bin/awk")), "../../bin/busybox");
         assert_eq!(link_target(&comps("linuxrc")), "bin/busybox");
+    }
+
+    #[test]
+    fn busybox_of_another_architecture_runs_under_qemu_user() {
+        // (ELF machine, host, the emulator; None in the last column: refused)
+        let table = [
+            ("X86_64", "x86_64", Some(None)),
+            ("AARCH64", "aarch64", Some(None)),
+            ("AARCH64", "x86_64", Some(Some("qemu-aarch64"))),
+            ("X86_64", "aarch64", Some(Some("qemu-x86_64"))),
+            ("ARM", "x86_64", None),
+        ];
+        for (machine, host, want) in table {
+            assert_eq!(
+                emulator_for(machine, host).ok(),
+                want,
+                "{machine} on {host}"
+            );
+        }
+        assert!(emulator_for("RISCV", "x86_64")
+            .unwrap_err()
+            .contains("RISCV"));
     }
 
     #[test]

@@ -69,6 +69,7 @@ fn fake_fs(p: &Path) -> Option<FileKind> {
         | "/lib/modules/6.1/modules.dep"
         | "/usr/lib/PXELINUX/pxelinux.0"
         | "/usr/lib/syslinux/modules/bios/ldlinux.c32"
+        | "/grub/grubnetaa64.efi.signed"
         | "/base/init.sh" => Some(FileKind::File),
         "/boot" => Some(FileKind::Dir),
         _ => None,
@@ -720,4 +721,71 @@ fn an_image_root_reaches_the_nodes_the_exports_and_the_initramfs() {
         p[0].message,
         "/srv/apps is already exported as exports.layers[0]"
     );
+}
+
+const ARM64: &str = r#"
+[arm64]
+kernel = "/boot/vmlinuz"
+modules_dir = "/lib/modules/6.1"
+linuxrc = "bin/linuxrc"
+initramfs = "out/initrd-arm64.img"
+grub = "/grub/grubnetaa64.efi.signed"
+system = "/srv/system-arm64"
+"#;
+
+/// `arch = "arm64"` nodes and `[arm64]`: the arm64 view of the cluster swaps in its kernel,
+/// initramfs, linuxrc, NIC drivers and system tree and keeps only its nodes; every mistake is
+/// named.
+#[test]
+fn arm64_nodes() {
+    use unionroot::cluster::Arch;
+    let arm_node = "ip = \"10.0.2.16\"\narch = \"arm64\"";
+    let c = try_parse(&(edit("ip = \"10.0.2.16\"", arm_node) + ARM64)).unwrap();
+    assert_eq!(c.node("lf2").unwrap().arch, Arch::Arm64);
+    assert_eq!(c.node("lf1").unwrap().arch, Arch::Amd64);
+    let arm = c.for_arch(Arch::Arm64).unwrap();
+    assert_eq!(arm.nodes.len(), 1);
+    assert_eq!(arm.nodes[0].name, "lf2");
+    assert_eq!(arm.exports.system.path, "/srv/system-arm64");
+    assert_eq!(arm.initramfs, Path::new("/base/out/initrd-arm64.img"));
+    assert_eq!(arm.nic_modules, ["virtio_mmio", "virtio_pci", "virtio_net"]);
+    let amd = c.for_arch(Arch::Amd64).unwrap();
+    assert_eq!(amd.exports.system.path, "/srv/system");
+    assert_eq!(amd.nodes.len(), 1);
+    assert!(c.all_exports().any(|e| e.path == "/srv/system-arm64"));
+    assert!(try_parse(VALID).unwrap().for_arch(Arch::Arm64).is_none());
+
+    one(
+        &edit(
+            "ip = \"10.0.2.16\"",
+            "ip = \"10.0.2.16\"\narch = \"riscv64\"",
+        ),
+        "nodes[1].arch",
+        "riscv64",
+        "use one of amd64, arm64",
+    );
+    let p = problems(&edit("ip = \"10.0.2.16\"", arm_node));
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].field, "arm64");
+    assert!(
+        p[0].message.contains("node lf2 has arch = \"arm64\""),
+        "{}",
+        p[0].message
+    );
+    // The system tree or any other export: the arm64 tree must be its own.
+    let same =
+        edit("ip = \"10.0.2.16\"", arm_node) + &ARM64.replace("/srv/system-arm64", "/srv/apps");
+    one(
+        &same,
+        "arm64.system",
+        "system = \"/srv/apps\"",
+        "already the layer 1 export",
+    );
+    let nfsroot = edit("ip = \"10.0.2.16\"", arm_node)
+        .replace("[setup_tree]", "[pxe]\nmode = \"nfsroot\"\n\n[setup_tree]")
+        + ARM64;
+    one(&nfsroot, "arm64", "[arm64]", "initramfs mode only");
+    let no_grub = edit("ip = \"10.0.2.16\"", arm_node)
+        + &ARM64.replace("/grub/grubnetaa64", "/nope/grubnetaa64");
+    one(&no_grub, "arm64.grub", "/nope/", "grub-efi-arm64-signed");
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use unionroot::cluster::{self, Cluster};
+use unionroot::cluster::{self, Arch, Cluster};
 use unionroot::{bootargs, dhcp, exports, kconfig, pxe, tftp};
 
 fn golden_dir() -> PathBuf {
@@ -47,14 +47,26 @@ fn outputs(c: &Cluster) -> BTreeMap<String, String> {
     put("inetd.conf", tftp::inetd(c));
     put("dnsmasq-tftp.conf", tftp::dnsmasq(c));
     put("pxelinux.cfg/default", pxe::pxelinux_default(c));
-    for n in &c.nodes {
+    // The PXE loaders serve the amd64 nodes, GRUB the arm64 ones (as `unionroot pxe` does).
+    let nodes: Vec<_> = c.nodes.iter().filter(|n| n.arch == Arch::Amd64).collect();
+    for n in &nodes {
         put(
             &format!("pxelinux.cfg/{}", n.mac.bootif()),
             pxe::pxelinux_node(c, n),
         );
     }
-    let nodes: Vec<_> = c.nodes.iter().collect();
     put("boot.ipxe", pxe::ipxe_script(c, &nodes));
+    if let Some(arm) = c.for_arch(Arch::Arm64) {
+        put("arm64/unionroot.conf", bootargs::config_file(&arm));
+        put("grub/grub.cfg", pxe::grub_dispatch());
+        put("grub/nodes/default.cfg", pxe::grub_default(&arm));
+        for n in &arm.nodes {
+            put(
+                &format!("grub/nodes/{}.cfg", n.mac),
+                pxe::grub_node(&arm, n),
+            );
+        }
+    }
     let appends: String = c
         .nodes
         .iter()
@@ -115,7 +127,7 @@ fn check_against(dir: &Path, got: &BTreeMap<String, String>) {
 
 #[test]
 fn generators_match_golden_files() {
-    for case in ["basic", "nfsroot"] {
+    for case in ["basic", "nfsroot", "mixed"] {
         let c = load(case);
         check_against(&golden_dir().join(case), &outputs(&c));
     }
@@ -146,6 +158,94 @@ fn kernel_check_report_matches_golden() {
     check_against(&golden_dir().join("kernel-check"), &m);
 }
 
+/// `check` on the mixed cluster: the arm64 tree's export, the arm64 initramfs's modules (the
+/// MMIO transport first), and which nodes are arm64.
+#[test]
+fn check_shows_the_arm64_side() {
+    let o = Command::new(env!("CARGO_BIN_EXE_unionroot"))
+        .args(["check", "-c"])
+        .arg(golden_dir().join("mixed.toml"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    for line in [
+        "export /srv/system-arm64 (arm64 system tree, ro)",
+        "arm64 initramfs modules: virtio_mmio virtio_pci virtio_net nfsv3 overlay",
+        "node a1 [arm64] 52:54:00:77:00:a1 ",
+        "node x1 52:54:00:77:00:01 ",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(line)),
+            "no {line:?} in:\n{out}"
+        );
+    }
+}
+
+/// `kernel-check -c FILE --arch arm64` checks `arm64.config` against the arm64 nodes' NIC
+/// drivers; the amd64 side of the same file has no `kernel.config`, and says so.
+#[test]
+fn kernel_check_takes_the_arm64_side_of_a_cluster() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_unionroot"))
+            .arg("kernel-check")
+            .arg("-c")
+            .arg(golden_dir().join("mixed.toml"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--arch", "arm64", "--mode", "initramfs"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("architecture: arm64"), "{out}");
+    assert!(out.contains("debian-6.1.0-57-arm64.config"), "{out}");
+    assert!(
+        out.contains("a NIC driver: virtio_net (CONFIG_VIRTIO_NET=m, CONFIG_VIRTIO_PCI=m)"),
+        "{out}"
+    );
+    let o = run(&[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no kernel.config"), "{err}");
+}
+
+/// Debian's arm64 config: the EFI stub is checked (GRUB boots the Image through UEFI), and
+/// virtio-net counts over MMIO as over PCI.
+#[test]
+fn kernel_check_arm64_report_matches_golden() {
+    let cfg =
+        fs::read_to_string(golden_dir().join("fixtures/debian-6.1.0-57-arm64.config")).unwrap();
+    let modes = [kconfig::Mode::Initramfs, kconfig::Mode::NfsRoot];
+    let (ok, report) = kconfig::report(&cfg, &modes, &kconfig::Target::default());
+    assert!(
+        !ok,
+        "Debian's arm64 kernel cannot do the NFS-root mode either"
+    );
+    assert!(report.starts_with("architecture: arm64\n"), "{report}");
+    let mut m = BTreeMap::new();
+    m.insert("debian-arm64.txt".to_string(), report);
+    check_against(&golden_dir().join("kernel-check-arm64"), &m);
+
+    let initramfs = [kconfig::Mode::Initramfs];
+    assert!(kconfig::report(&cfg, &initramfs, &kconfig::Target::default()).0);
+    let no_stub = cfg.replace("CONFIG_EFI_STUB=y", "# CONFIG_EFI_STUB is not set");
+    let (ok, report) = kconfig::report(&no_stub, &initramfs, &kconfig::Target::default());
+    assert!(!ok && report.contains("MISSING      EFI stub"), "{report}");
+    // Only the MMIO transport: virtio_net still has a way onto the machine.
+    let mmio_only = cfg.replace("CONFIG_VIRTIO_PCI=m", "# CONFIG_VIRTIO_PCI is not set");
+    let (ok, report) = kconfig::report(&mmio_only, &initramfs, &kconfig::Target::default());
+    assert!(
+        ok && report
+            .contains("virtio_net over virtio-mmio (CONFIG_VIRTIO_NET=m, CONFIG_VIRTIO_MMIO=m)"),
+        "{report}"
+    );
+}
+
 /// The CLI prints exactly the generators' texts.
 #[test]
 fn cli_prints_the_golden_texts() {
@@ -153,7 +253,7 @@ fn cli_prints_the_golden_texts() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_unionroot");
-    for case in ["basic", "nfsroot"] {
+    for case in ["basic", "nfsroot", "mixed"] {
         let toml = golden_dir().join(format!("{case}.toml"));
         let toml = toml.to_str().unwrap();
         let runs: [(&[&str], &str); 7] = [

@@ -54,7 +54,7 @@ fn dhcpd_accepts_the_isc_configs() {
     let Some(dhcpd) = find("dhcpd", "isc-dhcp-server") else {
         return;
     };
-    for case in ["basic", "nfsroot"] {
+    for case in ["basic", "nfsroot", "mixed"] {
         let conf = dhcp::isc(&load(case));
         let (ok, out) = run_on(&dhcpd, &["-t", "-cf"], &conf);
         assert!(ok, "dhcpd -t rejects the {case} config:\n{out}\n{conf}");
@@ -71,7 +71,7 @@ fn dnsmasq_accepts_the_dhcp_and_tftp_configs() {
     let Some(dnsmasq) = find("dnsmasq", "dnsmasq") else {
         return;
     };
-    for case in ["basic", "nfsroot"] {
+    for case in ["basic", "nfsroot", "mixed"] {
         let c = load(case);
         let (d, t) = (dhcp::dnsmasq(&c), tftp::dnsmasq(&c));
         for (what, text) in [

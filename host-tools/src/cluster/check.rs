@@ -128,6 +128,29 @@ impl Checker<'_> {
         p
     }
 
+    /// A kernel's `lib/modules/<release>` directory, which must hold depmod's `modules.dep`.
+    pub(super) fn modules_dir(&mut self, v: &S, field: &str) -> PathBuf {
+        let dir = self.input_file(
+            v,
+            field,
+            FileKind::Dir,
+            "point it at that kernel's lib/modules/<release> directory",
+        );
+        if (self.probe)(&dir) == Some(FileKind::Dir)
+            && (self.probe)(&dir.join("modules.dep")) != Some(FileKind::File)
+        {
+            self.err(
+                Some(v.span()),
+                field,
+                format!(
+                    "{} has no modules.dep; run depmod for that kernel",
+                    dir.display()
+                ),
+            );
+        }
+        dir
+    }
+
     /// An absolute path on the server (exports, mount points): never resolved locally.
     pub(super) fn server_path(&mut self, v: &S, field: &str) -> String {
         let s = v.get_ref();

@@ -130,9 +130,54 @@ impl Default for Boot {
     }
 }
 
+/// A node's architecture (`[[nodes]] arch`), in Debian's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Arch {
+    /// x86-64: BIOS PXE through pxelinux or iPXE, `[kernel]` and `[initramfs]`
+    #[default]
+    Amd64,
+    /// aarch64: UEFI network boot through GRUB, everything from `[arm64]`
+    Arm64,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 2] = [Arch::Amd64, Arch::Arm64];
+
+    /// The name `cluster.toml` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Arch> {
+        Arch::ALL.into_iter().find(|a| a.name() == s)
+    }
+}
+
+/// `[arm64]`, validated: what the arm64 nodes boot instead of `[kernel]`, `[initramfs]`'s
+/// linuxrc, `paths.initramfs` and `exports.system`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arm64 {
+    pub kernel_image: PathBuf,
+    pub modules_dir: PathBuf,
+    pub linuxrc: PathBuf,
+    pub initramfs: PathBuf,
+    /// GRUB's monolithic EFI network image (Debian's grub-efi-arm64-signed:
+    /// `grubnetaa64.efi.signed`), the boot file DHCP gives arm64 UEFI clients.
+    pub grub: PathBuf,
+    /// The arm64 system tree's export (read-only, like `exports.system`).
+    pub system: Export,
+    /// The arm64 kernel's `.config`, for `kernel-check --arch arm64`.
+    pub kernel_config: Option<PathBuf>,
+    pub nic_modules: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub name: String,
+    pub arch: Arch,
     pub mac: Mac,
     pub ip: Ipv4Addr,
     pub groups: Vec<String>,
@@ -211,6 +256,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// Risky but legal choices, e.g. a read-write export without root squashing.
     pub warnings: Vec<String>,
+    /// `[arm64]`, present when the cluster has arm64 nodes.
+    pub arm64: Option<Arm64>,
 }
 
 impl Cluster {
@@ -250,5 +297,32 @@ impl Cluster {
 
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Every export, the arm64 system tree included.
+    pub fn all_exports(&self) -> impl Iterator<Item = &Export> {
+        self.exports
+            .all()
+            .chain(self.arm64.as_ref().map(|a| &a.system))
+    }
+
+    /// The cluster as the nodes of `arch` see it: for arm64, `[arm64]`'s kernel, modules,
+    /// linuxrc, initramfs, NIC drivers and system tree in place of the amd64 ones, so that every
+    /// generator (the initramfs and its unionroot.conf, the command lines) works unchanged.
+    /// `None` for arm64 without an `[arm64]` table.
+    pub fn for_arch(&self, arch: Arch) -> Option<Cluster> {
+        let mut c = self.clone();
+        if let Arch::Arm64 = arch {
+            let a = self.arm64.as_ref()?;
+            c.kernel_image = a.kernel_image.clone();
+            c.modules_dir = a.modules_dir.clone();
+            c.kernel_config = a.kernel_config.clone();
+            c.linuxrc = a.linuxrc.clone();
+            c.initramfs = a.initramfs.clone();
+            c.nic_modules = a.nic_modules.clone();
+            c.exports.system = a.system.clone();
+        }
+        c.nodes.retain(|n| n.arch == arch);
+        Some(c)
     }
 }

@@ -34,6 +34,22 @@ pub(super) struct RawCluster {
     pub(super) groups: BTreeMap<String, Spanned<RawBoot>>,
     #[serde(default)]
     pub(super) nodes: Vec<Spanned<RawNode>>,
+    /// `[arm64]`: what the nodes with `arch = "arm64"` boot (issue 13).
+    pub(super) arm64: Option<Spanned<RawArm64>>,
+}
+
+/// `[arm64]`: the kernel, initramfs, system tree and UEFI loader of the arm64 nodes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawArm64 {
+    pub(super) kernel: S,
+    pub(super) modules_dir: S,
+    pub(super) linuxrc: S,
+    pub(super) initramfs: S,
+    pub(super) grub: S,
+    pub(super) system: S,
+    pub(super) config: Option<S>,
+    pub(super) nic_modules: Option<Vec<S>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,4 +212,5 @@ pub(super) struct RawNode {
     pub(super) groups: Vec<S>,
     #[serde(default)]
     pub(super) boot: Option<RawBoot>,
+    pub(super) arch: Option<S>,
 }

@@ -397,24 +397,7 @@ pub(super) fn kernel(
         FileKind::File,
         "point it at the kernel image (vmlinuz) the nodes boot",
     );
-    let modules_dir = c.input_file(
-        &k.modules_dir,
-        "kernel.modules_dir",
-        FileKind::Dir,
-        "point it at that kernel's lib/modules/<release> directory",
-    );
-    if (c.probe)(&modules_dir) == Some(FileKind::Dir)
-        && (c.probe)(&modules_dir.join("modules.dep")) != Some(FileKind::File)
-    {
-        c.err(
-            Some(k.modules_dir.span()),
-            "kernel.modules_dir",
-            format!(
-                "{} has no modules.dep; run depmod for that kernel",
-                modules_dir.display()
-            ),
-        );
-    }
+    let modules_dir = c.modules_dir(&k.modules_dir, "kernel.modules_dir");
     let kernel_config = k.config.as_ref().map(|v| {
         c.input_file(
             v,
@@ -671,6 +654,7 @@ pub(super) fn nodes(
             b = c.boot(&b, own, &format!("{f}.boot"));
         }
         nodes.push(Node {
+            arch: super::arch::node_arch(c, n.arch.as_ref(), &f),
             name,
             mac,
             ip: ip.unwrap_or(Ipv4Addr::UNSPECIFIED),

@@ -734,6 +734,24 @@ kernel/drivers/net/ethernet/intel/e1000/e1000.ko:
         assert!(fnmatch(b"*", b""));
     }
 
+    /// QEMU's arm64 `virt` machine describes its virtio-mmio transports in the device tree; the
+    /// kernel names them on the platform bus as below (`of:N<name>T<type>C<compatible>`, the
+    /// type being "(null)"), and Debian's arm64 modules.alias carries these three patterns.
+    #[test]
+    fn alias_globs_match_device_tree_virtio_mmio() {
+        let db = ModuleDb::parse_dep(DEP).unwrap().with_aliases(
+            "alias of:N*T*Cvirtio,mmioC* virtio_mmio\n\
+             alias of:N*T*Cvirtio,mmio virtio_mmio\n\
+             alias acpi*:LNRO0005:* virtio_mmio\n",
+        );
+        assert_eq!(
+            db.resolve_alias("of:NvirtioT(null)Cvirtio,mmio"),
+            ["virtio_mmio"]
+        );
+        assert_eq!(db.resolve_alias("acpi:LNRO0005:"), ["virtio_mmio"]);
+        assert!(db.resolve_alias("of:Npl011T(null)Carm,pl011").is_empty());
+    }
+
     /// Each row of testdata/fnmatch/glibc.tsv is what glibc's own fnmatch(pattern, string, 0)
     /// answered (gen.py calls it through ctypes); kmod uses exactly that call.
     #[test]

@@ -153,7 +153,7 @@ fn release() -> String {
         .unwrap_or_default()
 }
 
-/// Modules whose alias matches a device present on the PCI or virtio bus right now.
+/// Modules whose alias matches a device present on the PCI, platform or virtio bus right now.
 fn modalias_modules(db: &ModuleDb, bus: &str) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(format!("/sys/bus/{bus}/devices")) else {
         return Vec::new();
@@ -197,9 +197,9 @@ fn load(
 /// The modules an image root needs (loop(4) and the image filesystems).
 const IMAGE_MODULES: [&str; 3] = ["loop", "squashfs", "erofs"];
 
-/// Phase 3: the NIC driver (named by `unionroot.modules=`, else found by matching PCI and then
-/// virtio modaliases against `modules.alias`), the NFS client and overlayfs, dependencies first.
-/// With no `modules.dep` (a kernel with everything built in) there is nothing to do.
+/// Phase 3: the NIC driver (named by `unionroot.modules=`, else found by matching PCI and
+/// platform, then virtio modaliases against `modules.alias`), the NFS client and overlayfs,
+/// dependencies first. With no `modules.dep` (a kernel with everything built in) there is nothing to do.
 pub fn load_modules(sys: &mut dyn Sys, cfg: &Config) -> Result<(), Failure> {
     let base = format!("/lib/modules/{}", release());
     let Ok(dep) = sys.read_file(&format!("{base}/modules.dep")) else {
@@ -244,6 +244,14 @@ pub fn load_modules(sys: &mut dyn Sys, cfg: &Config) -> Result<(), Failure> {
             }
         );
         load(sys, &db, pci, &base, &builtin)?;
+        // Device-tree machines put virtio on MMIO transports: QEMU's arm64 `virt` names them
+        // `of:NvirtioT(null)Cvirtio,mmio` on the platform bus, and Debian's arm64 kernel has
+        // virtio_mmio as a module. Only modules the initramfs carries can match.
+        let platform = modalias_modules(&db, "platform");
+        if !platform.is_empty() {
+            log::info!("platform devices need: {}", platform.join(" "));
+            load(sys, &db, platform, &base, &builtin)?;
+        }
         wanted = modalias_modules(&db, "virtio");
         if !wanted.is_empty() {
             log::info!("virtio devices need: {}", wanted.join(" "));
