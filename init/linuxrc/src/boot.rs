@@ -570,11 +570,15 @@ pub fn root_plan(cfg: &Config, net: Option<&NetState>, pivot: bool) -> Result<Ro
         hostname_refused: net.and_then(|n| n.hostname_refused.as_deref()),
         kernel_hostname: kernel.as_deref(),
         pivot,
+        mac: net.map(|n| Mac(n.nic.mac)),
     };
     let planned =
         root::root_plan(&facts).map_err(|e| Failure::new("root", e.to_string(), e.hint()))?;
     if let Some((server, source)) = planned.server {
         log::info!("nfs server {server}, from {source}");
+    }
+    for r in &planned.heads {
+        log::info!("{r}");
     }
     Ok(planned.plan)
 }

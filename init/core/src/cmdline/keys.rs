@@ -268,13 +268,19 @@ mod tests {
             }
         }
         fn piece(&mut self) -> NfsRoot {
-            let servers: Vec<String> = (0..self.below(3))
+            let mut servers: Vec<String> = (0..self.below(3))
                 .map(|_| self.addr().to_string())
                 .collect();
+            let join = if self.coin() { "|" } else { "+" };
+            if join == "+" {
+                // Heads are listed once each (a repeat is refused by name).
+                servers.sort();
+                servers.dedup();
+            }
             let mut spec = if servers.is_empty() {
                 String::new()
             } else {
-                format!("{}:", servers.join("|"))
+                format!("{}:", servers.join(join))
             };
             spec += self.pick(&["/srv/system", "/srv/apps", "/export/nodes", "/srv/%s"]);
             for _ in 0..self.below(3) {
