@@ -124,6 +124,16 @@ pub fn root_plan(f: &Facts) -> Result<Planned, RootError> {
         _ => None,
     });
     let source_heads = source_heads.filter(|p| p.join == Join::Heads);
+    // With heads, the server to name is this node's first choice, not the first written.
+    let server = match (server, source_heads) {
+        (Some((_, source)), Some(heads)) => heads
+            .ordered(f.mac)
+            .0
+            .first()
+            .map(|s| (*s, source))
+            .or(server),
+        _ => server,
+    };
     let resolve = |piece: &NfsRoot, flags: u64| -> Result<NfsPiece, RootError> {
         let servers = match (piece.servers.is_empty(), source_heads) {
             (false, _) => order(piece),
@@ -576,6 +586,11 @@ mod tests {
             assert_eq!(p.heads.len(), 1, "one line for the one list of heads");
             assert_eq!(p.heads[0].order, want);
             assert_eq!(p.heads[0].mac, Some(mac));
+            assert_eq!(
+                p.server,
+                Some((want[0], ServerSource::Nfsroot)),
+                "the logged server"
+            );
             firsts.insert(want[0]);
         }
         assert_eq!(firsts.len(), 3, "every head serves some of 256 nodes");
