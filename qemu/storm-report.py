@@ -222,6 +222,7 @@ def main():
         if n == 1 and cpus:
             one_boot_cpu[kind] = cpus[0]
         cpu1 = one_boot_cpu.get(kind, statistics.median(cpus) if cpus else None)
+        cpu1_from = "N=1 storm" if kind in one_boot_cpu else f"median of this N={n} storm"
         ends = [x["host_end"] for x in nodes if x["host_end"]]
         to_all = max(ends) - t0 if ends and len(ends) == n else None
         floor = n * cpu1 / a.cores if cpu1 else None
@@ -231,6 +232,7 @@ def main():
             "to_all": to_all, "floor": floor, "cpu1": cpu1,
             "median": statistics.median(dts) if dts else None, "worst": dts[-1] if dts else None,
             "served": {h: sum(1 for x in ok if x["head"] == h) for h in heads},
+            "cpu1_from": cpu1_from,
             "load": read(run / "load-before")[5:],
         }
         summary.append(line)
@@ -242,7 +244,7 @@ def main():
         print(f"   timeline: {svg}")
         if problems:
             failed = True
-    print(f"\n== storms ({a.cores} cores; one boot's CPU = QEMU user+sys of the N=1 storm of that kind)")
+    print(f"\n== storms ({a.cores} cores; floor = N x one boot's CPU (QEMU user+sys) / cores)")
     print(f"{'kind':9} {'N':>3} {'fail':>4} {'to-all s':>8} {'floor s':>7} {'to-all/floor':>12} "
           f"{'1 boot cpu':>10} {'median ms':>9} {'worst ms':>8}  served per head   load before")
 
@@ -254,7 +256,8 @@ def main():
         served = " ".join(str(c) for c in s["served"].values())
         print(f"{s['kind']:9} {s['n']:>3} {s['failures']:>4} {f(s['to_all'], '.1f'):>8} "
               f"{f(s['floor'], '.1f'):>7} {f(ratio, '.2f'):>12} {f(s['cpu1'], '.1f'):>10} "
-              f"{f(s['median'], '.0f'):>9} {f(s['worst'], '.0f'):>8}  {served:16} {s['load']}")
+              f"{f(s['median'], '.0f'):>9} {f(s['worst'], '.0f'):>8}  {served:16} {s['load']}"
+              f"  (1 boot cpu: {s['cpu1_from']})")
     print("storm: " + ("FAILED (see FAIL lines above)" if failed else "every storm passed (zero failures)"))
     return 1 if failed else 0
 

@@ -139,8 +139,9 @@ case_dead_first_nic() {
     --expect "linuxrc: dhcp eth1: lease $LEASE0 " \
     --expect "PROOF links=eth0:down eth1:up:$LEASE0\b" --expect 'PROOF netconf=eth1 proto=dhcp' || return 1
   # Not serial (eth0's 120 s), not waiting for its first retransmission (4 s) or for a carrier
-  # (5 s): the lease on eth1 follows the race's start within the 4 s.
-  within 'linuxrc: no interface named by' 'linuxrc: dhcp eth1: lease' 4
+  # (5 s): the lease on eth1 follows the race's start (the first DISCOVER, after the
+  # unionroot.jitter wait) within the 4 s.
+  within 'linuxrc: dhcp eth[01]: DISCOVER' 'linuxrc: dhcp eth1: lease' 4
 }
 
 case_bootif() {
@@ -295,8 +296,9 @@ case_no_carrier() {
     --expect "PROOF links=eth0:[a-z]+ eth1:up:$LEASE0\b" || return 1
   grep -q '^+[0-9]* ms: hmp: set_link n0 off$' "$RUN/timings" ||
     { why "the monitor never took set_link n0 off"; return 1; }
-  # Not waiting for eth0's carrier (unionroot.carrier_timeout, 5 s).
-  within 'linuxrc: no interface named by' 'linuxrc: dhcp eth1: lease' 4
+  # Not waiting for eth0's carrier (unionroot.carrier_timeout, 5 s), from the race's start
+  # (the first DISCOVER, after the unionroot.jitter wait).
+  within 'linuxrc: dhcp eth[01]: DISCOVER' 'linuxrc: dhcp eth1: lease' 4
 }
 
 case_late_carrier() {
