@@ -25,7 +25,8 @@ UR_TIMEOUT=120     # seconds for the whole storm; nodes still running then are s
 UR_KILL=""         # a head number to kill (ganesha SIGKILLed and its link cut) ...
 UR_KILL_AFTER=""   # ... as soon as any node's console matches this ERE
 #
-# Writes: head-K.conf, head-K.log (ganesha), dnsmasq.log, timings (host times, ms from the
+# Writes: head-K.conf, head-K.log (ganesha), head-K.bytes (its link's tx and rx bytes at the
+# end), dnsmasq.log, timings (host times, ms from the
 # start), and per node: console.log, qemu-cmd, start and end (host µs since the epoch), rc
 # (QEMU's exit status), cpu (QEMU's user and system CPU seconds, from bash's `times`), stop (why
 # it ended: "exited rc=N", "fatal: LINE", "timeout").
@@ -189,3 +190,8 @@ while :; do
   sleep 0.1
 done
 note "all nodes done"
+# What each head sent and received on the segment (NFS, ARP), for bytes per node served.
+for k in $(seq "$UR_HEADS"); do
+  ip netns exec "head$k" sh -c 'cat /sys/class/net/eth0/statistics/tx_bytes /sys/class/net/eth0/statistics/rx_bytes' |
+    paste -sd' ' >"$UR_DIR/head-$k.bytes" || true
+done

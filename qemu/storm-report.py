@@ -215,6 +215,14 @@ def main():
                   f"{dt if dt is None else round(dt):>14} "
                   f"{cpu_s:>6} "
                   f"{'-' if done is None else f'{done:.1f}':>7}  {ph}")
+        for k, h in enumerate(heads, 1):
+            b = read(run / f"head-{k}.bytes").split()
+            served = sum(1 for x in nodes if x["head"] == h)
+            if len(b) == 2:
+                tx = int(b[0]) / 1e6
+                per = f", {tx / served:.2f} MB per node served" if served else ""
+                print(f"   head {h}: served {served} nodes, sent {tx:.2f} MB, received "
+                      f"{int(b[1]) / 1e6:.2f} MB{per}")
         for p in problems:
             print(f"   FAIL {p}")
         ok = [x for x in nodes if x["ok"]]
