@@ -1,8 +1,8 @@
 //! Equivalent NFS heads (`a+b+c:` in a piece, see [`crate::nfs::NfsRoot`]): each node ranks
 //! them by **rendezvous (highest-random-weight) hashing** on its MAC, mounts from the first and
 //! fails over along that order. Thaler & Ravishankar, "Using name-based mappings to increase
-//! hit rates" (IEEE/ACM ToN 6(1), 1998); the same scheme as RFC 2992's per-flow next-hop
-//! choice, with a hash of (node, head) instead of a modulus.
+//! hit rates" (IEEE/ACM ToN 6(1), 1998); RFC 2991 §4 lists it as "Highest Random Weight" among
+//! the ways to pick one of several equal next hops.
 //!
 //! Why rendezvous rather than `hash(mac) % n`: adding a head moves only the nodes that now rank
 //! the new head first (about 1/(n+1) of them), and removing or losing one moves only that
@@ -91,7 +91,7 @@ impl fmt::Display for Ranking {
             ),
             None => write!(
                 f,
-                "no NIC known to rank them by (the network was not configured by linuxrc): trying {} as written",
+                "no NIC known to rank them by (ip=off): trying {} as written",
                 joined(&self.order, ", ")
             ),
         }
