@@ -22,6 +22,7 @@ CASES=(
   "v4-only|NFSv4 boot against a v4-only ganesha, no rpcbind"
   "no-server|NFS server absent: FATAL names server and path, then waits, within the bound"
   "root-path|tap+dnsmasq: server and path from DHCP option 17, no nfsroot=; host name, DNS, net conf"
+  "heads-root-path|DHCP option 17 lists heads .9+.1 (.9 absent): each MAC ranks them its own way; the node ranking .9 first fails over to .1"
   "static-ip|static ip= (with dns0) and no DHCP server at all: no DHCP, boots"
   "dead-first-nic|two NICs, no DHCP behind eth0: eth1 wins the race without waiting for eth0"
   "bootif|BOOTIF picks eth1 of two NICs that both have DHCP; eth0 is left alone"
@@ -116,6 +117,23 @@ case_root_path() {
     --expect 'PROOF resolv=192\.168\.77\.53\b' \
     --expect "PROOF netconf=eth0 proto=dhcp addr=${LEASE0%/24}/255\.255\.255\.0 gw=192\.168\.77\.1 dns0=192\.168\.77\.53 host=node-a rootserver=192\.168\.77\.1 rootpath=192\.168\.77\.1:/srv/system\b" \
     --expect "PROOF links=eth0:up:$LEASE0\b"
+}
+
+case_heads_root_path() {
+  # Two equivalent heads in the root-path; only .1 exists. The rendezvous order of these two
+  # MACs (init/core/src/heads.rs; 52:54:00:77:00:0b ranks .9 first, :0c ranks .1 first) is
+  # what linuxrc must log, and the first node must fail over along it.
+  local d=$OUT/$CASE rp="192.168.77.9+$SRV:/srv/system"
+  RUN=$d/1-absent-first boot --export "$TREE" --cmdline "$BASE" --nic "br0 mac=52:54:00:77:00:0b" \
+    --dhcp "br0 root-path=$rp" "${ROOTED[@]}" \
+    --expect 'linuxrc: nfs server 192\.168\.77\.9, from DHCP option 17 \(root-path\)' \
+    --expect 'linuxrc: heads 192\.168\.77\.9\+192\.168\.77\.1: ranked 192\.168\.77\.9, 192\.168\.77\.1 for MAC 52:54:00:77:00:0b \(rendezvous' \
+    --expect 'linuxrc: /run/unionroot/lower: served by 192\.168\.77\.1 \(server 2 of 2, round 1\)' ||
+    return 1
+  RUN=$d/2-live-first boot --export "$TREE" --cmdline "$BASE" --nic "br0 mac=52:54:00:77:00:0c" \
+    --dhcp "br0 root-path=$rp" "${ROOTED[@]}" \
+    --expect 'linuxrc: heads 192\.168\.77\.9\+192\.168\.77\.1: ranked 192\.168\.77\.1, 192\.168\.77\.9 for MAC 52:54:00:77:00:0c \(rendezvous' \
+    --expect 'linuxrc: /run/unionroot/lower: served by 192\.168\.77\.1 \(server 1 of 2, round 1\)'
 }
 
 case_static_ip() {
