@@ -26,10 +26,10 @@ UR_KILL=""         # a head number to kill (ganesha SIGKILLed and its link cut) 
 UR_KILL_AFTER=""   # ... as soon as any node's console matches this ERE
 #
 # Writes: head-K.conf, head-K.log (ganesha), head-K.bytes (its link's tx and rx bytes at the
-# end), dnsmasq.log, timings (host times, ms from the
-# start), and per node: console.log, qemu-cmd, start and end (host µs since the epoch), rc
-# (QEMU's exit status), cpu (QEMU's user and system CPU seconds, from bash's `times`), stop (why
-# it ended: "exited rc=N", "fatal: LINE", "timeout").
+# end), dnsmasq.log, timings (host times, ms from the start), and per node: console.log,
+# qemu-cmd, qemu.pid, start and end (host µs since the epoch), rc (QEMU's exit status), cpu
+# (QEMU's user and system CPU seconds, from bash's `times`), stop (why it ended: "exited rc=N",
+# "fatal: LINE", "timeout").
 set -euo pipefail
 
 spec=$1
@@ -124,7 +124,6 @@ for i in $(seq "$UR_NODES"); do
 done
 note "network up"
 
-node_pids=()
 for i in $(seq "$UR_NODES"); do
   d=$UR_DIR/node-$i
   qemu=(qemu-system-x86_64 -accel "$UR_ACCEL" -m "$UR_MEM" -smp 1 -nographic -no-reboot
@@ -136,14 +135,15 @@ for i in $(seq "$UR_NODES"); do
   (
     echo "${EPOCHREALTIME/./}" >"$d/start"
     rc=0
-    "${qemu[@]}" </dev/null >"$d/console.log" 2>&1 || rc=$?
+    "${qemu[@]}" </dev/null >"$d/console.log" 2>&1 &
+    echo "$!" >"$d/qemu.pid"
+    wait "$!" || rc=$?
     echo "${EPOCHREALTIME/./}" >"$d/end"
     echo "$rc" >"$d/rc"
     # Not `times | ...`: the pipeline's subshell has no children of its own.
     times >"$d/times"
     sed -n 2p "$d/times" >"$d/cpu"
   ) &
-  node_pids+=("$!")
   pids=("$!" "${pids[@]}")
 done
 note "$UR_NODES nodes started"
@@ -178,11 +178,11 @@ while :; do
     fatal=$(grep -aE -m1 'linuxrc: FATAL|baseline: FATAL|Kernel panic' "$d/console.log" 2>/dev/null || true)
     if [ -n "$fatal" ]; then
       echo "fatal: $fatal" >"$d/stop"
-      pkill -KILL -P "${node_pids[i - 1]}" 2>/dev/null || true
+      kill -KILL "$(cat "$d/qemu.pid")" 2>/dev/null || true
       note "node $i: fatal"
     elif [ "${EPOCHREALTIME/./}" -ge "$deadline" ]; then
       echo "timeout after $UR_TIMEOUT s" >"$d/stop"
-      pkill -KILL -P "${node_pids[i - 1]}" 2>/dev/null || true
+      kill -KILL "$(cat "$d/qemu.pid")" 2>/dev/null || true
       note "node $i: timeout"
     fi
   done

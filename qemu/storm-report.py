@@ -212,7 +212,7 @@ def main():
             head = x["head"] + (f" ({x['rank']})" if x["rank"] else "")
             cpu_s = "-" if x["cpu"] is None else f"{x['cpu']:.1f}"
             print(f"{x['name']:8} {'yes' if x['ok'] else 'NO':4} {head:20} "
-                  f"{dt if dt is None else round(dt):>14} "
+                  f"{'-' if dt is None else str(round(dt)):>14} "
                   f"{cpu_s:>6} "
                   f"{'-' if done is None else f'{done:.1f}':>7}  {ph}")
         for k, h in enumerate(heads, 1):
