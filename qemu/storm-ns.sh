@@ -150,7 +150,8 @@ note "$UR_NODES nodes started"
 
 if [ -n "$UR_KILL" ]; then
   (
-    until cat "$UR_DIR"/node-*/console.log 2>/dev/null | grep -aqE -- "$UR_KILL_AFTER"; do
+    # No `cat | grep -q`: under pipefail, cat's SIGPIPE when grep stops early fails the test.
+    until grep -aqE -- "$UR_KILL_AFTER" "$UR_DIR"/node-*/console.log 2>/dev/null; do
       sleep 0.05
     done
     kill -KILL "${head_pids[UR_KILL - 1]}" 2>/dev/null || true
