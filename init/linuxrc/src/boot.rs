@@ -439,7 +439,8 @@ pub fn dhcp_jitter(sys: &mut dyn Sys, cfg: &Config, cands: &[Nic]) {
     let entropy = match (sys.random_u64(), cands.first()) {
         (Some(r), _) => Entropy::Kernel(r),
         (None, Some(n)) => Entropy::Mac(Mac(n.mac)),
-        (None, None) => Entropy::Kernel(0),
+        // No NIC: nothing will be sent, so there is nothing to spread.
+        (None, None) => return,
     };
     let j = initial_delay(cfg.dhcp_jitter, entropy);
     log::info!("{j}");
