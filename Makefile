@@ -14,7 +14,7 @@ N ?= 5
 export UNIONROOT_CACHE ?= $(HOME)/.cache/unionroot
 
 .PHONY: all setup kernel kernel-arm64 linuxrc linuxrc-arm64 host demo test unit fuzz lint e2e \
-	e2e-arm64 bench clean
+	e2e-arm64 bench storm storm-failover storm-test clean
 
 all: linuxrc linuxrc-arm64 host
 
@@ -52,7 +52,7 @@ host: setup
 demo: kernel linuxrc host
 	qemu/demo.sh
 
-test: lint unit fuzz e2e
+test: lint unit fuzz e2e storm-test
 
 unit: setup
 	$(CARGO) test --locked --workspace
@@ -84,6 +84,23 @@ e2e-arm64: kernel-arm64 linuxrc-arm64 host
 
 bench: kernel linuxrc host
 	qemu/bench.sh $(N)
+
+# Boot storms (qemu/storm.sh): N nodes (default 8) boot at once against HEADS NFS heads
+# (default 3), for N = 1, 4 and N, linuxrc and the busybox baseline; per-node phases and heads,
+# time-to-all against the CPU floor, timelines in out/storm/*.svg. Passes only with zero failures.
+storm: N = 8
+HEADS ?= 3
+storm: kernel linuxrc host
+	qemu/storm.sh --nodes "$$(printf '%s\n' 1 4 $(N) | sort -nu | xargs)" --heads $(HEADS)
+
+# One head is killed as soon as a node runs linuxrc; its nodes must fail over, zero failures.
+storm-failover: N = 8
+storm-failover: kernel linuxrc host
+	qemu/storm.sh --nodes $(N) --heads $(HEADS) --kinds linuxrc --kill 1 --out out/storm-failover
+
+# make test's storm: 4 linuxrc nodes, 2 heads; every node boots, each head serves one at least.
+storm-test: kernel linuxrc host
+	qemu/storm.sh --nodes 4 --heads 2 --kinds linuxrc --every-head --out out/storm-test
 
 clean:
 	$(CARGO) clean

@@ -209,14 +209,15 @@ ur_spec() {
 }
 #
 # ur_ns_start UNSHARE-FLAGS... -- ARGS...: starts `unshare FLAGS ns-init.sh ARGS` in the
-# background; sets UR_NS_UPID (unshare), UR_NS_INIT (the namespace's PID 1) and UR_NS_ID (its PID
+# background (UR_NS_SCRIPT, when set, names another PID 1 script: qemu/storm-ns.sh); sets
+# UR_NS_UPID (unshare), UR_NS_INIT (the namespace's PID 1) and UR_NS_ID (its PID
 # namespace, e.g. pid:[4026532300]). Stdout/stderr are inherited.
 ur_ns_start() {
   local flags=()
   while [ "$1" != -- ]; do flags+=("$1"); shift; done
   shift
   # --kill-child: should our caller be killed outright, unshare dies and takes the namespace along.
-  unshare "${flags[@]}" --pid --fork --mount-proc --kill-child=SIGKILL "$UR_QEMU/ns-init.sh" "$@" &
+  unshare "${flags[@]}" --pid --fork --mount-proc --kill-child=SIGKILL "${UR_NS_SCRIPT:-$UR_QEMU/ns-init.sh}" "$@" &
   UR_NS_UPID=$! UR_NS_INIT="" UR_NS_ID=""
   for _ in $(seq 300); do
     UR_NS_INIT=$(cat "/proc/$UR_NS_UPID/task/$UR_NS_UPID/children" 2>/dev/null || true)

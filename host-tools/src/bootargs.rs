@@ -9,13 +9,14 @@
 use crate::cluster::{BootMode, Cluster, IpMode, Node};
 use unionroot_core::cmdline::{Autoconf, Config, IpConfig, Key, KeyKind};
 use unionroot_core::image::{ImageName, ImageSpec};
-use unionroot_core::nfs::NfsRoot;
+use unionroot_core::nfs::{Join, NfsRoot};
 use unionroot_core::validate::{Hostname, MountTarget};
 
 /// An export of the cluster's NFS servers, in linuxrc's `srv1|srv2:path,options` shape.
 fn piece(c: &Cluster, path: &str, extra: &[&str]) -> NfsRoot {
     NfsRoot {
         servers: c.nfs_servers.clone(),
+        join: Join::Failover,
         path: path.to_string(),
         options: c
             .nfs_options

@@ -8,6 +8,7 @@ pub mod addr;
 pub mod cmdline;
 pub mod dhcp;
 pub mod handoff;
+pub mod heads;
 pub mod image;
 pub mod modules;
 pub mod ms;

@@ -3,6 +3,8 @@
 //! and nfs(5) for the option names. The kernel's in-mount parser takes text options, but it does
 //! not resolve host names, so the server is always an address and `addr=` is always passed.
 
+use crate::addr::Mac;
+use crate::heads::Ranking;
 use std::fmt;
 use std::net::Ipv4Addr;
 use thiserror::Error;
@@ -25,6 +27,29 @@ pub enum NfsError {
         "nfsroot={0:?}: the path contains whitespace; e.g. nfsroot=10.0.0.1:/srv/system,vers=3"
     )]
     SpaceInPath(String),
+    #[error("{0:?} mixes '+' (equivalent heads) and '|' (ordered failover); give either heads a+b+c (each node ranks them by its MAC and fails over along its order) or a failover list a|b|c")]
+    MixedServers(String),
+    #[error("{text:?} lists head {server} twice; list each equivalent head once (a+b+c)")]
+    DuplicateHead { text: String, server: Ipv4Addr },
+}
+
+/// How a piece's servers relate to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Join {
+    /// `a|b|c`: tried in the order written (one server is this too).
+    #[default]
+    Failover,
+    /// `a+b+c`: equivalent heads, ranked per node by [`crate::heads::rank`] on its MAC.
+    Heads,
+}
+
+impl Join {
+    fn separator(self) -> char {
+        match self {
+            Join::Failover => '|',
+            Join::Heads => '+',
+        }
+    }
 }
 
 /// The NFS protocol version used for a mount.
@@ -73,17 +98,22 @@ impl fmt::Display for NfsVersion {
 }
 
 /// A parsed `nfsroot=` (or DHCP root-path, or a `unionroot.` piece: same shape). Several
-/// servers may be given as `a|b|c:` for failover; they are tried in order.
+/// servers may be given as `a|b|c:` for failover (tried in order), or as `a+b+c:`, equivalent
+/// heads that each node ranks by its MAC ([`NfsRoot::ordered`]). The two do not mix: the
+/// ranking already is a failover order over every head, and a backup tier behind the heads
+/// would be a second, untested policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NfsRoot {
     pub servers: Vec<Ipv4Addr>,
+    /// `|` or `+` between the servers.
+    pub join: Join,
     pub path: String,
     /// Options exactly as given after the path, in order.
     pub options: Vec<String>,
 }
 
 impl NfsRoot {
-    /// Parses `[<server-ip>[|<server-ip>...]:]<root-dir>[,<nfs-options>]`. `%s` in the path is left for
+    /// Parses `[<server-ip>[|<server-ip>...|+<server-ip>...]:]<root-dir>[,<nfs-options>]`. `%s` in the path is left for
     /// [`NfsRoot::expand`], which substitutes the client address once it is known.
     pub fn parse(text: &str) -> Result<Self, NfsError> {
         let text = text.trim();
@@ -95,18 +125,36 @@ impl NfsRoot {
             Some((h, o)) => (h, o),
             None => (text, ""),
         };
-        let (servers, path) = match head.split_once(':') {
+        let (servers, join, path) = match head.split_once(':') {
             Some((s, p)) => {
+                let join = match (s.contains('|'), s.contains('+')) {
+                    (true, true) => return Err(NfsError::MixedServers(text.to_string())),
+                    (false, true) => Join::Heads,
+                    _ => Join::Failover,
+                };
                 let servers = s
-                    .split('|')
+                    .split(join.separator())
                     .map(|a| {
                         a.parse::<Ipv4Addr>()
                             .map_err(|_| NfsError::BadServer(a.to_string()))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                (servers, p)
+                // A head written twice would silently get a second weight-identical slot.
+                if join == Join::Heads {
+                    let dup = servers
+                        .iter()
+                        .enumerate()
+                        .find_map(|(i, a)| servers.iter().take(i).find(|b| *b == a));
+                    if let Some(dup) = dup {
+                        return Err(NfsError::DuplicateHead {
+                            text: text.to_string(),
+                            server: *dup,
+                        });
+                    }
+                }
+                (servers, join, p)
             }
-            None => (Vec::new(), head),
+            None => (Vec::new(), Join::Failover, head),
         };
         if path.is_empty() {
             return Err(NfsError::EmptyPath(text.to_string()));
@@ -127,9 +175,22 @@ impl NfsRoot {
             .collect();
         Ok(NfsRoot {
             servers,
+            join,
             path: path.to_string(),
             options,
         })
+    }
+
+    /// The servers in the order this node tries them, and for heads the ranking to log: `|`
+    /// lists as written, `+` heads by rendezvous hash on `mac` (as written without one).
+    pub fn ordered(&self, mac: Option<Mac>) -> (Vec<Ipv4Addr>, Option<Ranking>) {
+        match self.join {
+            Join::Failover => (self.servers.clone(), None),
+            Join::Heads => {
+                let r = Ranking::new(&self.servers, mac);
+                (r.order.clone(), Some(r))
+            }
+        }
     }
 
     /// Substitutes `%s` in the path with the client's address, as the kernel does.
@@ -160,7 +221,8 @@ impl fmt::Display for NfsRoot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.servers.is_empty() {
             let s: Vec<String> = self.servers.iter().map(|a| a.to_string()).collect();
-            write!(f, "{}:", s.join("|"))?;
+            let sep = self.join.separator().to_string();
+            write!(f, "{}:", s.join(&sep))?;
         }
         write!(f, "{}", self.path)?;
         for o in &self.options {
@@ -422,6 +484,48 @@ mod tests {
         let (flags, rest) = split_vfs_options(&r.options, ms::RDONLY | ms::NOSUID);
         assert_eq!(flags, ms::NOSUID | ms::NODEV);
         assert_eq!(rest, ["vers=4"]);
+    }
+
+    #[test]
+    fn heads_are_joined_by_plus_and_ranked_per_node() {
+        let r = NfsRoot::parse("10.0.0.1+10.0.0.2+10.0.0.3:/srv/system,vers=3").unwrap();
+        assert_eq!(r.join, Join::Heads);
+        assert_eq!(r.servers, [ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3")]);
+        assert_eq!(
+            r.to_string(),
+            "10.0.0.1+10.0.0.2+10.0.0.3:/srv/system,vers=3"
+        );
+        let mac = Mac([0x52, 0x54, 0, 0x77, 0, 1]);
+        let (order, ranking) = r.ordered(Some(mac));
+        assert_eq!(order, crate::heads::rank(&r.servers, mac));
+        assert_eq!(ranking.unwrap().order, order);
+        // Failover lists keep their written order and log no ranking.
+        let f = NfsRoot::parse("10.0.0.3|10.0.0.1:/srv/system").unwrap();
+        assert_eq!(
+            f.ordered(Some(mac)),
+            (vec![ip("10.0.0.3"), ip("10.0.0.1")], None)
+        );
+        // One server is a failover list of one.
+        assert_eq!(NfsRoot::parse("10.0.0.1:/x").unwrap().join, Join::Failover);
+        assert!(matches!(
+            NfsRoot::parse("10.0.0.1+10.0.0.2|10.0.0.3:/x"),
+            Err(NfsError::MixedServers(_))
+        ));
+        assert_eq!(
+            NfsRoot::parse("10.0.0.1+10.0.0.2+10.0.0.1:/x").unwrap_err(),
+            NfsError::DuplicateHead {
+                text: "10.0.0.1+10.0.0.2+10.0.0.1:/x".into(),
+                server: ip("10.0.0.1")
+            }
+        );
+        assert_eq!(
+            NfsRoot::parse("10.0.0.1+:/x").unwrap_err(),
+            NfsError::BadServer(String::new())
+        );
+        let e = NfsRoot::parse("10.0.0.1|10.0.0.2+10.0.0.3:/x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a+b+c") && e.contains("a|b|c"), "{e}");
     }
 
     #[test]

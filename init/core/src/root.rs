@@ -5,12 +5,14 @@
 //! [`RootPlan`]. Server precedence follows `Documentation/admin-guide/nfs/nfsroot.rst`
 //! ([`crate::nfs::choose_server`]).
 
+use crate::addr::Mac;
 use crate::cmdline::Config;
 use crate::dhcp::Lease;
 use crate::handoff::{NetInfo, Proto};
+use crate::heads::Ranking;
 use crate::ms;
 use crate::nfs::{
-    choose_server, mount_args, split_vfs_options, Access, NfsError, NfsRoot, ServerSource,
+    choose_server, mount_args, split_vfs_options, Access, Join, NfsError, NfsRoot, ServerSource,
 };
 use crate::plan::{self, NfsPiece, Persist, RootPlan};
 use std::net::Ipv4Addr;
@@ -30,6 +32,8 @@ pub struct Facts<'a> {
     pub kernel_hostname: Option<&'a str>,
     /// `/` is a real (NFS) root: pivot_root instead of switch_root.
     pub pivot: bool,
+    /// The boot NIC's MAC, which ranks `a+b+c` heads ([`crate::heads`]); `None` with `ip=off`.
+    pub mac: Option<Mac>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -74,6 +78,9 @@ impl RootError {
 pub struct Planned {
     pub plan: RootPlan,
     pub server: Option<(Ipv4Addr, ServerSource)>,
+    /// How each distinct list of `+` heads was ranked for this node (for the log), in plan
+    /// order.
+    pub heads: Vec<Ranking>,
 }
 
 /// The base system stays suid- and dev-capable (it is the system); extra layers and read-write
@@ -108,13 +115,32 @@ pub fn root_plan(f: &Facts) -> Result<Planned, RootError> {
         n.root_server.map(|s| (s, source))
     });
     let client = f.net.and_then(|n| n.address);
+    let order = |piece: &NfsRoot| piece.ordered(f.mac).0;
+    // A piece without servers uses the chosen server; when that came from a list of heads,
+    // it uses the whole ranked list, so that it spreads and fails over like the root.
+    let source_heads = server.and_then(|(_, source)| match source {
+        ServerSource::Nfsroot => nfsroot,
+        ServerSource::RootPath => root_path.as_ref(),
+        _ => None,
+    });
+    let source_heads = source_heads.filter(|p| p.join == Join::Heads);
+    // With heads, the server to name is this node's first choice, not the first written.
+    let server = match (server, source_heads) {
+        (Some((_, source)), Some(heads)) => heads
+            .ordered(f.mac)
+            .0
+            .first()
+            .map(|s| (*s, source))
+            .or(server),
+        _ => server,
+    };
     let resolve = |piece: &NfsRoot, flags: u64| -> Result<NfsPiece, RootError> {
-        let servers = if piece.servers.is_empty() {
-            vec![server
+        let servers = match (piece.servers.is_empty(), source_heads) {
+            (false, _) => order(piece),
+            (true, Some(heads)) => order(heads),
+            (true, None) => vec![server
                 .map(|(s, _)| s)
-                .ok_or_else(|| RootError::NoServer(piece.clone()))?]
-        } else {
-            piece.servers.clone()
+                .ok_or_else(|| RootError::NoServer(piece.clone()))?],
         };
         let path = client.map_or(piece.path.clone(), |c| piece.expand(c));
         let version = piece
@@ -155,6 +181,20 @@ pub fn root_plan(f: &Facts) -> Result<Planned, RootError> {
     } else {
         cfg.lowers.clone()
     };
+    let mut heads: Vec<Ranking> = Vec::new();
+    let with_heads = cfg
+        .image
+        .iter()
+        .map(|i| &i.dir)
+        .chain(&lowers)
+        .chain(cfg.mounts.iter().map(|(_, p)| p))
+        .chain(cfg.persist.iter().filter(|_| !cfg.persist_paths.is_empty()))
+        .chain(source_heads);
+    for r in with_heads.filter_map(|p| p.ordered(f.mac).1) {
+        if !heads.contains(&r) {
+            heads.push(r);
+        }
+    }
     let lowers = lowers
         .iter()
         .enumerate()
@@ -200,6 +240,7 @@ pub fn root_plan(f: &Facts) -> Result<Planned, RootError> {
             pivot: f.pivot,
         },
         server,
+        heads,
     })
 }
 
@@ -472,6 +513,7 @@ mod tests {
                 hostname_refused: None,
                 kernel_hostname: c.kernel_hostname,
                 pivot: c.pivot,
+                mac: None,
             });
             match (&got, &c.server) {
                 (Ok(p), Ok(want)) => {
@@ -501,6 +543,7 @@ mod tests {
             hostname_refused: Some("DHCP option 12 (host name) \"..\" is refused"),
             kernel_hostname: Some("other"),
             pivot: false,
+            mac: None,
         };
         let e = root_plan(&f).unwrap_err();
         assert!(
@@ -508,5 +551,72 @@ mod tests {
             "{e}"
         );
         assert!(e.hint().contains("option 12"));
+    }
+
+    #[test]
+    fn heads_are_ranked_by_the_nodes_mac_and_reach_serverless_pieces() {
+        let cfg = Config::parse(
+            "",
+            "nfsroot=10.0.0.1+10.0.0.2+10.0.0.3:/srv/system \
+             unionroot.mount=/home=/srv/home unionroot.mount=/data=10.0.0.9|10.0.0.8:/d",
+        )
+        .unwrap();
+        let n = net(Proto::Dhcp, None, None);
+        let heads = [ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3")];
+        let mut firsts = std::collections::BTreeSet::new();
+        for last in 0..=255u8 {
+            let mac = Mac([0x52, 0x54, 0, 0x77, 0, last]);
+            let p = root_plan(&Facts {
+                cfg: &cfg,
+                lease: None,
+                net: Some(&n),
+                hostname_refused: None,
+                kernel_hostname: None,
+                pivot: false,
+                mac: Some(mac),
+            })
+            .unwrap();
+            let want = crate::heads::rank(&heads, mac);
+            let servers = |piece: &NfsPiece| -> Vec<Ipv4Addr> {
+                piece.candidates.iter().map(|c| c.server).collect()
+            };
+            assert_eq!(servers(&p.plan.lowers[0]), want);
+            // /home names no server: it follows the root's heads, in the same order.
+            assert_eq!(servers(&p.plan.rw_mounts[0].1), want);
+            // A failover list stays as written.
+            assert_eq!(
+                servers(&p.plan.rw_mounts[1].1),
+                [ip("10.0.0.9"), ip("10.0.0.8")]
+            );
+            assert_eq!(p.heads.len(), 1, "one line for the one list of heads");
+            assert_eq!(p.heads[0].order, want);
+            assert_eq!(p.heads[0].mac, Some(mac));
+            assert_eq!(
+                p.server,
+                Some((want[0], ServerSource::Nfsroot)),
+                "the logged server"
+            );
+            firsts.insert(want[0]);
+        }
+        assert_eq!(firsts.len(), 3, "every head serves some of 256 nodes");
+        // Without a NIC (ip=off), heads are tried as written.
+        let p = root_plan(&Facts {
+            cfg: &cfg,
+            lease: None,
+            net: Some(&n),
+            hostname_refused: None,
+            kernel_hostname: None,
+            pivot: false,
+            mac: None,
+        })
+        .unwrap();
+        assert_eq!(
+            p.plan.lowers[0]
+                .candidates
+                .iter()
+                .map(|c| c.server)
+                .collect::<Vec<_>>(),
+            heads
+        );
     }
 }

@@ -11,6 +11,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 use unionroot_core::addr::{mask_prefix, Mac};
 use unionroot_core::cmdline::{Config, IpConfig, IpMode};
+use unionroot_core::dhcp::jitter::{initial_delay, Entropy};
 use unionroot_core::dhcp::Lease;
 use unionroot_core::handoff::{
     default_gateway, initramfs_tools_conf, offered, parse_pnp, resolv_conf, NetInfo, Pnp, Proto,
@@ -419,6 +420,9 @@ pub fn network(sys: &mut dyn Sys, cfg: &Config) -> Result<Option<NetState>, Fail
     for n in &cands {
         nl.set_up(n, true).map_err(fail)?;
     }
+    if mode != IpMode::Static {
+        dhcp_jitter(sys, cfg, &cands);
+    }
     match mode {
         IpMode::Static => {
             let nic = cands.first().ok_or_else(|| {
@@ -432,6 +436,23 @@ pub fn network(sys: &mut dyn Sys, cfg: &Config) -> Result<Option<NetState>, Fail
         }
         _ => configure_dhcp(&nl, cfg, &cands).map(Some),
     }
+}
+
+/// RFC 2131's random wait before the first DISCOVER, once per node (`unionroot.jitter=`). It
+/// runs after the links were set up, so a NIC's carrier negotiation overlaps it.
+pub fn dhcp_jitter(sys: &mut dyn Sys, cfg: &Config, cands: &[Nic]) {
+    if cfg.dhcp_jitter.is_zero() {
+        return;
+    }
+    let entropy = match (sys.random_u64(), cands.first()) {
+        (Some(r), _) => Entropy::Kernel(r),
+        (None, Some(n)) => Entropy::Mac(Mac(n.mac)),
+        // No NIC: nothing will be sent, so there is nothing to spread.
+        (None, None) => return,
+    };
+    let j = initial_delay(cfg.dhcp_jitter, entropy);
+    log::info!("{j}");
+    sys.sleep(j.delay);
 }
 
 fn configure_static(nl: &Netlink, ip: &IpConfig, nic: &Nic) -> Result<NetState, Failure> {
@@ -578,11 +599,15 @@ pub fn root_plan(cfg: &Config, net: Option<&NetState>, pivot: bool) -> Result<Ro
         hostname_refused: net.and_then(|n| n.hostname_refused.as_deref()),
         kernel_hostname: kernel.as_deref(),
         pivot,
+        mac: net.map(|n| Mac(n.nic.mac)),
     };
     let planned =
         root::root_plan(&facts).map_err(|e| Failure::new("root", e.to_string(), e.hint()))?;
     if let Some((server, source)) = planned.server {
         log::info!("nfs server {server}, from {source}");
+    }
+    for r in &planned.heads {
+        log::info!("{r}");
     }
     Ok(planned.plan)
 }
@@ -768,6 +793,41 @@ mod tests {
             ifindex: 2,
             mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
         }
+    }
+
+    #[test]
+    fn dhcp_waits_a_random_time_within_the_jitter_bound() {
+        let sleeps = |r: &Recorder| -> Vec<Duration> {
+            r.calls
+                .iter()
+                .filter_map(|c| match c {
+                    Call::Sleep(d) => Some(*d),
+                    _ => None,
+                })
+                .collect()
+        };
+        let cfg = Config::parse("", "unionroot.jitter=500").unwrap();
+        let mut r = Recorder {
+            random: Some(1137),
+            ..Recorder::default()
+        };
+        dhcp_jitter(&mut r, &cfg, &[nic()]);
+        assert_eq!(sleeps(&r), [Duration::from_millis(1137 % 501)]);
+        // No kernel randomness: the MAC seeds it, the same on every boot, within the bound.
+        let mut a = Recorder::default();
+        let mut b = Recorder::default();
+        dhcp_jitter(&mut a, &cfg, &[nic()]);
+        dhcp_jitter(&mut b, &cfg, &[nic()]);
+        assert_eq!(sleeps(&a), sleeps(&b));
+        assert!(sleeps(&a).iter().all(|d| *d <= Duration::from_millis(500)));
+        // 0 turns it off: no sleep at all.
+        let cfg = Config::parse("", "unionroot.jitter=0").unwrap();
+        let mut r = Recorder {
+            random: Some(1137),
+            ..Recorder::default()
+        };
+        dhcp_jitter(&mut r, &cfg, &[nic()]);
+        assert!(sleeps(&r).is_empty());
     }
 
     fn persist_cfg(extra: &str) -> Config {

@@ -39,13 +39,14 @@ pub enum Key {
     MountTimeout,
     CarrierTimeout,
     ServerTimeout,
+    Jitter,
     OnFail,
     Modules,
     Debug,
 }
 
 impl Key {
-    pub const ALL: [Key; 20] = [
+    pub const ALL: [Key; 21] = [
         Key::Ip,
         Key::NfsRoot,
         Key::Bootif,
@@ -63,6 +64,7 @@ impl Key {
         Key::MountTimeout,
         Key::CarrierTimeout,
         Key::ServerTimeout,
+        Key::Jitter,
         Key::OnFail,
         Key::Modules,
         Key::Debug,
@@ -88,6 +90,7 @@ impl Key {
             Key::MountTimeout => "unionroot.mount_timeout",
             Key::CarrierTimeout => "unionroot.carrier_timeout",
             Key::ServerTimeout => "unionroot.server_timeout",
+            Key::Jitter => "unionroot.jitter",
             Key::OnFail => "unionroot.onfail",
             Key::Modules => "unionroot.modules",
             Key::Debug => "unionroot.debug",
@@ -167,6 +170,7 @@ impl Config {
             Key::MountTimeout => one(secs(self.mount_timeout)),
             Key::CarrierTimeout => one(secs(self.carrier_timeout)),
             Key::ServerTimeout => one(secs(self.server_timeout)),
+            Key::Jitter => one(self.dhcp_jitter.as_millis().to_string()),
             Key::OnFail => one(self.on_fail.name().to_string()),
             Key::Modules => self.modules.clone(),
             Key::ImageRam => {
@@ -268,13 +272,19 @@ mod tests {
             }
         }
         fn piece(&mut self) -> NfsRoot {
-            let servers: Vec<String> = (0..self.below(3))
+            let mut servers: Vec<String> = (0..self.below(3))
                 .map(|_| self.addr().to_string())
                 .collect();
+            let join = if self.coin() { "|" } else { "+" };
+            if join == "+" {
+                // Heads are listed once each (a repeat is refused by name).
+                servers.sort();
+                servers.dedup();
+            }
             let mut spec = if servers.is_empty() {
                 String::new()
             } else {
-                format!("{}:", servers.join("|"))
+                format!("{}:", servers.join(join))
             };
             spec += self.pick(&["/srv/system", "/srv/apps", "/export/nodes", "/srv/%s"]);
             for _ in 0..self.below(3) {
@@ -365,6 +375,7 @@ mod tests {
                 dhcp_timeout: self.secs(86_400),
                 mount_timeout: self.secs(86_400),
                 carrier_timeout: self.secs(600),
+                dhcp_jitter: Duration::from_millis(self.next() % 10_001),
                 on_fail: OnFail::ALL[self.below(4)],
                 debug: self.coin(),
                 image_ram: self.coin(),
@@ -424,6 +435,7 @@ mod tests {
             node.ip = other.ip.clone();
             node.overlay_size = other.overlay_size.clone();
             node.server_timeout = other.server_timeout;
+            node.dhcp_jitter = other.dhcp_jitter;
             node.on_fail = other.on_fail;
             node.nfs_version = other.nfs_version;
             node.debug |= other.debug;

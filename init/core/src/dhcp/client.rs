@@ -60,8 +60,9 @@ impl ClientConfig {
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event<'a> {
-    /// Begin acquisition: the first DISCOVER goes out at once (no RFC 2131 initial random
-    /// delay: boot speed matters, and the jittered retransmissions already desynchronise).
+    /// Begin acquisition: the first DISCOVER goes out at once. RFC 2131's initial random delay
+    /// is waited before this, once per node, by linuxrc ([`super::jitter`],
+    /// `unionroot.jitter=`).
     Start,
     /// A UDP payload received on port 68 (see [`udp_payload`](super::udp_payload)).
     Packet(&'a [u8]),

@@ -12,10 +12,11 @@
 //! One job per file, as u-root's `pkg/dhclient` splits them: `client` is the state machine,
 //! `wire` the message format (built and parsed by hand; its header says why not by dhcproto),
 //! `lease` what an ACK grants, and `ipudp` finds the DHCP payload in a raw IPv4 packet. `wire`
-//! and `lease` know nothing of the client.
+//! and `lease` know nothing of the client. `jitter` is the random wait before the first DISCOVER.
 
 mod client;
 mod ipudp;
+pub mod jitter;
 mod lease;
 #[cfg(test)]
 mod testutil;

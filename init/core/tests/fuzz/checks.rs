@@ -273,6 +273,13 @@ pub fn check_nfsroot(data: &[u8]) -> Report {
     };
     nfs_round_trip(&r);
     assert!(r.path.starts_with('/'), "{r:?}");
+    // Whatever the MAC, a node tries every server exactly once.
+    let mac = unionroot_core::addr::Mac([0x52, 0x54, 0, data.len().to_le_bytes()[0], 0, 1]);
+    let mut order = r.ordered(Some(mac)).0;
+    let mut written = r.servers.clone();
+    order.sort();
+    written.sort();
+    assert_eq!(order, written, "{r:?}");
     let version = r.version_in_options();
     let client = Ipv4Addr::new(10, 0, 0, 5);
     let path = r.expand(client);
@@ -1021,6 +1028,10 @@ pub fn check_plan(data: &[u8]) -> Report {
         hostname_refused: None,
         kernel_hostname: (!node.is_empty()).then_some(kernel_name.as_str()),
         pivot: data.len() % 2 == 1,
+        mac: node
+            .get(..6)
+            .and_then(|b| <[u8; 6]>::try_from(b).ok())
+            .map(unionroot_core::addr::Mac),
     };
     let root_plan = match root::root_plan(&facts) {
         Ok(p) => p.plan,

@@ -2,7 +2,8 @@
 //! pivot_root(2), chroot(2), execv(3), statfs(2), and, for deleting the initramfs, openat(2)
 //! with `O_NOFOLLOW`, fstatat(2) and unlinkat(2) on directory descriptors, as u-root's
 //! `pkg/mount/switch_root_linux.go` does. This is the only file of linuxrc allowed to hold
-//! `unsafe`: the loop(4) ioctls (`LOOP_CTL_GET_FREE`, `LOOP_CONFIGURE`), which nix does not wrap.
+//! `unsafe`: the loop(4) ioctls (`LOOP_CTL_GET_FREE`, `LOOP_CONFIGURE`), which nix does not wrap,
+//! and getrandom(2), which nix 0.32 does not wrap either.
 
 use super::{Kind, Removal, Sys};
 use nix::dir::Dir;
@@ -30,6 +31,13 @@ pub struct LinuxSys {
     /// so closing it before the mount holds it would undo the attach.
     held_loops: Vec<std::os::fd::OwnedFd>,
 }
+
+// getrandom(2), `include/uapi/linux/random.h`: GRND_INSECURE (Linux 5.6) returns bytes at
+// once even before the CRNG is seeded; older kernels refuse it with EINVAL, and then
+// GRND_NONBLOCK answers EAGAIN until the pool is ready. Never blocking matters more than the
+// quality: the bytes only spread DHCP start times.
+const GRND_NONBLOCK: libc::c_uint = 0x0001;
+const GRND_INSECURE: libc::c_uint = 0x0004;
 
 // loop(4), `include/uapi/linux/loop.h`.
 const LOOP_CTL_GET_FREE: u16 = 0x4C82;
@@ -239,6 +247,18 @@ impl Sys for LinuxSys {
 
     fn sync(&mut self) {
         nix::unistd::sync()
+    }
+
+    fn random_u64(&mut self) -> Option<u64> {
+        [GRND_INSECURE, GRND_NONBLOCK]
+            .into_iter()
+            .find_map(|flags| {
+                let mut buf = [0u8; 8];
+                // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which lives for
+                // the whole call; no other memory is touched.
+                let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), flags) };
+                (usize::try_from(n).ok() == Some(buf.len())).then(|| u64::from_ne_bytes(buf))
+            })
     }
 
     fn read_head(&mut self, path: &str, len: usize) -> Result<(Vec<u8>, u64), Errno> {

@@ -130,4 +130,7 @@ pub trait Sys {
     fn loop_attach(&mut self, path: &str) -> Result<String, Errno>;
     /// `cp from to`: copies a file's bytes into a new file; returns how many.
     fn copy_file(&mut self, from: &str, to: &str) -> Result<u64, Errno>;
+    /// Eight random bytes from the kernel (getrandom(2)), without ever blocking: `None` when
+    /// the kernel has none ready (before Linux 5.6 early in boot), and the caller falls back.
+    fn random_u64(&mut self) -> Option<u64>;
 }

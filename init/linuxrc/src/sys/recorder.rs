@@ -61,6 +61,8 @@ pub struct Recorder {
     pub sizes: std::collections::HashMap<String, u64>,
     /// Loop devices handed out so far (the next is `/dev/loop<n>`).
     pub loops: usize,
+    /// What `random_u64` answers (`None`: the kernel had no random bytes).
+    pub random: Option<u64>,
 }
 
 impl Recorder {
@@ -178,6 +180,9 @@ impl Sys for Recorder {
     fn sleep(&mut self, d: Duration) {
         self.clock += d;
         self.calls.push(Call::Sleep(d));
+    }
+    fn random_u64(&mut self) -> Option<u64> {
+        self.random
     }
     fn sync(&mut self) {
         // sync(2) cannot fail, so a `fail_at` on it has nothing to report.

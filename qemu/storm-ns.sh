@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# PID 1 of one boot storm's namespaces; qemu/storm.sh starts it (`ur_ns_start --net --mount`),
+# do not run it directly.
+#
+#   storm-ns.sh SPEC
+#
+# One bridge br0 (192.168.77.0/24, this namespace at .1: router and the one dnsmasq, leasing
+# .100-.199), UR_HEADS NFS heads and UR_NODES QEMU nodes on it, all started at once. Head K
+# (1-based) is a machine of its own on the segment: a network namespace `headK` at
+# 192.168.77.(10+K), joined to the bridge by a veth, running its own ganesha (NFSv4 only, so no
+# rpcbind, whose socket under /run the heads would otherwise share) that exports UR_EXPORT
+# read-only as /system. Node I (1-based) is tap I with MAC 52:54:00:77:01:<I in hex>; its
+# console, command line and outcome are in UR_DIR/node-I/.
+#
+# SPEC holds KEY=VALUE lines (qemu/lib.sh's ur_spec); the keys, defaults and meaning:
+UR_DIR=""          # run directory
+UR_EXPORT=""       # the system tree every head exports
+UR_HEADS=1         # number of heads
+UR_NODES=1         # number of nodes; node-I/cmdline holds each one's kernel command line
+UR_KERNEL=""       # the vmlinux to boot
+UR_INITRD=""       # the initramfs every node boots
+UR_ACCEL=tcg       # QEMU accelerator
+UR_MEM=256         # MB per node
+UR_TIMEOUT=120     # seconds for the whole storm; nodes still running then are stopped
+UR_KILL=""         # a head number to kill (ganesha SIGKILLed and its link cut) ...
+UR_KILL_AFTER=""   # ... as soon as any node's console matches this ERE
+#
+# Writes: head-K.conf, head-K.log (ganesha), head-K.bytes (its link's tx and rx bytes at the
+# end), dnsmasq.log, timings (host times, ms from the start), and per node: console.log,
+# qemu-cmd, qemu.pid, start and end (host µs since the epoch), rc (QEMU's exit status), cpu
+# (QEMU's user and system CPU seconds, from bash's `times`), stop (why it ended: "exited rc=N",
+# "fatal: LINE", "timeout").
+set -euo pipefail
+
+spec=$1
+while IFS= read -r line; do
+  key=${line%%=*}
+  [[ $key =~ ^UR_[A-Z_]+$ && -v $key ]] || { echo "storm-ns: $spec: unknown key in: $line" >&2; exit 1; }
+done <"$spec"
+# shellcheck source=/dev/null # written by ur_spec, checked above
+. "$spec"
+pids=()
+t_start=${EPOCHREALTIME/./}
+note() { echo "+$(((${EPOCHREALTIME/./} - t_start) / 1000)) ms: $*" >>"$UR_DIR/timings"; }
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+  local p
+  trap - EXIT TERM INT HUP
+  for p in ${pids[@]+"${pids[@]}"}; do kill -KILL "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  note "stopped"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT HUP
+
+# listening NETNS PORT: a TCP socket listens on PORT in that network namespace.
+listening() {
+  local hex
+  hex=$(printf ':%04X ' "$2")
+  ip netns exec "$1" cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q "${hex}[0-9A-F:]* 0A "
+}
+
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /var/lib/nfs
+mount -t tmpfs tmpfs /srv
+ip link set lo up
+mkdir -p /srv/system
+mount --bind "$UR_EXPORT" /srv/system
+mount -o remount,bind,ro /srv/system
+
+ip link add br0 type bridge forward_delay 0 stp_state 0
+ip addr add 192.168.77.1/24 dev br0
+ip link set br0 up
+
+head_pids=()
+for k in $(seq "$UR_HEADS"); do
+  addr=192.168.77.$((10 + k))
+  ip netns add "head$k"
+  ip link add "vhead$k" type veth peer name eth0 netns "head$k"
+  ip link set "vhead$k" master br0
+  ip link set "vhead$k" up
+  ip -n "head$k" link set lo up
+  ip -n "head$k" addr add "$addr/24" dev eth0
+  ip -n "head$k" link set eth0 up
+  # Graceless: a v4 client would otherwise wait out the 90 s grace period after mounting.
+  cat >"$UR_DIR/head-$k.conf" <<EOC
+NFS_CORE_PARAM { NFS_Port = 2049; Enable_NLM = false; Enable_RQUOTA = false;
+                 Enable_UDP = false; Protocols = 4;
+                 Plugins_Dir = /usr/lib/x86_64-linux-gnu/ganesha; }
+NFSV4 { Graceless = true; Only_Numeric_Owners = true; }
+EXPORT { Export_Id = 1; Path = /srv/system; Pseudo = /system; Access_Type = RO;
+         Squash = No_Root_Squash; SecType = sys; Protocols = 4; Transports = TCP;
+         FSAL { Name = VFS; } }
+EOC
+  # `ip netns exec` gives the command a mount namespace of its own: each head gets its own
+  # /var/lib/nfs (ganesha's v4 recovery state) without touching the others'. The shell execs
+  # ganesha, so $! is ganesha's PID.
+  ip netns exec "head$k" sh -c 'mount -t tmpfs tmpfs /var/lib/nfs && exec "$@"' sh \
+    ganesha.nfsd -F -f "$UR_DIR/head-$k.conf" -L "$UR_DIR/head-$k.log" -N NIV_EVENT \
+    -p "/run/ganesha-$k.pid" >"$UR_DIR/head-$k.out" 2>&1 &
+  head_pids+=("$!")
+  pids=("$!" "${pids[@]}")
+done
+for k in $(seq "$UR_HEADS"); do
+  for _ in $(seq 200); do listening "head$k" 2049 && break; sleep 0.05; done
+  listening "head$k" 2049 || { echo "storm-ns: head $k's ganesha is not listening; see $UR_DIR/head-$k.log" >&2; exit 1; }
+  note "head $k up at 192.168.77.$((10 + k))"
+done
+
+# shellcheck disable=SC2054 # the commas belong to dnsmasq's option syntax
+dnsmasq -k --conf-file=/dev/null --user=root --port=0 --bind-interfaces --interface=br0 \
+  --no-resolv --no-hosts --no-ping --log-dhcp --log-facility="$UR_DIR/dnsmasq.log" \
+  --pid-file=/run/dnsmasq.pid --dhcp-leasefile=/run/dnsmasq.leases \
+  --dhcp-range=192.168.77.100,192.168.77.199,255.255.255.0,1h \
+  --dhcp-option=option:router,192.168.77.1 >"$UR_DIR/dnsmasq.out" 2>&1 &
+pids=("$!" "${pids[@]}")
+for _ in $(seq 100); do grep -q ':0043 ' "/proc/$!/net/udp" 2>/dev/null && break; sleep 0.05; done
+note "dnsmasq up"
+
+for i in $(seq "$UR_NODES"); do
+  ip tuntap add dev "tap$i" mode tap
+  ip link set "tap$i" master br0
+  ip link set "tap$i" up
+done
+note "network up"
+
+for i in $(seq "$UR_NODES"); do
+  d=$UR_DIR/node-$i
+  qemu=(qemu-system-x86_64 -accel "$UR_ACCEL" -m "$UR_MEM" -smp 1 -nographic -no-reboot
+    -kernel "$UR_KERNEL" -initrd "$UR_INITRD" -append "$(cat "$d/cmdline")"
+    -netdev "tap,id=n0,ifname=tap$i,script=no,downscript=no"
+    -device "virtio-net-pci,netdev=n0,mac=$(printf '52:54:00:77:01:%02x' "$i")")
+  printf '%q ' "${qemu[@]}" >"$d/qemu-cmd"
+  # The subshell's `times` reports QEMU's CPU (its child's, second line) once QEMU has exited.
+  (
+    echo "${EPOCHREALTIME/./}" >"$d/start"
+    rc=0
+    "${qemu[@]}" </dev/null >"$d/console.log" 2>&1 &
+    echo "$!" >"$d/qemu.pid"
+    wait "$!" || rc=$?
+    echo "${EPOCHREALTIME/./}" >"$d/end"
+    echo "$rc" >"$d/rc"
+    # Not `times | ...`: the pipeline's subshell has no children of its own.
+    times >"$d/times"
+    sed -n 2p "$d/times" >"$d/cpu"
+  ) &
+  pids=("$!" "${pids[@]}")
+done
+note "$UR_NODES nodes started"
+
+if [ -n "$UR_KILL" ]; then
+  (
+    # No `cat | grep -q`: under pipefail, cat's SIGPIPE when grep stops early fails the test.
+    until grep -aqE -- "$UR_KILL_AFTER" "$UR_DIR"/node-*/console.log 2>/dev/null; do
+      sleep 0.05
+    done
+    kill -KILL "${head_pids[UR_KILL - 1]}" 2>/dev/null || true
+    # A dead machine also stops answering ARP and TCP: cut its link, so that nodes see a
+    # timeout rather than a polite refusal.
+    ip link set "vhead$UR_KILL" down
+    note "head $UR_KILL killed (ganesha SIGKILL, link down) after a console matched $UR_KILL_AFTER"
+  ) &
+  pids=("$!" "${pids[@]}")
+fi
+
+deadline=$((t_start + UR_TIMEOUT * 1000000))
+while :; do
+  running=0
+  for i in $(seq "$UR_NODES"); do
+    d=$UR_DIR/node-$i
+    [ -e "$d/stop" ] && continue
+    if [ -e "$d/rc" ]; then
+      echo "exited rc=$(cat "$d/rc")" >"$d/stop"
+      note "node $i: $(cat "$d/stop")"
+      continue
+    fi
+    running=$((running + 1))
+    # A node that failed waits forever (its initramfs has no shell): stop it at once.
+    fatal=$(grep -aE -m1 'linuxrc: FATAL|baseline: FATAL|Kernel panic' "$d/console.log" 2>/dev/null || true)
+    if [ -n "$fatal" ]; then
+      echo "fatal: $fatal" >"$d/stop"
+      kill -KILL "$(cat "$d/qemu.pid")" 2>/dev/null || true
+      note "node $i: fatal"
+    elif [ "${EPOCHREALTIME/./}" -ge "$deadline" ]; then
+      echo "timeout after $UR_TIMEOUT s" >"$d/stop"
+      kill -KILL "$(cat "$d/qemu.pid")" 2>/dev/null || true
+      note "node $i: timeout"
+    fi
+  done
+  [ "$running" -gt 0 ] || break
+  sleep 0.1
+done
+note "all nodes done"
+# What each head sent and received on the segment (NFS, ARP), for bytes per node served.
+for k in $(seq "$UR_HEADS"); do
+  ip netns exec "head$k" sh -c 'cat /sys/class/net/eth0/statistics/tx_bytes /sys/class/net/eth0/statistics/rx_bytes' |
+    paste -sd' ' >"$UR_DIR/head-$k.bytes" || true
+done

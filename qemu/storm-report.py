@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""Reads the run directories of qemu/storm.sh (one per storm, written by qemu/storm-ns.sh),
+prints per node and per storm what happened, draws each storm's timeline with matplotlib into
+<run>.svg (and .png) next to the run directory, and exits 1 unless every storm passed.
+
+Per node: whether it booted (QEMU exited by itself after the real init's first line, no
+FATAL), its phases from its own console (kernel timestamps, so all in one guest clock), the
+head that served its root and in which place of its ranking. Per storm: time-to-all (host
+clock: from the storm's start to the last node's QEMU exit) against the CPU floor, N x one
+boot's CPU seconds (QEMU's user+system, from the N=1 storm of the same kind, else this storm's
+median) / cores, and the median and worst /init -> real init.
+"""
+import argparse
+import re
+import statistics
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+KTIME = re.compile(r"^\[\s*(\d+\.\d+)\]")
+T_INIT = "Run /init as init process"
+T_REAL = "unionroot-demo: real init started"
+
+
+def ktime(lines, pattern):
+    """The kernel timestamp of the first line containing pattern (a regex), or None."""
+    rx = re.compile(pattern)
+    for line in lines:
+        if rx.search(line):
+            m = KTIME.match(line)
+            if m:
+                return float(m.group(1))
+    return None
+
+
+def first(lines, pattern):
+    rx = re.compile(pattern)
+    for line in lines:
+        m = rx.search(line)
+        if m:
+            return m
+    return None
+
+
+def read(path, default=""):
+    try:
+        return Path(path).read_text(errors="replace").strip()
+    except OSError:
+        return default
+
+
+def node_report(d, kind):
+    """What one node's directory says: ok, why not, phases [(name, start, end)], head."""
+    lines = read(d / "console.log").splitlines()
+    r = {"name": d.name, "ok": True, "why": [], "phases": [], "head": "-", "rank": None}
+    stop = read(d / "stop", "no outcome")
+    if stop != "exited rc=0":
+        r["ok"] = False
+        r["why"].append(stop)
+    t_init, t_real = ktime(lines, re.escape(T_INIT)), ktime(lines, re.escape(T_REAL))
+    if t_init is None or t_real is None:
+        r["ok"] = False
+        r["why"].append("no /init or no real-init line on the console")
+    if not first(lines, r"^PROOF root=overlay"):
+        r["ok"] = False
+        r["why"].append("the real init did not run on the overlay root")
+    r["init"], r["real"] = t_init, t_real
+    start, end = read(d / "start"), read(d / "end")
+    r["host_start"] = int(start) / 1e6 if start else None
+    r["host_end"] = int(end) / 1e6 if end else None
+    cpu = read(d / "cpu").split()
+    r["cpu"] = None
+    if len(cpu) == 2:
+        secs = []
+        for v in cpu:
+            m = re.fullmatch(r"(\d+)m([\d.]+)s", v)
+            if m:
+                secs.append(int(m.group(1)) * 60 + float(m.group(2)))
+        if len(secs) == 2:
+            r["cpu"] = sum(secs)
+    if t_init is not None:
+        r["phases"].append(("kernel", 0.0, t_init))
+    if kind == "linuxrc":
+        m = first(lines, r"served by (\S+) \(server (\d+) of (\d+), round (\d+)\)")
+        if m:
+            r["head"], r["rank"] = m.group(1), int(m.group(2))
+        s = first(lines, r"linuxrc: exec \S+ \(total (\d+) ms \((.*)\)\)")
+        j = first(lines, r"linuxrc: dhcp: waiting (\d+) ms before DISCOVER")
+        jitter = int(j.group(1)) / 1000 if j else 0.0
+        if s and t_init is not None:
+            t = t_init
+            for part in s.group(2).split(", "):
+                pm = re.fullmatch(r"(.+) (\d+) ms", part)
+                if not pm:
+                    continue
+                name, dur = pm.group(1), int(pm.group(2)) / 1000
+                if name == "network" and jitter:
+                    r["phases"].append(("jitter", t, t + jitter))
+                    t, dur = t + jitter, max(dur - jitter, 0.0)
+                r["phases"].append((name, t, t + dur))
+                t += dur
+            if t_real is not None:
+                r["phases"].append(("switch+exec", t, t_real))
+    else:
+        m = first(lines, r"baseline: nfs (\S+):\S+ mounted")
+        if m:
+            r["head"], r["rank"] = m.group(1), 1
+        marks = [
+            ("modules", ktime(lines, r"baseline: modules loaded")),
+            ("network", ktime(lines, r"baseline: dhcp .*lease")),
+            ("root", ktime(lines, r"baseline: nfs .* mounted")),
+            ("switch+exec", t_real),
+        ]
+        t = t_init
+        for name, at in marks:
+            if t is not None and at is not None:
+                r["phases"].append((name, t, at))
+                t = at
+    if r["ok"] and r["head"] == "-":
+        r["ok"] = False
+        r["why"].append("no line says which head served the root")
+    return r
+
+
+COLORS = {
+    "kernel": "#bbbbbb",
+    "mounts+config": "#8dd3c7",
+    "modules": "#80b1d3",
+    "jitter": "#ffffb3",
+    "network": "#fdb462",
+    "root": "#b3de69",
+    "switch+exec": "#fb8072",
+}
+
+
+def draw(run, kind, nodes, path, title):
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(nodes) + 2.2))
+    seen = set()
+    for row, n in enumerate(nodes):
+        for name, a, b in n["phases"]:
+            label = None if name in seen else name
+            seen.add(name)
+            ax.barh(row, b - a, left=a, color=COLORS.get(name, "#cccccc"), edgecolor="black",
+                    linewidth=0.3, label=label)
+        tag = n["head"] + (f" (#{n['rank']})" if n["rank"] and n["rank"] > 1 else "")
+        if not n["ok"]:
+            tag = "FAILED " + tag
+        end = max((b for _, _, b in n["phases"]), default=0)
+        ax.text(end + 0.05, row, tag, va="center", fontsize=7)
+    ax.set_yticks(range(len(nodes)))
+    ax.set_yticklabels([n["name"] for n in nodes])
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds of each node's own uptime (QEMUs started together; host clocks in the text report)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=7, ncol=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    fig.savefig(path.with_suffix(".png"), dpi=100)
+    plt.close(fig)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--heads", type=int, required=True)
+    ap.add_argument("--cores", type=int, required=True)
+    ap.add_argument("--killed", type=int)
+    ap.add_argument("--every-head", action="store_true")
+    ap.add_argument("runs", nargs="+")
+    a = ap.parse_args()
+    heads = [f"192.168.77.{10 + k}" for k in range(1, a.heads + 1)]
+    one_boot_cpu = {}
+    summary = []
+    failed = False
+    for run in map(Path, a.runs):
+        kind, n = re.fullmatch(r"(\w+)-n(\d+)", run.name).groups()
+        n = int(n)
+        nodes = [node_report(run / f"node-{i}", kind) for i in range(1, n + 1)]
+        problems = [f"{x['name']}: {'; '.join(x['why'])}" for x in nodes if not x["ok"]]
+        if a.every_head:
+            served = {x["head"] for x in nodes if x["ok"]}
+            for h in heads:
+                if h not in served:
+                    problems.append(f"head {h} served no node")
+        if a.killed:
+            dead = heads[a.killed - 1]
+            for x in nodes:
+                if x["head"] == dead:
+                    problems.append(f"{x['name']}: served by the killed head {dead}")
+            moved = [x for x in nodes if x["ok"] and x["rank"] and x["rank"] > 1]
+            if not moved:
+                problems.append(f"no node failed over from the killed head {dead}: the kill proved nothing")
+        timings = read(run / "timings")
+        print(f"\n== storm {kind} N={n}, {a.heads} heads"
+              + (f", head {a.killed} killed" if a.killed else "")
+              + f"; host load before {read(run / 'load-before')[5:]}, after {read(run / 'load-after')[5:]}")
+        if a.killed:
+            for line in timings.splitlines():
+                if "killed" in line:
+                    print(f"   {line}")
+        names = [p[0] for p in nodes[0]["phases"]] if nodes and nodes[0]["phases"] else []
+        print(f"{'node':8} {'ok':4} {'head (rank)':20} {'/init->real ms':>14} {'cpu s':>6} {'done s':>7}  phases (ms)")
+        starts = [x["host_start"] for x in nodes if x["host_start"]]
+        t0 = min(starts) if starts else 0
+        for x in nodes:
+            dt = (x["real"] - x["init"]) * 1000 if x["init"] is not None and x["real"] is not None else None
+            done = x["host_end"] - t0 if x["host_end"] else None
+            ph = ", ".join(f"{p} {1000 * (b - e0):.0f}" for p, e0, b in x["phases"])
+            head = x["head"] + (f" ({x['rank']})" if x["rank"] else "")
+            cpu_s = "-" if x["cpu"] is None else f"{x['cpu']:.1f}"
+            print(f"{x['name']:8} {'yes' if x['ok'] else 'NO':4} {head:20} "
+                  f"{'-' if dt is None else str(round(dt)):>14} "
+                  f"{cpu_s:>6} "
+                  f"{'-' if done is None else f'{done:.1f}':>7}  {ph}")
+        for k, h in enumerate(heads, 1):
+            b = read(run / f"head-{k}.bytes").split()
+            served = sum(1 for x in nodes if x["head"] == h)
+            if len(b) == 2:
+                tx = int(b[0]) / 1e6
+                per = f", {tx / served:.2f} MB per node served" if served else ""
+                print(f"   head {h}: served {served} nodes, sent {tx:.2f} MB, received "
+                      f"{int(b[1]) / 1e6:.2f} MB{per}")
+        for p in problems:
+            print(f"   FAIL {p}")
+        ok = [x for x in nodes if x["ok"]]
+        cpus = [x["cpu"] for x in nodes if x["cpu"] is not None]
+        if n == 1 and cpus:
+            one_boot_cpu[kind] = cpus[0]
+        cpu1 = one_boot_cpu.get(kind, statistics.median(cpus) if cpus else None)
+        cpu1_from = "N=1 storm" if kind in one_boot_cpu else f"median of this N={n} storm"
+        ends = [x["host_end"] for x in nodes if x["host_end"]]
+        to_all = max(ends) - t0 if ends and len(ends) == n else None
+        floor = n * cpu1 / a.cores if cpu1 else None
+        dts = sorted((x["real"] - x["init"]) * 1000 for x in ok)
+        line = {
+            "kind": kind, "n": n, "failures": len(problems),
+            "to_all": to_all, "floor": floor, "cpu1": cpu1,
+            "median": statistics.median(dts) if dts else None, "worst": dts[-1] if dts else None,
+            "served": {h: sum(1 for x in ok if x["head"] == h) for h in heads},
+            "cpu1_from": cpu1_from,
+            "load": read(run / "load-before")[5:],
+        }
+        summary.append(line)
+        svg = run.parent / f"{run.name}.svg"
+        draw(run, kind, nodes, svg,
+             f"storm {kind} N={n}, {a.heads} heads: time-to-all "
+             f"{'-' if to_all is None else f'{to_all:.1f}'} s, CPU floor "
+             f"{'-' if floor is None else f'{floor:.1f}'} s; load {line['load']}")
+        print(f"   timeline: {svg}")
+        if problems:
+            failed = True
+    print(f"\n== storms ({a.cores} cores; floor = N x one boot's CPU (QEMU user+sys) / cores)")
+    print(f"{'kind':9} {'N':>3} {'fail':>4} {'to-all s':>8} {'floor s':>7} {'to-all/floor':>12} "
+          f"{'1 boot cpu':>10} {'median ms':>9} {'worst ms':>8}  served per head   load before")
+
+    def f(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    for s in summary:
+        ratio = s["to_all"] / s["floor"] if s["to_all"] and s["floor"] else None
+        served = " ".join(str(c) for c in s["served"].values())
+        print(f"{s['kind']:9} {s['n']:>3} {s['failures']:>4} {f(s['to_all'], '.1f'):>8} "
+              f"{f(s['floor'], '.1f'):>7} {f(ratio, '.2f'):>12} {f(s['cpu1'], '.1f'):>10} "
+              f"{f(s['median'], '.0f'):>9} {f(s['worst'], '.0f'):>8}  {served:16} {s['load']}"
+              f"  (1 boot cpu: {s['cpu1_from']})")
+    print("storm: " + ("FAILED (see FAIL lines above)" if failed else "every storm passed (zero failures)"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
