@@ -17,6 +17,8 @@ pub enum NfsError {
     RelativePath(String),
     #[error("server {0:?} is not an IPv4 address; linuxrc does not resolve names, so give the server's address")]
     BadServer(String),
+    #[error("servers {0:?} mix '+' (equivalent heads) and '|' (failover order); give one kind, e.g. 10.0.0.1+10.0.0.2:/srv/system")]
+    MixedServers(String),
     #[error("NFS version {0:?} is not supported; use 3, 4, 4.0, 4.1 or 4.2")]
     BadVersion(String),
     #[error("nfsroot={0:?}: it contains a control character; give nfsroot=[<server>:]<path>[,<options>]")]
@@ -73,10 +75,14 @@ impl fmt::Display for NfsVersion {
 }
 
 /// A parsed `nfsroot=` (or DHCP root-path, or a `unionroot.` piece: same shape). Several
-/// servers may be given as `a|b|c:` for failover; they are tried in order.
+/// servers may be given as `a|b|c:` for failover; they are tried in order. `a+b+c:` lists
+/// equivalent heads serving the same data ([`NfsRoot::spread`]): each node ranks them itself
+/// (issue 10), so that the nodes spread over the heads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NfsRoot {
     pub servers: Vec<Ipv4Addr>,
+    /// The servers are equivalent heads (`+`), not a failover order (`|`).
+    pub spread: bool,
     pub path: String,
     /// Options exactly as given after the path, in order.
     pub options: Vec<String>,
@@ -95,18 +101,22 @@ impl NfsRoot {
             Some((h, o)) => (h, o),
             None => (text, ""),
         };
-        let (servers, path) = match head.split_once(':') {
+        let (servers, spread, path) = match head.split_once(':') {
             Some((s, p)) => {
+                let spread = s.contains('+');
+                if spread && s.contains('|') {
+                    return Err(NfsError::MixedServers(s.to_string()));
+                }
                 let servers = s
-                    .split('|')
+                    .split(if spread { '+' } else { '|' })
                     .map(|a| {
                         a.parse::<Ipv4Addr>()
                             .map_err(|_| NfsError::BadServer(a.to_string()))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                (servers, p)
+                (servers, spread, p)
             }
-            None => (Vec::new(), head),
+            None => (Vec::new(), false, head),
         };
         if path.is_empty() {
             return Err(NfsError::EmptyPath(text.to_string()));
@@ -127,6 +137,7 @@ impl NfsRoot {
             .collect();
         Ok(NfsRoot {
             servers,
+            spread,
             path: path.to_string(),
             options,
         })
@@ -160,7 +171,7 @@ impl fmt::Display for NfsRoot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.servers.is_empty() {
             let s: Vec<String> = self.servers.iter().map(|a| a.to_string()).collect();
-            write!(f, "{}:", s.join("|"))?;
+            write!(f, "{}:", s.join(if self.spread { "+" } else { "|" }))?;
         }
         write!(f, "{}", self.path)?;
         for o in &self.options {
@@ -382,6 +393,27 @@ mod tests {
         let (flags, rest) = split_vfs_options(&r.options, ms::RDONLY | ms::NOSUID);
         assert_eq!(flags, ms::NOSUID | ms::NODEV);
         assert_eq!(rest, ["vers=4"]);
+    }
+
+    #[test]
+    fn equivalent_heads_round_trip_and_do_not_mix_with_failover() {
+        let r = NfsRoot::parse("10.0.0.1+10.0.0.2+10.0.0.3:/srv/system,vers=4.2").unwrap();
+        assert_eq!(r.servers, [ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3")]);
+        assert!(r.spread);
+        assert_eq!(
+            r.to_string(),
+            "10.0.0.1+10.0.0.2+10.0.0.3:/srv/system,vers=4.2"
+        );
+        assert!(!NfsRoot::parse("10.0.0.1|10.0.0.2:/a").unwrap().spread);
+        assert!(!NfsRoot::parse("10.0.0.1:/a").unwrap().spread);
+        assert_eq!(
+            NfsRoot::parse("10.0.0.1+10.0.0.2|10.0.0.3:/a").unwrap_err(),
+            NfsError::MixedServers("10.0.0.1+10.0.0.2|10.0.0.3".into())
+        );
+        assert_eq!(
+            NfsRoot::parse("10.0.0.1+:/a").unwrap_err(),
+            NfsError::BadServer(String::new())
+        );
     }
 
     #[test]

@@ -274,7 +274,12 @@ mod tests {
             let mut spec = if servers.is_empty() {
                 String::new()
             } else {
-                format!("{}:", servers.join("|"))
+                let sep = if servers.len() > 1 && self.coin() {
+                    "+"
+                } else {
+                    "|"
+                };
+                format!("{}:", servers.join(sep))
             };
             spec += self.pick(&["/srv/system", "/srv/apps", "/export/nodes", "/srv/%s"]);
             for _ in 0..self.below(3) {
