@@ -298,6 +298,13 @@ pub struct ExportsArgs {
     /// Refuse (exit 4) instead of warning when an export is risky
     #[arg(long)]
     pub strict: bool,
+    /// With [[heads]] and --format ganesha: the configuration of this head (by name)
+    #[arg(long, value_name = "NAME", conflicts_with = "heads_dir")]
+    pub head: Option<String>,
+    /// With [[heads]] and --format ganesha: write every head's configuration into DIR, as
+    /// ganesha-NAME.conf
+    #[arg(long, value_name = "DIR", conflicts_with = "output")]
+    pub heads_dir: Option<PathBuf>,
     #[command(flatten)]
     pub out: OutArgs,
 }
