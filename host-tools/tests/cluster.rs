@@ -3,7 +3,7 @@
 //! need no temporary files.
 
 use std::path::Path;
-use unionroot::cluster::{parse, ClusterError, FileKind, IpMode, Mac, Problem};
+use unionroot::cluster::{parse, ClusterError, FileKind, ImagesTarget, IpMode, Mac, Problem};
 
 const VALID: &str = r#"
 [server]
@@ -763,7 +763,31 @@ fn heads_replace_the_server_list_and_reach_the_nodes_as_equivalent_servers() {
     )
     .replace("[exports]", HEADS);
     let c = try_parse(&t).unwrap();
-    assert_eq!(c.heads[0].images.as_deref(), Some("10.0.2.11:/srv/images"));
+    assert_eq!(
+        c.heads[0].images,
+        Some(ImagesTarget::Remote("10.0.2.11:/srv/images".into()))
+    );
+    // rsync's rule: a ':' before the first '/' is remote; a relative path is the file's.
+    let t2 = t
+        .replacen(
+            "address = \"10.0.2.11\"",
+            "address = \"10.0.2.11\"\nimages = \"heads/h1\"",
+            1,
+        )
+        .replacen(
+            "address = \"10.0.2.12\"",
+            "address = \"10.0.2.12\"\nimages = \"rsync://h2/img\"",
+            1,
+        );
+    let c = try_parse(&t2).unwrap();
+    assert_eq!(
+        c.heads[0].images,
+        Some(ImagesTarget::Local("/base/heads/h1".into()))
+    );
+    assert_eq!(
+        c.heads[1].images,
+        Some(ImagesTarget::Remote("rsync://h2/img".into()))
+    );
 }
 
 #[test]

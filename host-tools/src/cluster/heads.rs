@@ -7,7 +7,7 @@
 //! directory every head exports through nfs-ganesha's FSAL_CEPH (ganesha-ceph-config(8)).
 
 use super::check::{is_hostname_label, Checker};
-use super::model::{Backend, Ceph, Exports, Head, Subnet};
+use super::model::{Backend, Ceph, Exports, Head, ImagesTarget, Subnet};
 use super::raw::{RawCeph, RawHead, S};
 use super::tables::in_subnet;
 use std::collections::HashMap;
@@ -35,7 +35,7 @@ pub(super) fn backend(c: &mut Checker, v: Option<&S>, field: &str) -> Backend {
 
 /// Where `image-sync` copies to, checked: rsync reads a leading `-` as an option and a
 /// control character would end up in its argument list and our messages.
-fn images_target(c: &mut Checker, v: &S, field: &str) -> String {
+fn images_target(c: &mut Checker, v: &S, field: &str) -> ImagesTarget {
     let s = v.get_ref();
     if s.is_empty() || s.starts_with('-') || s.chars().any(char::is_control) {
         c.err(
@@ -46,16 +46,16 @@ fn images_target(c: &mut Checker, v: &S, field: &str) -> String {
                  ssh) or rsync://HOST/MODULE/path"
             ),
         );
-        return s.clone();
+        return ImagesTarget::Remote(s.clone());
     }
     // rsync's own rule: a ':' before the first '/' makes the destination remote.
     let remote = s.starts_with("rsync://")
         || s.find(':')
             .is_some_and(|i| s.find('/').is_none_or(|j| i < j));
     if remote {
-        s.clone()
+        ImagesTarget::Remote(s.clone())
     } else {
-        c.local_path(v).to_string_lossy().into_owned()
+        ImagesTarget::Local(c.local_path(v))
     }
 }
 
@@ -112,7 +112,7 @@ pub(super) fn heads(
                 );
                 None
             }
-            (None, Some(dir), Some(a)) => Some(format!("{a}:{dir}")),
+            (None, Some(dir), Some(a)) => Some(ImagesTarget::Remote(format!("{a}:{dir}"))),
             (None, _, _) => None,
         };
         out.push(Head {

@@ -75,9 +75,27 @@ pub struct Head {
     /// An RFC 1123 label; names its ganesha configuration.
     pub name: String,
     pub address: Ipv4Addr,
-    /// Where `image-sync` copies the images directory (an rsync destination: a local path,
-    /// `host:path` over ssh or `rsync://host/module/path`); `None` without `exports.images`.
-    pub images: Option<String>,
+    /// Where `image-sync` copies the images directory; `None` without `exports.images`.
+    pub images: Option<ImagesTarget>,
+}
+
+/// An rsync destination, by rsync's own rule: a `:` before the first `/` (or `rsync://`)
+/// makes it remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImagesTarget {
+    /// A directory of this host (e.g. a head's export mounted here).
+    Local(PathBuf),
+    /// `HOST:/path` (rsync over ssh) or `rsync://HOST/MODULE/path` (an rsync daemon).
+    Remote(String),
+}
+
+impl std::fmt::Display for ImagesTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImagesTarget::Local(p) => write!(f, "{}", p.display()),
+            ImagesTarget::Remote(s) => f.write_str(s),
+        }
+    }
 }
 
 /// `[ceph]`: the FSAL_CEPH settings; `None` fields are left to libcephfs's defaults.
