@@ -8,7 +8,7 @@ UNIONROOT := target/release/unionroot
 N ?= 5
 export UNIONROOT_CACHE ?= $(HOME)/.cache/unionroot
 
-.PHONY: all setup kernel linuxrc host demo test unit fuzz lint e2e bench clean
+.PHONY: all setup kernel linuxrc host demo test unit fuzz lint e2e bench ceph clean
 
 all: linuxrc host
 
@@ -29,7 +29,7 @@ host: setup
 demo: kernel linuxrc host
 	qemu/demo.sh
 
-test: lint unit fuzz e2e
+test: lint unit fuzz e2e ceph
 
 unit: setup
 	$(CARGO) test --locked --workspace
@@ -55,6 +55,11 @@ e2e: kernel linuxrc host
 
 bench: kernel linuxrc host
 	qemu/bench.sh $(N)
+
+# Two NFS heads over a single-node CephFS (mon, mgr, a BlueStore OSD on a file, an MDS): node A
+# writes /home through head 1, node B reads it through head 2 (issue 10). Output in out/ceph/.
+ceph: kernel linuxrc host
+	qemu/ceph.sh
 
 clean:
 	$(CARGO) clean

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything `make demo` / `make test` need on a fresh Debian 12 machine (python3:
-# the harness hashes export manifests with it).
+# the harness hashes export manifests with it; rsync: `unionroot image-sync` copies image
+# generations to the heads; ceph-* and nfs-ganesha-ceph: `make ceph`'s single-node CephFS).
 # Idempotent: each step is skipped when its result is already present.
 set -euo pipefail
 
 PKGS=(qemu-system-x86 busybox-static nfs-ganesha nfs-ganesha-vfs rpcbind dnsmasq
       pxelinux syslinux-common ipxe-qemu isc-dhcp-server cpio zstd xz-utils kmod iproute2
       flex bison bc libelf-dev libssl-dev shellcheck mmdebstrap
-      squashfs-tools erofs-utils python3)
+      squashfs-tools erofs-utils python3
+      rsync ceph-mon ceph-mgr ceph-osd ceph-mds ceph-common nfs-ganesha-ceph)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -119,6 +119,14 @@ pub fn ganesha(c: &Cluster, head: Option<&Head>) -> String {
     }
     let _ = writeln!(w, "NFS_CORE_PARAM {{");
     let _ = writeln!(w, "    Protocols = {proto};");
+    // The nodes mount over TCP and use no quotas, and NFSv4 has its locks in the protocol:
+    // without these services a v4 server needs no rpcbind (it otherwise stalls at start
+    // registering them with an rpcbind that is not there).
+    let _ = writeln!(w, "    Enable_UDP = false;");
+    let _ = writeln!(w, "    Enable_RQUOTA = false;");
+    if proto == "4" {
+        let _ = writeln!(w, "    Enable_NLM = false;");
+    }
     if let Some(h) = head {
         let _ = writeln!(w, "    Bind_addr = {};", h.address);
     }
