@@ -1,22 +1,21 @@
 # shellcheck shell=bash
 # A single-node Ceph (issue 10) from Debian's packages, for qemu/ceph.sh: one mon, one mgr, one
 # OSD (BlueStore on a sparse file), one MDS and a CephFS named "cephfs". Sourced inside the
-# network namespace of qemu/serve.sh, so every daemon listens on that namespace's loopback
-# only and dies with it.
+# network namespace of qemu/serve.sh, so every daemon listens only inside it and dies with it.
 #
-# Auth is "none": the daemons and ganesha share one loopback that nothing else reaches, and
+# Auth is "none": the daemons and ganesha share a network that nothing else reaches, and
 # cephx would add a keyring per daemon without testing anything of ours. Replication is 1 (one
 # OSD). Everything lives below CEPH_DIR: ceph.conf, the daemons' data, logs and sockets.
 
-# ceph_conf DIR FSID: writes DIR/ceph.conf.
+# ceph_conf DIR FSID ADDR: writes DIR/ceph.conf; every daemon listens on ADDR.
 ceph_conf() {
-  local d=$1 fsid=$2
+  local d=$1 fsid=$2 addr=$3
   cat >"$d/ceph.conf" <<EOF
 [global]
 fsid = $fsid
-mon host = [v2:127.0.0.1:3300,v1:127.0.0.1:6789]
-public addr = 127.0.0.1
-cluster addr = 127.0.0.1
+mon host = [v2:$addr:3300,v1:$addr:6789]
+public addr = $addr
+cluster addr = $addr
 auth cluster required = none
 auth service required = none
 auth client required = none
@@ -31,7 +30,7 @@ mon warn on insecure global id reclaim allowed = false
 mon data avail warn = 1
 mon data avail crit = 0
 run dir = $d/run
-admin socket = $d/run/\$cluster-\$name.asok
+admin socket = $d/run/\$cluster-\$name.\$pid.asok
 log file = $d/log/\$cluster-\$name.log
 pid file = $d/run/\$cluster-\$name.pid
 mon data = $d/mon/\$cluster-\$id
@@ -74,17 +73,17 @@ ceph_wait() {
   return 1
 }
 
-# ceph_start DIR: creates and starts the cluster in DIR (emptied first) and a CephFS
-# "cephfs"; sets CEPH_DIR and CEPH_PIDS. Prints a timing line per step to stderr.
+# ceph_start DIR ADDR: creates and starts the cluster in DIR (emptied first), listening on
+# ADDR, and a CephFS "cephfs"; sets CEPH_DIR and CEPH_PIDS. Prints a timing line per step.
 ceph_start() {
   CEPH_DIR=$1 CEPH_PIDS=()
-  local d=$1 fsid osd_uuid t0=${EPOCHREALTIME/./}
+  local d=$1 addr=$2 fsid osd_uuid t0=${EPOCHREALTIME/./}
   step() { echo "ceph: +$(((${EPOCHREALTIME/./} - t0) / 1000)) ms $*" >&2; }
   rm -rf "$d"
   mkdir -p "$d"/{run,log,mon/ceph-a,mgr/ceph-x,osd/ceph-0,mds/ceph-a}
   fsid=$(uuidgen) osd_uuid=$(uuidgen)
-  ceph_conf "$d" "$fsid"
-  monmaptool --create --fsid "$fsid" --addv a '[v2:127.0.0.1:3300,v1:127.0.0.1:6789]' \
+  ceph_conf "$d" "$fsid" "$addr"
+  monmaptool --create --fsid "$fsid" --addv a "[v2:$addr:3300,v1:$addr:6789]" \
     "$d/monmap" >/dev/null
   ceph-mon -c "$d/ceph.conf" --mkfs -i a --monmap "$d/monmap" 2>"$d/log/mkfs-mon.err" ||
     { cat "$d/log/mkfs-mon.err" >&2; return 1; }
@@ -143,6 +142,23 @@ fs.close(fd)
 fs.unmount()
 fs.shutdown()
 EOF
+}
+
+# ceph_diag FILE: what the MDS and every client say about sessions and capabilities, for a
+# failed run.
+ceph_diag() {
+  local a
+  {
+    echo "== ceph health detail"; ceph_q health detail
+    echo "== mds session ls"; ceph_q tell mds.a session ls
+    echo "== mds ops"; ceph_q tell mds.a ops
+    for a in "$CEPH_DIR"/run/ceph-client.*.asok; do
+      [ -S "$a" ] || continue
+      echo "== $a status"; timeout 10 ceph --admin-daemon "$a" status
+      echo "== $a mds_requests"; timeout 10 ceph --admin-daemon "$a" mds_requests
+      echo "== $a dump_cache"; timeout 10 ceph --admin-daemon "$a" dump_cache
+    done
+  } >"$1" 2>&1
 }
 
 # ceph_stop: stops the daemons, newest first, and waits for them.

@@ -16,10 +16,14 @@ set -euo pipefail
 # shellcheck source=qemu/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-# The heads: outside the guests' 10.0.2.0/24 (QEMU's user network answers ARP there only for
-# its own addresses), so the guest routes to them through 10.0.2.2 and QEMU connects from the
-# namespace, where they are loopback addresses.
-HEAD1=10.0.3.11 HEAD2=10.0.3.12
+# The heads, each a machine of its own: a network namespace with a veth on the bridge brh
+# (10.0.3.0/24; this namespace, where Ceph listens, is 10.0.3.1). Outside the guests'
+# 10.0.2.0/24 (QEMU's user network answers ARP there only for its own addresses), so a guest
+# routes to them through 10.0.2.2 and QEMU connects from this namespace, over brh.
+# (Two ganesha 4.3 in one network namespace do not work, whatever Bind_addr says: the second
+# dies binding its IPv6 socket, "Address already in use", and the first then answers on
+# both addresses.)
+HOSTS_NET=10.0.3 HEAD1=10.0.3.11 HEAD2=10.0.3.12
 
 if [ "${1:-}" = --inside ]; then
   # In qemu/serve.sh's namespaces (fresh network, mounts and PIDs).
@@ -38,36 +42,50 @@ if [ "${1:-}" = --inside ]; then
     rm -f "$run/ceph/osd/ceph-0/block"
   }
   trap stop_all EXIT
-  ip addr add "$HEAD1/32" dev lo
-  ip addr add "$HEAD2/32" dev lo
+  ip link add brh type bridge forward_delay 0
+  ip addr add "$HOSTS_NET.1/24" dev brh
+  ip link set brh up
   t0=${EPOCHREALTIME/./}
-  ceph_start "$run/ceph"
+  ceph_start "$run/ceph" "$HOSTS_NET.1"
   t_ceph=$(((${EPOCHREALTIME/./} - t0) / 1000))
   ceph_mkdir /home 1777
   echo "ceph: up in $t_ceph ms (mon, mgr, osd.0 BlueStore on a file, mds.a, CephFS cephfs)"
 
-  # The system tree at the path the cluster file exports, read-only (VFS exports).
+  # The system tree at the path the cluster file exports, read-only (VFS exports); the heads'
+  # network namespaces share this mount namespace's view.
   mkdir -p /srv/system
   mount --bind "$run/tree" /srv/system
   mount -o remount,bind,ro /srv/system
   for h in head1 head2; do
+    a=$HEAD1
+    [ "$h" = head1 ] || a=$HEAD2
+    ip netns add "$h"
+    ip link add "v$h" type veth peer name eth0 netns "$h"
+    ip link set "v$h" master brh up
+    ip -n "$h" link set lo up
+    ip -n "$h" addr add "$a/24" dev eth0
+    ip -n "$h" link set eth0 up
     # The generated file, plus Graceless: these nodes boot once and have no state to reclaim,
     # and a 90 s grace period would hold their first open of /home.
     sed 's/^NFSV4 {$/NFSV4 {\n    Graceless = true;/' "$run/heads/ganesha-$h.conf" >"$run/$h.conf"
-    # Each head as on a machine of its own: its own /var/lib/nfs (v4 recovery state) and host
-    # name (FSAL_CEPH names its CephFS session after it; the MDS refuses a second session of
-    # the same name).
+    # Also its own /var/lib/nfs (v4 recovery state) and host name (FSAL_CEPH names its CephFS
+    # session after it; the MDS refuses a second session of the same name).
     # shellcheck disable=SC2016 # expanded by the inner sh
-    unshare --mount --uts sh -c 'hostname "$0" && mount -t tmpfs tmpfs /var/lib/nfs && exec "$@"' "$h" \
+    ip netns exec "$h" unshare --mount --uts \
+      sh -c 'hostname "$0" && mount -t tmpfs tmpfs /var/lib/nfs && exec "$@"' "$h" \
       ganesha.nfsd -F -f "$run/$h.conf" -L "$run/$h.log" -N NIV_EVENT -p "/run/ganesha-$h.pid" \
       >"$run/$h.out" 2>&1 &
     gpids+=("$!")
   done
-  for a in $HEAD1 $HEAD2; do
-    for _ in $(seq 100); do
-      (: </dev/tcp/"$a"/2049) 2>/dev/null && break
+  for h in head1 head2; do
+    for _ in $(seq 150); do
+      grep -q "NFS SERVER INITIALIZED" "$run/$h.log" 2>/dev/null && break
       sleep 0.1
     done
+    grep -q "NFS SERVER INITIALIZED" "$run/$h.log" 2>/dev/null ||
+      { echo "ceph.sh: ganesha of $h did not start: $(grep -E 'FATAL|CRIT :Could not' "$run/$h.log" | head -3)" >&2; exit 2; }
+  done
+  for a in $HEAD1 $HEAD2; do
     (: </dev/tcp/"$a"/2049) 2>/dev/null || { echo "ceph.sh: no ganesha on $a:2049" >&2; exit 2; }
   done
   echo "heads: ganesha on $HEAD1 and $HEAD2 after $(((${EPOCHREALTIME/./} - t0) / 1000)) ms"
@@ -80,13 +98,17 @@ if [ "${1:-}" = --inside ]; then
     shift 2
     t=${EPOCHREALTIME/./}
     "$UR_QEMU/boot.sh" --nfs external --initrd "$run/initramfs.img" --export "$run/tree" \
-      --dir "$run/boot-$name" --timeout 120 \
+      --dir "$run/boot-$name" --timeout "${CEPH_BOOT_TIMEOUT:-120}" \
       --cmdline "console=ttyS0 panic=-1 ip=::::$name::dhcp unionroot.nfsvers=4.2 $lower unionroot.mount=/home=$head:/home" \
       --expect "^PROOF home=$head:/home write=ok" "$@" || rc=1
     echo "boot $name (/home from $head): $(((${EPOCHREALTIME/./} - t) / 1000)) ms"
   }
   node node-a "$HEAD1"
+  [ "$rc" = 0 ] || { ceph_diag "$run/ceph-diag.txt"; echo "ceph.sh: diagnostics in $run/ceph-diag.txt"; }
   node node-b "$HEAD2" --expect "^PROOF home-read proof-home-node-a: written by node-a at "
+  for p in "${gpids[@]}"; do
+    kill -0 "$p" 2>/dev/null || { echo "ceph.sh: FAIL: a ganesha head died (logs: $run/head*.log)" >&2; rc=1; }
+  done
   # And the file is in the CephFS itself, not in some directory of one head.
   if got=$(ceph_cat /home/proof-home-node-a) && [[ $got == "written by node-a at "* ]]; then
     echo "cephfs: /home/proof-home-node-a: $got"

@@ -138,6 +138,15 @@ pub fn ganesha(c: &Cluster, head: Option<&Head>) -> String {
     let _ = writeln!(w, "NFSV4 {{");
     let _ = writeln!(w, "    Only_Numeric_Owners = true;");
     let _ = writeln!(w, "}}");
+    // libcephfs caches attributes and directories itself, under the MDS's capabilities that
+    // keep the heads coherent; a second cache in ganesha could serve a stale directory (the
+    // FSAL_CEPH sample configuration turns it off the same way).
+    let ceph_exports = served(c).iter().any(|e| e.backend == Backend::Ceph);
+    if ceph_exports {
+        let _ = writeln!(w, "MDCACHE {{");
+        let _ = writeln!(w, "    Dir_Chunk = 0;");
+        let _ = writeln!(w, "}}");
+    }
     if let Some(conf) = c.ceph.as_ref().and_then(|ceph| ceph.config.as_ref()) {
         let _ = writeln!(w, "CEPH {{");
         let _ = writeln!(w, "    Ceph_Conf = \"{conf}\";");
@@ -156,6 +165,9 @@ pub fn ganesha(c: &Cluster, head: Option<&Head>) -> String {
         let _ = writeln!(w, "    Protocols = {proto};");
         let _ = writeln!(w, "    Transports = TCP;");
         let _ = writeln!(w, "    SecType = sys;");
+        if e.backend == Backend::Ceph {
+            let _ = writeln!(w, "    Attr_Expiration_Time = 0;");
+        }
         // Nobody but the cluster's clients.
         let _ = writeln!(w, "    Access_Type = None;");
         let _ = writeln!(w, "    CLIENT {{");
