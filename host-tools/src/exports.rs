@@ -95,8 +95,10 @@ pub fn knfsd(c: &Cluster) -> String {
 }
 
 /// An nfs-ganesha configuration with one `EXPORT` block per piece, for the one server, or
-/// with `head` for that head of `[[heads]]`: it then listens on the head's address only, so
-/// that heads may share a host (or a failover address) without taking each other's port.
+/// with `head` for that head of `[[heads]]`: it then names the head's address as `Bind_addr`.
+/// That does not let two heads share a network namespace: ganesha 4.3 still binds an IPv6
+/// socket that the second head cannot get ("Address already in use", fatal; seen in
+/// `qemu/ceph.sh`), so each head needs a host (or a network namespace) of its own.
 ///
 /// `backend = "ceph"` exports go through FSAL_CEPH (ganesha-ceph-config(8)): every head is its
 /// own CephFS client of the same directory, so a write through one head is read through any
