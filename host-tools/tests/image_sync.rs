@@ -307,3 +307,91 @@ fn a_head_that_fails_mid_way_keeps_its_pointer_and_shows_no_partial_generation()
         format!("{g1}\n")
     );
 }
+
+/// Kills the rsync daemon on drop.
+struct Daemon(std::process::Child);
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A head reached through an rsync daemon (`rsync://HOST:PORT/MODULE`, no ssh), as a remote
+/// head is: the same files arrive, in the same order of steps.
+#[test]
+fn a_head_behind_an_rsync_daemon_gets_the_same() {
+    if !tools() {
+        return;
+    }
+    if !is_root() {
+        println!("skipped: the rsync daemon writes as root here (uid = 0 in its module)");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let (images, h1, h2) = (
+        d.path().join("images"),
+        d.path().join("h1"),
+        d.path().join("h2"),
+    );
+    for p in [&images, &h1, &h2] {
+        fs::create_dir(p).unwrap();
+    }
+    // A free port: bind, note it, let go (the daemon takes it right after).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = d.path().join("rsyncd.conf");
+    fs::write(
+        &conf,
+        format!(
+            "use chroot = no\nuid = 0\ngid = 0\npid file = {}\n[img]\npath = {}\nread only = no\n",
+            d.path().join("rsyncd.pid").display(),
+            h2.display()
+        ),
+    )
+    .unwrap();
+    let _daemon = Daemon(
+        Command::new("rsync")
+            .args(["--daemon", "--no-detach", "--address", "127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--config={}", conf.display()))
+            .spawn()
+            .unwrap(),
+    );
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("rsync://127.0.0.1:{port}/img");
+    let c = cluster(d.path(), &images, &h1, Path::new(&url));
+    let g1 = pack(&tree(&d.path().join("t1"), 1, 16), &c);
+    let out = ok(&sync(&c, &["--head", "head2"]));
+    assert!(
+        out.contains(&format!(
+            "head head2: 1 generation(s) present, pointer {g1}"
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        listing(&h1),
+        Vec::<String>::new(),
+        "only head2 was asked for"
+    );
+    assert_eq!(
+        listing(&h2),
+        [g1.clone(), "sys.current".into(), "sys.generations".into()]
+    );
+    assert_eq!(
+        fs::read(h2.join(&g1)).unwrap(),
+        fs::read(images.join(&g1)).unwrap()
+    );
+    assert_eq!(
+        fs::read_to_string(h2.join("sys.current")).unwrap(),
+        format!("{g1}\n")
+    );
+}
