@@ -145,8 +145,13 @@ fn linuxrc_reads_the_golden_config_files_back() {
     }
     // Several heads are equivalent (`+`), one server list a failover order.
     let heads = bootargs::file_config(&load("heads"));
-    assert!(heads.lowers[0].spread && heads.lowers[0].servers.len() == 3);
-    assert!(!bootargs::file_config(&load("basic")).lowers[0].spread);
+    use unionroot_core::nfs::Join;
+    assert_eq!(heads.lowers[0].join, Join::Heads);
+    assert_eq!(heads.lowers[0].servers.len(), 3);
+    assert_eq!(
+        bootargs::file_config(&load("basic")).lowers[0].join,
+        Join::Failover
+    );
     assert!(bootargs::file_config(&load("basic")).image.is_some());
 }
 

@@ -74,15 +74,33 @@ impl fmt::Display for NfsVersion {
     }
 }
 
+/// How a piece's servers relate to each other (the same shape as the storm branch's, issue 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Join {
+    /// `a|b|c`: tried in the order written (one server is this too).
+    #[default]
+    Failover,
+    /// `a+b+c`: equivalent heads serving the same data; each node ranks them itself.
+    Heads,
+}
+
+impl Join {
+    fn separator(self) -> char {
+        match self {
+            Join::Failover => '|',
+            Join::Heads => '+',
+        }
+    }
+}
+
 /// A parsed `nfsroot=` (or DHCP root-path, or a `unionroot.` piece: same shape). Several
 /// servers may be given as `a|b|c:` for failover; they are tried in order. `a+b+c:` lists
-/// equivalent heads serving the same data ([`NfsRoot::spread`]): each node ranks them itself
-/// (issue 10), so that the nodes spread over the heads.
+/// equivalent heads ([`Join::Heads`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NfsRoot {
     pub servers: Vec<Ipv4Addr>,
-    /// The servers are equivalent heads (`+`), not a failover order (`|`).
-    pub spread: bool,
+    /// `|` or `+` between the servers.
+    pub join: Join,
     pub path: String,
     /// Options exactly as given after the path, in order.
     pub options: Vec<String>,
@@ -101,22 +119,23 @@ impl NfsRoot {
             Some((h, o)) => (h, o),
             None => (text, ""),
         };
-        let (servers, spread, path) = match head.split_once(':') {
+        let (servers, join, path) = match head.split_once(':') {
             Some((s, p)) => {
-                let spread = s.contains('+');
-                if spread && s.contains('|') {
-                    return Err(NfsError::MixedServers(s.to_string()));
-                }
+                let join = match (s.contains('|'), s.contains('+')) {
+                    (true, true) => return Err(NfsError::MixedServers(s.to_string())),
+                    (false, true) => Join::Heads,
+                    _ => Join::Failover,
+                };
                 let servers = s
-                    .split(if spread { '+' } else { '|' })
+                    .split(join.separator())
                     .map(|a| {
                         a.parse::<Ipv4Addr>()
                             .map_err(|_| NfsError::BadServer(a.to_string()))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                (servers, spread, p)
+                (servers, join, p)
             }
-            None => (Vec::new(), false, head),
+            None => (Vec::new(), Join::Failover, head),
         };
         if path.is_empty() {
             return Err(NfsError::EmptyPath(text.to_string()));
@@ -137,7 +156,7 @@ impl NfsRoot {
             .collect();
         Ok(NfsRoot {
             servers,
-            spread,
+            join,
             path: path.to_string(),
             options,
         })
@@ -171,7 +190,7 @@ impl fmt::Display for NfsRoot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.servers.is_empty() {
             let s: Vec<String> = self.servers.iter().map(|a| a.to_string()).collect();
-            write!(f, "{}:", s.join(if self.spread { "+" } else { "|" }))?;
+            write!(f, "{}:", s.join(&self.join.separator().to_string()))?;
         }
         write!(f, "{}", self.path)?;
         for o in &self.options {
@@ -399,13 +418,16 @@ mod tests {
     fn equivalent_heads_round_trip_and_do_not_mix_with_failover() {
         let r = NfsRoot::parse("10.0.0.1+10.0.0.2+10.0.0.3:/srv/system,vers=4.2").unwrap();
         assert_eq!(r.servers, [ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3")]);
-        assert!(r.spread);
+        assert_eq!(r.join, Join::Heads);
         assert_eq!(
             r.to_string(),
             "10.0.0.1+10.0.0.2+10.0.0.3:/srv/system,vers=4.2"
         );
-        assert!(!NfsRoot::parse("10.0.0.1|10.0.0.2:/a").unwrap().spread);
-        assert!(!NfsRoot::parse("10.0.0.1:/a").unwrap().spread);
+        assert_eq!(
+            NfsRoot::parse("10.0.0.1|10.0.0.2:/a").unwrap().join,
+            Join::Failover
+        );
+        assert_eq!(NfsRoot::parse("10.0.0.1:/a").unwrap().join, Join::Failover);
         assert_eq!(
             NfsRoot::parse("10.0.0.1+10.0.0.2|10.0.0.3:/a").unwrap_err(),
             NfsError::MixedServers("10.0.0.1+10.0.0.2|10.0.0.3".into())
