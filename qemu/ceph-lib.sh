@@ -144,6 +144,18 @@ fs.shutdown()
 EOF
 }
 
+# ceph_rm PATH: removes a file of the CephFS through libcephfs.
+ceph_rm() {
+  /usr/bin/python3 - "$CEPH_DIR/ceph.conf" "$1" <<'EOF'
+import sys, cephfs
+fs = cephfs.LibCephFS(conffile=sys.argv[1])
+fs.mount()
+fs.unlink(sys.argv[2])
+fs.unmount()
+fs.shutdown()
+EOF
+}
+
 # ceph_diag FILE: what the MDS and every client say about sessions and capabilities, for a
 # failed run.
 ceph_diag() {

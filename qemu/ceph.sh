@@ -2,13 +2,15 @@
 # Two NFS heads over one CephFS (issue 10): a single-node Ceph (mon, mgr, one OSD with BlueStore
 # on a file, one MDS; qemu/ceph-lib.sh) and two nfs-ganesha heads, each listening on its own
 # address, both exporting the CephFS directory /home through FSAL_CEPH. Node A boots and writes
-# /home/proof-home-node-a through head 1; node B boots and must read it through head 2.
+# /home/proof-home-node-a through head 1; node B boots and must read it through head 2; the
+# file must be in the CephFS. Then the control: the file is removed from the CephFS directly,
+# and a node C on head 2 must no longer see it.
 #
 #   qemu/ceph.sh [--dir RUNDIR]        (make ceph)
 #
 # The heads' ganesha files are `unionroot exports --heads-dir` of a generated cluster.toml
 # (RUNDIR/cluster.toml: [[heads]], [ceph], /home with backend = "ceph"), and the nodes' root is
-# that file's `unionroot.lower=` (both heads, `+`): the host tool's output is what boots. The two
+# that file's `unionroot.lower=` (both heads, `+`): the host tool's output is what boots. The
 # boots run one after the other, with qemu/boot.sh --nfs external inside qemu/serve.sh's
 # namespaces (--nfs none: no server of its own); the guests reach the heads' addresses through
 # QEMU's user network, which connects from the namespace. Exit status: 0 pass, 1 fail, 2 setup.
@@ -115,6 +117,12 @@ if [ "${1:-}" = --inside ]; then
   else
     echo "ceph.sh: FAIL: /home/proof-home-node-a is not in the CephFS (got: ${got:-nothing})" >&2
     rc=1
+  fi
+  # The control: with the file removed from the CephFS (not through any head), a third node
+  # on head 2 must no longer see it, so node B's line above came from the shared CephFS.
+  if [ "$rc" = 0 ]; then
+    ceph_rm /home/proof-home-node-a
+    node node-c "$HEAD2" --forbid "^PROOF home-read proof-home-node-a"
   fi
   stop_all
   trap - EXIT
