@@ -14,7 +14,7 @@ N ?= 5
 export UNIONROOT_CACHE ?= $(HOME)/.cache/unionroot
 
 .PHONY: all setup kernel kernel-arm64 linuxrc linuxrc-arm64 host demo test unit fuzz lint e2e \
-	e2e-arm64 bench storm storm-failover storm-test clean
+	e2e-arm64 bench storm storm-failover storm-test ceph clean
 
 all: linuxrc linuxrc-arm64 host
 
@@ -52,7 +52,7 @@ host: setup
 demo: kernel linuxrc host
 	qemu/demo.sh
 
-test: lint unit fuzz e2e storm-test
+test: lint unit fuzz e2e storm-test ceph
 
 unit: setup
 	$(CARGO) test --locked --workspace
@@ -101,6 +101,11 @@ storm-failover: kernel linuxrc host
 # make test's storm: 4 linuxrc nodes, 2 heads; every node boots, each head serves one at least.
 storm-test: kernel linuxrc host
 	qemu/storm.sh --nodes 4 --heads 2 --kinds linuxrc --every-head --out out/storm-test
+
+# Two NFS heads over a single-node CephFS (mon, mgr, a BlueStore OSD on a file, an MDS): node A
+# writes /home through head 1, node B reads it through head 2 (issue 10). Output in out/ceph/.
+ceph: kernel linuxrc host
+	qemu/ceph.sh
 
 clean:
 	$(CARGO) clean

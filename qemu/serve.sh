@@ -4,8 +4,10 @@
 # server when CMD ends and check that nothing survived. Inside CMD, boot with
 # `qemu/boot.sh --nfs external ...`: every such boot then reaches this same server.
 #
-#   qemu/serve.sh --export DIR [--nfs v3|v4] [--dir RUNDIR] -- CMD [ARGS...]
+#   qemu/serve.sh --export DIR [--nfs v3|v4|none] [--dir RUNDIR] -- CMD [ARGS...]
 #
+# --nfs none starts no server: CMD gets the namespaces alone and runs its own (qemu/ceph.sh's
+# ganesha heads).
 # Exit status: CMD's, or 1 if a process of the namespace was left behind, 2 on setup errors.
 set -euo pipefail
 # shellcheck source=qemu/lib.sh
@@ -18,13 +20,13 @@ while [ $# -gt 0 ]; do
     --nfs) nfs=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --) shift; break ;;
-    *) echo "usage: qemu/serve.sh --export DIR [--nfs v3|v4] [--dir RUNDIR] -- CMD [ARGS...]" >&2
+    *) echo "usage: qemu/serve.sh --export DIR [--nfs v3|v4|none] [--dir RUNDIR] -- CMD [ARGS...]" >&2
       exit 2 ;;
   esac
 done
 [ $# -gt 0 ] || { echo "serve.sh: no command" >&2; exit 2; }
 [ -d "$export_dir" ] || { echo "serve.sh: --export $export_dir is not a directory" >&2; exit 2; }
-case $nfs in v3 | v4) ;; *) echo "serve.sh: --nfs must be v3 or v4" >&2; exit 2 ;; esac
+case $nfs in v3 | v4 | none) ;; *) echo "serve.sh: --nfs must be v3, v4 or none" >&2; exit 2 ;; esac
 [ "$(id -u)" = 0 ] || { echo "serve.sh: needs root" >&2; exit 2; }
 [ -n "$dir" ] || dir=$UR_OUT/serve/$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$dir"

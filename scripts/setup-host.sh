@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything `make demo` / `make test` need on a fresh Debian 12 machine (python3:
 # the harness hashes export manifests with it; tcpdump: `make bench` counts NFS calls from a
-# capture; python3-matplotlib: `make storm` draws its timelines with it).
+# capture; python3-matplotlib: `make storm` draws its timelines with it; rsync: `unionroot
+# image-sync` copies image generations to the heads; ceph-* and nfs-ganesha-ceph: `make ceph`'s
+# single-node CephFS).
 # Idempotent: each step is skipped when its result is already present.
 set -euo pipefail
 
@@ -9,7 +11,8 @@ PKGS=(qemu-system-x86 busybox-static nfs-ganesha nfs-ganesha-vfs rpcbind dnsmasq
       pxelinux syslinux-common ipxe-qemu isc-dhcp-server cpio zstd xz-utils kmod iproute2
       flex bison bc libelf-dev libssl-dev shellcheck mmdebstrap
       squashfs-tools erofs-utils python3 python3-matplotlib tcpdump
-      gcc-aarch64-linux-gnu qemu-system-arm qemu-efi-aarch64 qemu-user)
+      gcc-aarch64-linux-gnu qemu-system-arm qemu-efi-aarch64 qemu-user
+      rsync ceph-mon ceph-mgr ceph-osd ceph-mds ceph-common nfs-ganesha-ceph)
 # aarch64 nodes: gcc-aarch64-linux-gnu links linuxrc for aarch64-unknown-linux-musl
 # (.cargo/config.toml), qemu-system-arm boots the virt machine, qemu-efi-aarch64 is its UEFI
 # firmware (AAVMF). Their kernel, busybox and GRUB are arm64 packages, fetched with

@@ -12,11 +12,16 @@ use unionroot_core::image::{ImageName, ImageSpec};
 use unionroot_core::nfs::{Join, NfsRoot};
 use unionroot_core::validate::{Hostname, MountTarget};
 
-/// An export of the cluster's NFS servers, in linuxrc's `srv1|srv2:path,options` shape.
+/// An export of the cluster's NFS servers, in linuxrc's `srv1|srv2:path,options` shape, or
+/// `h1+h2+h3:path,options` when the cluster has several equivalent `[[heads]]`.
 fn piece(c: &Cluster, path: &str, extra: &[&str]) -> NfsRoot {
     NfsRoot {
         servers: c.nfs_servers.clone(),
-        join: Join::Failover,
+        join: if c.heads.len() > 1 {
+            Join::Heads
+        } else {
+            Join::Failover
+        },
         path: path.to_string(),
         options: c
             .nfs_options
@@ -118,6 +123,7 @@ pub fn config_file(c: &Cluster) -> String {
 fn first_server(c: &Cluster, path: &str, version: bool) -> String {
     let mut p = piece(c, path, &[]);
     p.servers.truncate(1);
+    p.join = Join::Failover;
     if version {
         p.options.insert(0, format!("vers={}", c.nfs_version));
     }

@@ -103,6 +103,13 @@ pub enum Command {
     /// A node keeps reading the generation it booted with, so K must cover every generation a
     /// running node may still use. Files not in NAME.generations are never deleted.
     ImageGc(ImageGcArgs),
+    /// Copy the images directory's generations to every head of [[heads]] with rsync: the
+    /// generations first (never overwriting one a head holds, each renamed into place whole),
+    /// then the log, then the pointer NAME.current, per head.
+    ///
+    /// A head that fails keeps its old pointer; the others are still synced (exit 1 names the
+    /// failed heads). Destinations: heads.images, or ADDRESS:<exports.images> over ssh.
+    ImageSync(ImageSyncArgs),
     /// Write the manual pages (unionroot.1, unionroot-<command>.1) generated from this CLI.
     Man(ManArgs),
 }
@@ -181,6 +188,20 @@ pub struct ImageGcArgs {
     pub keep: Option<usize>,
 
     /// Say what would be kept and deleted; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageSyncArgs {
+    #[command(flatten)]
+    pub store: ImagesArgs,
+
+    /// Only this head (by name; repeatable) [default: every head]
+    #[arg(long, value_name = "NAME")]
+    pub head: Vec<String>,
+
+    /// Print the rsync commands per head; copy nothing
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -298,6 +319,13 @@ pub struct ExportsArgs {
     /// Refuse (exit 4) instead of warning when an export is risky
     #[arg(long)]
     pub strict: bool,
+    /// With [[heads]] and --format ganesha: the configuration of this head (by name)
+    #[arg(long, value_name = "NAME", conflicts_with = "heads_dir")]
+    pub head: Option<String>,
+    /// With [[heads]] and --format ganesha: write every head's configuration into DIR, as
+    /// ganesha-NAME.conf
+    #[arg(long, value_name = "DIR", conflicts_with = "output")]
+    pub heads_dir: Option<PathBuf>,
     #[command(flatten)]
     pub out: OutArgs,
 }

@@ -14,6 +14,7 @@
 
 mod arch;
 mod check;
+mod heads;
 mod model;
 mod raw;
 mod tables;
@@ -89,6 +90,26 @@ pub fn parse(
     let lease_time = tables::dhcp(&mut c, &raw.dhcp);
     let (nfs_servers, nfs_version, nfs_options) = tables::nfs(&mut c, &raw.nfs, address);
     let exports = tables::exports(&mut c, &raw.exports, subnet);
+    let heads = heads::heads(
+        &mut c,
+        &raw.heads,
+        subnet,
+        exports.images.as_ref().map(|e| e.path.as_str()),
+    );
+    let ceph = heads::ceph(&mut c, raw.ceph.as_ref(), &exports);
+    // The heads are the servers: every node ranks them itself.
+    let nfs_servers = if heads.is_empty() {
+        nfs_servers
+    } else {
+        if raw.nfs.servers.is_some() {
+            c.err(
+                None,
+                "nfs.servers",
+                "the [[heads]] are the NFS servers; drop nfs.servers (or the heads)",
+            );
+        }
+        heads.iter().map(|h| h.address).collect()
+    };
     let (setup_tree, tftp_root, initramfs, image_dir) = tables::paths(&mut c, &raw.paths);
     let image = c.image(&raw.image);
     let images = c.images(&raw.images);
@@ -127,6 +148,8 @@ pub fn parse(
         server,
         lease_time,
         nfs_servers,
+        heads,
+        ceph,
         nfs_version,
         nfs_options,
         exports,

@@ -8,7 +8,7 @@ use crate::cli::{
 };
 use crate::cluster::{self, BootMode, IpMode};
 use crate::output::{plan_file, write_file_atomic, Outcome};
-use crate::{bootargs, dhcp, exports, pxe, tftp};
+use crate::{bootargs, dhcp, exit, exports, pxe, tftp};
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 use std::io::Write;
@@ -77,10 +77,26 @@ pub fn check(args: &CheckArgs) -> Result<()> {
     );
     for e in exports::served(&c) {
         println!(
-            "export {} ({}, {})",
+            "export {} ({}, {}{})",
             e.path,
             e.role,
-            if e.read_only { "ro" } else { "rw" }
+            if e.read_only { "ro" } else { "rw" },
+            if e.backend == cluster::Backend::Ceph {
+                ", CephFS"
+            } else {
+                ""
+            }
+        );
+    }
+    for h in &c.heads {
+        println!(
+            "head {} {}{}",
+            h.name,
+            h.address,
+            h.images
+                .as_ref()
+                .map(|i| format!(", images synced to {i}"))
+                .unwrap_or_default()
         );
     }
     println!("initramfs modules: {}", c.initramfs_modules().join(" "));
@@ -136,9 +152,69 @@ pub fn exports(args: &ExportsArgs) -> Result<()> {
     if args.strict {
         exports::refuse_risks(&c)?;
     }
+    let per_head = args.head.is_some() || args.heads_dir.is_some();
+    if per_head && (args.format != ExportsFormat::Ganesha || c.heads.is_empty()) {
+        return Err(exit::failure(
+            exit::USAGE,
+            anyhow::anyhow!(
+                "--head and --heads-dir select ganesha configurations of [[heads]]: give \
+                 --format ganesha{}",
+                if c.heads.is_empty() {
+                    " and describe the heads in the cluster file"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
     match args.format {
-        ExportsFormat::Knfsd => emit(&exports::knfsd(&c), "/etc/exports", &args.out),
-        ExportsFormat::Ganesha => emit(&exports::ganesha(&c), "ganesha.conf", &args.out),
+        ExportsFormat::Knfsd => {
+            exports::refuse_knfsd_ceph(&c)?;
+            emit(&exports::knfsd(&c), "/etc/exports", &args.out)
+        }
+        ExportsFormat::Ganesha if c.heads.is_empty() => {
+            emit(&exports::ganesha(&c, None), "ganesha.conf", &args.out)
+        }
+        ExportsFormat::Ganesha => {
+            let names: Vec<&str> = c.heads.iter().map(|h| h.name.as_str()).collect();
+            if let Some(dir) = &args.heads_dir {
+                for h in &c.heads {
+                    let out = OutArgs {
+                        output: Some(dir.join(format!("ganesha-{}.conf", h.name))),
+                        force: args.out.force,
+                        dry_run: args.out.dry_run,
+                    };
+                    let what = format!("ganesha.conf of head {}", h.name);
+                    emit(&exports::ganesha(&c, Some(h)), &what, &out)?;
+                }
+                return Ok(());
+            }
+            // One file per head: the heads differ (each listens on its own address).
+            let Some(name) = &args.head else {
+                return Err(exit::failure(
+                    exit::USAGE,
+                    anyhow::anyhow!(
+                        "the cluster has heads ({}): give --head NAME for one head's \
+                         configuration, or --heads-dir DIR for all of them",
+                        names.join(", ")
+                    ),
+                ));
+            };
+            let Some(h) = c.heads.iter().find(|h| &h.name == name) else {
+                return Err(exit::failure(
+                    exit::USAGE,
+                    anyhow::anyhow!(
+                        "--head {name}: no such head; the cluster's heads are {}",
+                        names.join(", ")
+                    ),
+                ));
+            };
+            emit(
+                &exports::ganesha(&c, Some(h)),
+                &format!("ganesha.conf of head {name}"),
+                &args.out,
+            )
+        }
     }
 }
 

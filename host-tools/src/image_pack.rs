@@ -369,7 +369,7 @@ fn log_text(log: &[Generation]) -> String {
 }
 
 /// The store, format and K the command line and cluster.toml's `[images]` ask for (flags win).
-fn resolve(a: &ImagesArgs) -> Result<(Store, Format, usize)> {
+pub(crate) fn resolve(a: &ImagesArgs) -> Result<(Store, Format, usize)> {
     let images = match &a.cluster {
         Some(c) => Some(cluster::load(c)?.images),
         None => None,

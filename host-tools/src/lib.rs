@@ -26,6 +26,7 @@ pub mod fstree;
 pub mod generations;
 pub mod image;
 pub mod image_pack;
+pub mod image_sync;
 pub mod initramfs;
 pub mod kconfig;
 pub mod kmod;
@@ -56,6 +57,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
         C::ImagePack(a) => image_pack::run_pack(&a),
         C::ImageSwitch(a) => image_pack::run_switch(&a),
         C::ImageGc(a) => image_pack::run_gc(&a),
+        C::ImageSync(a) => image_sync::run(&a),
         C::Man(a) => commands::man(&a),
     }
 }

@@ -3,7 +3,7 @@
 //! need no temporary files.
 
 use std::path::Path;
-use unionroot::cluster::{parse, ClusterError, FileKind, IpMode, Mac, Problem};
+use unionroot::cluster::{parse, ClusterError, FileKind, ImagesTarget, IpMode, Mac, Problem};
 
 const VALID: &str = r#"
 [server]
@@ -711,7 +711,7 @@ fn an_image_root_reaches_the_nodes_the_exports_and_the_initramfs() {
         .find(|l| l.starts_with("/srv/images "))
         .expect(&knfsd);
     assert!(line.contains("(ro,") || line.contains("(ro)"), "{line}");
-    let ganesha = exports::ganesha(&c);
+    let ganesha = exports::ganesha(&c, None);
     assert!(ganesha.contains("Path = /srv/images;"), "{ganesha}");
     // An images export that is another export's path is refused by name.
     let p = problems(&t.replace("images = \"/srv/images\"", "images = \"/srv/apps\""));
@@ -788,4 +788,184 @@ fn arm64_nodes() {
     let no_grub = edit("ip = \"10.0.2.16\"", arm_node)
         + &ARM64.replace("/grub/grubnetaa64", "/nope/grubnetaa64");
     one(&no_grub, "arm64.grub", "/nope/", "grub-efi-arm64-signed");
+}
+
+const HEADS: &str = "[[heads]]\nname = \"h1\"\naddress = \"10.0.2.11\"\n\n[[heads]]\nname = \"h2\"\naddress = \"10.0.2.12\"\n\n[exports]";
+
+#[test]
+fn heads_replace_the_server_list_and_reach_the_nodes_as_equivalent_servers() {
+    let c = try_parse(&edit("[exports]", HEADS)).unwrap();
+    assert_eq!(c.heads.len(), 2);
+    assert_eq!(c.heads[1].name, "h2");
+    assert_eq!(c.heads[1].images, None, "no images export, nothing to sync");
+    assert_eq!(
+        c.nfs_servers,
+        [
+            "10.0.2.11".parse::<std::net::Ipv4Addr>().unwrap(),
+            "10.0.2.12".parse().unwrap()
+        ]
+    );
+    let conf = unionroot::bootargs::config_file(&c);
+    assert!(
+        conf.contains("unionroot.lower=10.0.2.11+10.0.2.12:/srv/system\n"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("unionroot.mount=/home=10.0.2.11+10.0.2.12:/srv/home\n"),
+        "{conf}"
+    );
+    // One head is one server: nothing to rank.
+    let one_head = edit(
+        "[exports]",
+        "[[heads]]\nname = \"h1\"\naddress = \"10.0.2.11\"\n\n[exports]",
+    );
+    let conf = unionroot::bootargs::config_file(&try_parse(&one_head).unwrap());
+    assert!(
+        conf.contains("unionroot.lower=10.0.2.11:/srv/system\n"),
+        "{conf}"
+    );
+    // With an images export, each head's copy defaults to rsync over ssh to the head.
+    let t = edit(
+        "layers = [\"/srv/apps\"]",
+        "layers = [\"/srv/apps\"]\nimages = \"/srv/images\"",
+    )
+    .replace("[exports]", HEADS);
+    let c = try_parse(&t).unwrap();
+    assert_eq!(
+        c.heads[0].images,
+        Some(ImagesTarget::Remote("10.0.2.11:/srv/images".into()))
+    );
+    // rsync's rule: a ':' before the first '/' is remote; a relative path is the file's.
+    let t2 = t
+        .replacen(
+            "address = \"10.0.2.11\"",
+            "address = \"10.0.2.11\"\nimages = \"heads/h1\"",
+            1,
+        )
+        .replacen(
+            "address = \"10.0.2.12\"",
+            "address = \"10.0.2.12\"\nimages = \"rsync://h2/img\"",
+            1,
+        );
+    let c = try_parse(&t2).unwrap();
+    assert_eq!(
+        c.heads[0].images,
+        Some(ImagesTarget::Local("/base/heads/h1".into()))
+    );
+    assert_eq!(
+        c.heads[1].images,
+        Some(ImagesTarget::Remote("rsync://h2/img".into()))
+    );
+}
+
+#[test]
+fn head_errors_name_the_head_and_the_fix() {
+    let t = edit("[exports]", &HEADS.replace("\"h2\"", "\"h1\""));
+    let p = problems(&t);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].field, "heads[1].name");
+    assert_eq!(p[0].line, Some(line_of(&t, "10.0.2.12", 1) - 1));
+    assert!(p[0].message.contains("already the name of heads[0]"));
+    let t = edit("[exports]", &HEADS.replace("\"h2\"", "\"h_2\""));
+    one(&t, "heads[1].name", "h_2", "not a host name label");
+    let t = edit("[exports]", &HEADS.replace("10.0.2.12", "10.0.2.11"));
+    let p = problems(&t);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].field, "heads[1].address");
+    assert!(p[0].message.contains("already the address of heads[0]"));
+    let t = edit("[exports]", &HEADS.replace("10.0.2.12", "10.0.3.12"));
+    one(&t, "heads[1].address", "10.0.3.12", "outside the subnet");
+    let t = edit("[exports]", &HEADS.replace("10.0.2.12", "head2"));
+    one(&t, "heads[1].address", "\"head2\"", "not an IPv4 address");
+    let t = edit(
+        "[exports]",
+        &HEADS.replace(
+            "address = \"10.0.2.12\"",
+            "address = \"10.0.2.12\"\nimages = \"/x\"",
+        ),
+    );
+    one(
+        &t,
+        "heads[1].images",
+        "images = \"/x\"",
+        "set exports.images",
+    );
+    let t = edit(
+        "layers = [\"/srv/apps\"]",
+        "layers = [\"/srv/apps\"]\nimages = \"/srv/images\"",
+    )
+    .replace(
+        "[exports]",
+        &HEADS.replace(
+            "address = \"10.0.2.12\"",
+            "address = \"10.0.2.12\"\nimages = \"--delete\"",
+        ),
+    );
+    one(
+        &t,
+        "heads[1].images",
+        "--delete",
+        "not an rsync destination",
+    );
+    let t = edit(
+        "[exports]",
+        &format!("[nfs]\nservers = [\"10.0.2.2\"]\n\n{HEADS}"),
+    );
+    let p = problems(&t);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].field, "nfs.servers");
+    assert!(p[0].message.contains("drop nfs.servers"));
+}
+
+#[test]
+fn ceph_backend_and_table() {
+    let t = edit(
+        "mount_point = \"/home\"",
+        "mount_point = \"/home\"\nbackend = \"ceph\"",
+    );
+    let c = try_parse(&t).unwrap();
+    assert_eq!(
+        c.exports.mounts[0].backend,
+        unionroot::cluster::Backend::Ceph
+    );
+    assert_eq!(
+        c.ceph,
+        Some(Default::default()),
+        "the defaults without [ceph]"
+    );
+    let g = unionroot::exports::ganesha(&c, None);
+    assert!(g.contains("        Name = CEPH;\n"), "{g}");
+    assert!(
+        !g.contains("CEPH {"),
+        "no Ceph_Conf without [ceph] config: {g}"
+    );
+    let t = edit(
+        "mount_point = \"/home\"",
+        "mount_point = \"/home\"\nbackend = \"cephfs\"",
+    );
+    one(
+        &t,
+        "exports.mounts[0].backend",
+        "\"cephfs\"",
+        "give \"vfs\"",
+    );
+    let t = edit(
+        "mount_point = \"/home\"",
+        "mount_point = \"/home\"\nbackend = \"ceph\"\n\n[ceph]\nuser_id = \"client.admin x\"\nconfig = \"etc/ceph.conf\"",
+    );
+    let p = problems(&t);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert_eq!(p[0].field, "ceph.user_id");
+    assert!(p[0].message.contains("A-Z a-z 0-9 . _ -"));
+    assert_eq!(p[1].field, "ceph.config");
+    assert!(p[1].message.contains("absolute"));
+    let t = edit("[exports]", "[ceph]\nuser_id = \"admin\"\n\n[exports]");
+    let c = try_parse(&t).unwrap();
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("no exports.mounts entry has backend = \"ceph\"")),
+        "{:?}",
+        c.warnings
+    );
 }

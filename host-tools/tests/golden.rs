@@ -42,8 +42,19 @@ fn outputs(c: &Cluster) -> BTreeMap<String, String> {
     put("unionroot.conf", bootargs::config_file(c));
     put("dhcpd.conf", dhcp::isc(c));
     put("dnsmasq-dhcp.conf", dhcp::dnsmasq(c));
-    put("exports", exports::knfsd(c));
-    put("ganesha.conf", exports::ganesha(c));
+    // knfsd serves no CephFS export (the CLI refuses it).
+    if exports::refuse_knfsd_ceph(c).is_ok() {
+        put("exports", exports::knfsd(c));
+    }
+    if c.heads.is_empty() {
+        put("ganesha.conf", exports::ganesha(c, None));
+    }
+    for h in &c.heads {
+        put(
+            &format!("ganesha-{}.conf", h.name),
+            exports::ganesha(c, Some(h)),
+        );
+    }
     put("inetd.conf", tftp::inetd(c));
     put("dnsmasq-tftp.conf", tftp::dnsmasq(c));
     put("pxelinux.cfg/default", pxe::pxelinux_default(c));
@@ -127,7 +138,7 @@ fn check_against(dir: &Path, got: &BTreeMap<String, String>) {
 
 #[test]
 fn generators_match_golden_files() {
-    for case in ["basic", "nfsroot", "mixed"] {
+    for case in ["basic", "nfsroot", "mixed", "heads"] {
         let c = load(case);
         check_against(&golden_dir().join(case), &outputs(&c));
     }
@@ -137,12 +148,22 @@ fn generators_match_golden_files() {
 /// (the image spec with the cluster's NFS options included).
 #[test]
 fn linuxrc_reads_the_golden_config_files_back() {
-    for case in ["basic", "nfsroot"] {
+    for case in ["basic", "nfsroot", "heads"] {
         let c = load(case);
         let back = unionroot_core::cmdline::Config::parse(bootargs::config_file(&c), "").unwrap();
         assert_eq!(back.image, bootargs::file_config(&c).image, "{case}");
         assert_eq!(back.lowers, bootargs::file_config(&c).lowers, "{case}");
+        assert_eq!(back.mounts, bootargs::file_config(&c).mounts, "{case}");
     }
+    // Several heads are equivalent (`+`), one server list a failover order.
+    let heads = bootargs::file_config(&load("heads"));
+    use unionroot_core::nfs::Join;
+    assert_eq!(heads.lowers[0].join, Join::Heads);
+    assert_eq!(heads.lowers[0].servers.len(), 3);
+    assert_eq!(
+        bootargs::file_config(&load("basic")).lowers[0].join,
+        Join::Failover
+    );
     assert!(bootargs::file_config(&load("basic")).image.is_some());
 }
 
@@ -295,5 +316,62 @@ fn cli_prints_the_golden_texts() {
                 format!("{}\n", bootargs::node_append(&c, n))
             );
         }
+    }
+}
+
+/// `exports --format ganesha` with heads: one head's file by `--head`, all of them by
+/// `--heads-dir`, each the golden text; without either, or for knfsd (a CephFS export), a
+/// usage error that names the way out.
+#[test]
+fn cli_writes_one_ganesha_file_per_head() {
+    if bless() {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_unionroot");
+    let toml = golden_dir().join("heads.toml");
+    let toml = toml.to_str().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(bin)
+            .args(args)
+            .args(["-c", toml])
+            .output()
+            .unwrap()
+    };
+    let o = run(&["exports", "--format", "ganesha", "--head", "head2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = fs::read_to_string(golden_dir().join("heads/ganesha-head2.conf")).unwrap();
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), want);
+
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().to_str().unwrap();
+    let o = run(&["exports", "--format", "ganesha", "--heads-dir", dir]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for h in ["head1", "head2", "head3"] {
+        let f = format!("ganesha-{h}.conf");
+        assert_eq!(
+            fs::read_to_string(d.path().join(&f)).unwrap(),
+            fs::read_to_string(golden_dir().join("heads").join(&f)).unwrap(),
+            "{f}"
+        );
+    }
+
+    for (args, says) in [
+        (
+            &["exports", "--format", "ganesha"][..],
+            "the cluster has heads (head1, head2, head3): give --head NAME",
+        ),
+        (
+            &["exports", "--format", "ganesha", "--head", "head9"][..],
+            "--head head9: no such head",
+        ),
+        (
+            &["exports"][..],
+            "/home has backend = \"ceph\", which knfsd cannot serve",
+        ),
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
     }
 }

@@ -188,7 +188,7 @@ fn ganesha_accepts_the_exports() {
     for version in ["3", "4.1"] {
         let d = tempfile::tempdir().unwrap();
         let c = cluster_with_exports_in(d.path(), version);
-        let text = unionroot::exports::ganesha(&c);
+        let text = unionroot::exports::ganesha(&c, None);
         let conf = d.path().join("ganesha.conf");
         fs::write(&conf, &text).unwrap();
         let log = ganesha_log(&ganesha, &conf, d.path());

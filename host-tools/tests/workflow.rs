@@ -524,6 +524,7 @@ fn help_everywhere_and_man_pages() {
         "image-pack",
         "image-switch",
         "image-gc",
+        "image-sync",
         "man",
     ];
     assert!(ok(&unionroot(&["--help"])).contains("Exit status"));

@@ -5,7 +5,7 @@
 //! and system tree, all named here.
 
 use super::check::{Checker, FileKind};
-use super::model::{Arch, Arm64, BootMode, Export, Exports, Node};
+use super::model::{Arch, Arm64, Backend, BootMode, Export, Exports, Node};
 use super::raw::{RawArm64, S};
 use toml::Spanned;
 
@@ -98,6 +98,7 @@ pub(super) fn arm64(
         root_squash: false,
         mount_point: None,
         role: "arm64 system tree".into(),
+        backend: Backend::Vfs,
     };
     if let Some(e) = exports.all().find(|e| e.path == system.path) {
         c.err(

@@ -53,6 +53,60 @@ pub struct Export {
     pub mount_point: Option<String>,
     /// What it is, for comments in generated files (`system tree`, `layer 1`, `/home`).
     pub role: String,
+    /// What serves it on the heads.
+    pub backend: Backend,
+}
+
+/// What serves an export (ganesha's FSAL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// A directory of the head's own file system (`FSAL_VFS`): each head holds its copy.
+    #[default]
+    Vfs,
+    /// A directory of the cluster's CephFS (`FSAL_CEPH`): every head serves the same files,
+    /// for shared read-write data such as `/home`.
+    Ceph,
+}
+
+/// One NFS head (`[[heads]]`): the heads serve the same exports, and each node ranks them
+/// itself (linuxrc's `a+b+c:` lists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// An RFC 1123 label; names its ganesha configuration.
+    pub name: String,
+    pub address: Ipv4Addr,
+    /// Where `image-sync` copies the images directory; `None` without `exports.images`.
+    pub images: Option<ImagesTarget>,
+}
+
+/// An rsync destination, by rsync's own rule: a `:` before the first `/` (or `rsync://`)
+/// makes it remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImagesTarget {
+    /// A directory of this host (e.g. a head's export mounted here).
+    Local(PathBuf),
+    /// `HOST:/path` (rsync over ssh) or `rsync://HOST/MODULE/path` (an rsync daemon).
+    Remote(String),
+}
+
+impl std::fmt::Display for ImagesTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImagesTarget::Local(p) => write!(f, "{}", p.display()),
+            ImagesTarget::Remote(s) => f.write_str(s),
+        }
+    }
+}
+
+/// `[ceph]`: the FSAL_CEPH settings; `None` fields are left to libcephfs's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ceph {
+    /// The ceph.conf ganesha's libcephfs reads (`CEPH { Ceph_Conf }`).
+    pub config: Option<String>,
+    /// The cephx user, without `client.` (`FSAL { User_Id }`).
+    pub user_id: Option<String>,
+    /// The CephFS name (`FSAL { Filesystem }`).
+    pub filesystem: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,8 +278,13 @@ pub struct Images {
 pub struct Cluster {
     pub server: Server,
     pub lease_time: u32,
-    /// The NFS servers the nodes mount from, in failover order (default: the server).
+    /// The NFS servers the nodes mount from, in failover order (default: the server), or the
+    /// heads' addresses.
     pub nfs_servers: Vec<Ipv4Addr>,
+    /// The equivalent NFS heads, in file order; empty without `[[heads]]`.
+    pub heads: Vec<Head>,
+    /// `[ceph]`, or the defaults when a mount uses `backend = "ceph"` without it.
+    pub ceph: Option<Ceph>,
     pub nfs_version: NfsVersion,
     /// Mount options for every piece (no version: that is `nfs_version`).
     pub nfs_options: Vec<String>,

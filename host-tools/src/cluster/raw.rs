@@ -16,6 +16,11 @@ pub(super) struct RawCluster {
     pub(super) dhcp: RawDhcp,
     #[serde(default)]
     pub(super) nfs: RawNfs,
+    /// `[[heads]]`: equivalent NFS servers (issue 10); none means the one `[server]`.
+    #[serde(default)]
+    pub(super) heads: Vec<Spanned<RawHead>>,
+    /// `[ceph]`: how ganesha's FSAL_CEPH reaches the CephFS of `backend = "ceph"` mounts.
+    pub(super) ceph: Option<Spanned<RawCeph>>,
     pub(super) exports: RawExports,
     pub(super) paths: RawPaths,
     pub(super) kernel: RawKernel,
@@ -112,6 +117,25 @@ pub(super) struct RawMount {
     #[serde(default)]
     pub(super) read_only: bool,
     pub(super) root_squash: Option<Spanned<bool>>,
+    /// What serves it on the heads: `"vfs"` (a local directory, the default) or `"ceph"`.
+    pub(super) backend: Option<S>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHead {
+    pub(super) name: S,
+    pub(super) address: S,
+    /// Where `unionroot image-sync` copies the images directory: an rsync destination.
+    pub(super) images: Option<S>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCeph {
+    pub(super) config: Option<S>,
+    pub(super) user_id: Option<S>,
+    pub(super) filesystem: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]

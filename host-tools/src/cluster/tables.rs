@@ -3,7 +3,9 @@
 //! [`Cluster`](super::Cluster).
 
 use super::check::{is_hostname_label, Checker, FileKind};
-use super::model::{Boot, BootMode, Compress, Export, Exports, Loader, Mac, Node, Server, Subnet};
+use super::model::{
+    Backend, Boot, BootMode, Compress, Export, Exports, Loader, Mac, Node, Server, Subnet,
+};
 use super::raw::{
     RawCluster, RawDhcp, RawExports, RawInitramfs, RawKernel, RawNfs, RawPaths, RawPxe, RawServer,
     RawSetupTree, S,
@@ -17,7 +19,13 @@ use unionroot_core::nfs::NfsVersion;
 
 /// An address the nodes reach directly: inside the subnet, and neither its network nor its
 /// broadcast address.
-fn in_subnet(c: &mut Checker, subnet: Option<Subnet>, ip: Option<Ipv4Addr>, v: &S, field: &str) {
+pub(super) fn in_subnet(
+    c: &mut Checker,
+    subnet: Option<Subnet>,
+    ip: Option<Ipv4Addr>,
+    v: &S,
+    field: &str,
+) {
     if let (Some(ip), Some(sn)) = (ip, subnet) {
         if !sn.contains(ip) {
             c.err(
@@ -214,6 +222,7 @@ pub(super) fn exports(c: &mut Checker, e: &RawExports, subnet: Option<Subnet>) -
         root_squash: false,
         mount_point: None,
         role: "system tree".into(),
+        backend: Backend::Vfs,
     };
     let layers: Vec<Export> = e
         .layers
@@ -225,6 +234,7 @@ pub(super) fn exports(c: &mut Checker, e: &RawExports, subnet: Option<Subnet>) -
             root_squash: false,
             mount_point: None,
             role: format!("layer {}", i + 1),
+            backend: Backend::Vfs,
         })
         .collect();
     let mut mounts = Vec::new();
@@ -254,12 +264,14 @@ pub(super) fn exports(c: &mut Checker, e: &RawExports, subnet: Option<Subnet>) -
                 c.line(m.span())
             ));
         }
+        let backend = super::heads::backend(c, r.backend.as_ref(), &f);
         mounts.push(Export {
             path,
             read_only: r.read_only,
             root_squash,
             mount_point: Some(mp.clone()),
             role: mp,
+            backend,
         });
     }
     let persist = e.persist.as_ref().map(|sp| {
@@ -303,6 +315,7 @@ pub(super) fn exports(c: &mut Checker, e: &RawExports, subnet: Option<Subnet>) -
                 root_squash,
                 mount_point: None,
                 role: "per-node directories".into(),
+                backend: Backend::Vfs,
             },
             paths,
         )
@@ -313,6 +326,7 @@ pub(super) fn exports(c: &mut Checker, e: &RawExports, subnet: Option<Subnet>) -
         root_squash: false,
         mount_point: None,
         role: "images".into(),
+        backend: Backend::Vfs,
     });
     let mut seen: HashMap<String, String> = HashMap::new();
     for (field, ex) in std::iter::once(("exports.system".to_string(), &system))
