@@ -39,16 +39,10 @@ set -euo pipefail
 
 mode=$1 spec=$2
 shift 2
-while IFS= read -r line; do
-  key=${line%%=*}
-  [[ $key =~ ^UR_[A-Z_]+$ && -v $key ]] || { echo "ns-init: $spec: unknown key in: $line" >&2; exit 1; }
-done <"$spec"
-# shellcheck source=/dev/null # written by ur_spec, checked above
-. "$spec"
+# shellcheck source=qemu/ns-lib.sh
+. "$(dirname "$0")/ns-lib.sh"
+ns_load_spec ns-init "$spec"
 pids=()
-t_start=${EPOCHREALTIME/./}
-# note WHAT: a timing line in the run directory's "timings".
-note() { echo "+$(((${EPOCHREALTIME/./} - t_start) / 1000)) ms: $*" >>"$UR_DIR/timings"; }
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
   local p

@@ -33,15 +33,10 @@ UR_KILL_AFTER=""   # ... as soon as any node's console matches this ERE
 set -euo pipefail
 
 spec=$1
-while IFS= read -r line; do
-  key=${line%%=*}
-  [[ $key =~ ^UR_[A-Z_]+$ && -v $key ]] || { echo "storm-ns: $spec: unknown key in: $line" >&2; exit 1; }
-done <"$spec"
-# shellcheck source=/dev/null # written by ur_spec, checked above
-. "$spec"
+# shellcheck source=qemu/ns-lib.sh
+. "$(dirname "$0")/ns-lib.sh"
+ns_load_spec storm-ns "$spec"
 pids=()
-t_start=${EPOCHREALTIME/./}
-note() { echo "+$(((${EPOCHREALTIME/./} - t_start) / 1000)) ms: $*" >>"$UR_DIR/timings"; }
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
   local p
@@ -163,7 +158,7 @@ if [ -n "$UR_KILL" ]; then
   pids=("$!" "${pids[@]}")
 fi
 
-deadline=$((t_start + UR_TIMEOUT * 1000000))
+deadline=$((ns_t_start + UR_TIMEOUT * 1000000))
 while :; do
   running=0
   for i in $(seq "$UR_NODES"); do

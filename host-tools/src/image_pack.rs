@@ -65,7 +65,8 @@ pub fn build_command(format: Format, tree: &Path, out: &Path, epoch: u32) -> Com
     c
 }
 
-fn shell_line(c: &Command) -> String {
+/// A command as the line `--dry-run` prints.
+pub(crate) fn shell_line(c: &Command) -> String {
     std::iter::once(c.get_program())
         .chain(c.get_args())
         .map(|a| a.to_string_lossy().into_owned())

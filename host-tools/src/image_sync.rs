@@ -18,7 +18,7 @@ use crate::cli::ImageSyncArgs;
 use crate::cluster::{self, Head, ImagesTarget};
 use crate::exit;
 use crate::generations::Generation;
-use crate::image_pack::{resolve, Store};
+use crate::image_pack::{resolve, shell_line, Store};
 use anyhow::{Context, Result};
 use std::ffi::OsString;
 use std::path::Path;
@@ -75,14 +75,6 @@ pub fn rsync_command(dir: &Path, files: &[String], dest: &str, generations: bool
 /// The head's rsync destination (checked by the caller to be set).
 fn dest_of(h: &Head) -> String {
     h.images.as_ref().map(|t| t.to_string()).unwrap_or_default()
-}
-
-fn shell_line(c: &Command) -> String {
-    std::iter::once(c.get_program())
-        .chain(c.get_args())
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Runs one step; a failure names the head, the step and rsync's own words.
