@@ -352,10 +352,11 @@ fn image_mount(
     }
     if !ram {
         // The images directory's NFS readahead: its backing-device entry is named by the
-        // mount's anonymous device number (major:minor, the kernel's new_encode_dev split).
+        // mount's anonymous device number, major:minor (glibc's gnu_dev_major/gnu_dev_minor).
         match sys.device_of(images) {
             Ok(dev) => {
-                let (major, minor) = ((dev >> 8) & 0xfff, (dev & 0xff) | ((dev >> 12) & !0xff));
+                let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & 0xffff_f000);
+                let minor = (dev & 0xff) | ((dev >> 12) & 0xffff_ff00);
                 let ra = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
                 log::info!("echo {IMAGE_NFS_READ_AHEAD_KB} > {ra}");
                 if let Err(e) = sys.write_file(&ra, IMAGE_NFS_READ_AHEAD_KB.to_string().as_bytes())
@@ -1184,13 +1185,13 @@ mod tests {
             "/proc/filesystems".into(),
             "nodev\ttmpfs\n\tsquashfs\n".into(),
         );
-        // The images directory's NFS mount: anonymous device 0:300 (minor above 255, so the
-        // split of dev_t is exercised).
-        r.devices.insert(IMAGES.into(), 44 | (256 << 12));
+        // The images directory's mount: device 300:70000 (an NFS mount's is 0:N; these
+        // numbers exercise every part of dev_t's split, as Python's os.makedev(300, 70000)).
+        r.devices.insert(IMAGES.into(), 286_338_160);
         r
     }
 
-    const NFS_RA: &str = "/sys/class/bdi/0:300/read_ahead_kb";
+    const NFS_RA: &str = "/sys/class/bdi/300:70000/read_ahead_kb";
     const LOOP_RA: &str = "/sys/block/loop0/queue/read_ahead_kb";
 
     #[test]
