@@ -21,7 +21,7 @@ pub use keys::{Key, KeyKind};
 
 use crate::addr::Mac;
 use crate::image::{ImageError, ImageSpec};
-use crate::nfs::{NfsError, NfsRoot, NfsVersion};
+use crate::nfs::{ClientId, NfsError, NfsRoot, NfsVersion};
 use crate::validate::{self, shown, Invalid, MountTarget};
 use std::time::Duration;
 use thiserror::Error;
@@ -129,6 +129,8 @@ pub struct Config {
     pub bootif: Option<Mac>,
     /// `unionroot.mac=aa:bb:cc:dd:ee:ff`: boot from the interface with this MAC.
     pub mac: Option<Mac>,
+    /// `nfs.nfs4_unique_id=`: the NFSv4 client identifier, instead of one made from the MAC.
+    pub nfs_client_id: Option<ClientId>,
     /// `unionroot.nfsvers=`; a version in the `nfsroot=` options wins over it.
     pub nfs_version: NfsVersion,
     /// tmpfs `size=` for the writable upper layer (`unionroot.size=`), e.g. `50%` or `512m`:
@@ -178,6 +180,7 @@ impl Default for Config {
             nfsroot: None,
             bootif: None,
             mac: None,
+            nfs_client_id: None,
             nfs_version: NfsVersion::V3,
             overlay_size: "50%".into(),
             init: "/sbin/init".into(),
@@ -481,6 +484,10 @@ impl Config {
                         "unionroot.mac=52:54:00:12:34:56",
                     )
                 })?)
+            }
+            (Key::NfsClientId, Some(v)) => {
+                self.nfs_client_id =
+                    Some(ClientId::parse(v).map_err(|why| bad(why, ClientId::EXAMPLE))?)
             }
             (Key::NfsVersion, Some(v)) => {
                 self.nfs_version = NfsVersion::parse(v).map_err(|_| {

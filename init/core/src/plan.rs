@@ -12,7 +12,7 @@
 
 use crate::image::ImageName;
 use crate::modules::{ModError, ModuleDb};
-use crate::nfs::NfsMountArgs;
+use crate::nfs::{ClientId, NfsMountArgs, CLIENT_ID_PATH};
 use crate::validate::{shown, Hostname, MountTarget};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -56,6 +56,10 @@ pub enum Step {
     },
     /// A precondition, checked before the step that needs it so that its failure has a name.
     Check(Check),
+    /// Give the NFS client its identifier (see [`ClientId`]) before the first NFS mount: only
+    /// mounts made after this carry it. Writes [`CLIENT_ID_PATH`]; a kernel without that file
+    /// (before 5.3) or a refused write is a warning, because the boot itself can go on.
+    NfsClientId(ClientId),
     /// Move an existing mount (`mount --move`).
     MoveMount {
         from: String,
@@ -231,6 +235,7 @@ impl fmt::Display for Step {
                 write!(f, " {source} {target}")
             }
             Step::MoveMount { from, to } => write!(f, "mount --move {from} {to}"),
+            Step::NfsClientId(id) => write!(f, "echo {id} > {CLIENT_ID_PATH}"),
             Step::LoadModule { path, .. } => write!(f, "insmod {path}"),
             Step::ImageMount {
                 images,
@@ -439,6 +444,9 @@ pub struct RootPlan {
     pub init_args: Vec<String>,
     /// From a real (NFS) root: pivot_root instead of switch_root.
     pub pivot: bool,
+    /// Set before the first NFS mount (`nfs.nfs4_unique_id=`, else from the MAC); `None` when
+    /// neither is known, and the kernel's default owner string is left alone.
+    pub nfs_client_id: Option<ClientId>,
 }
 
 /// Mount point of lower layer `i` (0 is the bottom).
@@ -489,6 +497,7 @@ impl RootSteps {
 /// Steps from "network is up" to "exec the real init".
 pub fn root_steps(p: &RootPlan) -> RootSteps {
     let mut steps = vec![Step::Check(Check::FsSupported("overlay".into()))];
+    steps.extend(p.nfs_client_id.clone().map(Step::NfsClientId));
     let mut dirs = Vec::new();
     if let Some(img) = &p.image {
         let dir = lower_dir(0);
@@ -674,7 +683,45 @@ mod tests {
             init: "/sbin/init".into(),
             init_args: vec!["single".into()],
             pivot: false,
+            nfs_client_id: None,
         }
+    }
+
+    #[test]
+    fn the_nfs_client_identifier_is_set_before_the_first_nfs_mount() {
+        let mut p = plan(vec![piece(&["10.0.2.2"], "/srv/system", ms::RDONLY)]);
+        p.image = Some(ImagePlan {
+            dir: piece(&["10.0.2.4"], "/srv/images", ms::RDONLY),
+            name: ImageName::parse("system").unwrap(),
+            ram: false,
+        });
+        p.nfs_client_id = Some(ClientId::from_mac(crate::addr::Mac([2, 0, 0, 0, 0, 7])));
+        let steps = root_steps(&p).build;
+        let id = steps
+            .iter()
+            .position(|s| matches!(s, Step::NfsClientId(_)))
+            .expect("an identifier step");
+        let first_nfs = steps
+            .iter()
+            .position(|s| matches!(s, Step::NfsMount { .. }))
+            .unwrap();
+        assert!(id < first_nfs, "{steps:#?}");
+        assert_eq!(
+            steps[id].to_string(),
+            "echo unionroot-020000000007 > /sys/fs/nfs/net/nfs_client/identifier"
+        );
+        assert_eq!(
+            steps
+                .iter()
+                .filter(|s| matches!(s, Step::NfsClientId(_)))
+                .count(),
+            1
+        );
+        // Without an identifier (no MAC, nothing on the command line) there is no step.
+        p.nfs_client_id = None;
+        assert!(!root_steps(&p)
+            .all()
+            .any(|s| matches!(s, Step::NfsClientId(_))));
     }
 
     #[test]
@@ -933,7 +980,7 @@ mod tests {
             Step::Check(Check::IsDir(p))
             | Step::Check(Check::MappedOwner(p))
             | Step::Check(Check::HasRoom { path: p, .. }) => vec![p],
-            Step::Check(Check::FsSupported(_)) => vec![],
+            Step::Check(Check::FsSupported(_)) | Step::NfsClientId(_) => vec![],
             Step::Check(Check::NoSymlinks { root, path }) => vec![root, path],
             Step::MoveMount { from, to } => vec![from, to],
             Step::LoadModule { path, .. } => vec![path],

@@ -12,7 +12,8 @@ use crate::handoff::{NetInfo, Proto};
 use crate::heads::Ranking;
 use crate::ms;
 use crate::nfs::{
-    choose_server, mount_args, split_vfs_options, Access, Join, NfsError, NfsRoot, ServerSource,
+    choose_server, mount_args, split_vfs_options, Access, ClientId, Join, NfsError, NfsRoot,
+    ServerSource,
 };
 use crate::plan::{self, NfsPiece, Persist, RootPlan};
 use std::net::Ipv4Addr;
@@ -238,6 +239,7 @@ pub fn root_plan(f: &Facts) -> Result<Planned, RootError> {
             init: cfg.init.clone(),
             init_args: cfg.init_args.clone(),
             pivot: f.pivot,
+            nfs_client_id: cfg.nfs_client_id.clone().or(f.mac.map(ClientId::from_mac)),
         },
         server,
         heads,
@@ -551,6 +553,46 @@ mod tests {
             "{e}"
         );
         assert!(e.hint().contains("option 12"));
+    }
+
+    #[test]
+    fn each_node_gets_its_own_nfs_client_identifier_unless_the_command_line_names_one() {
+        let n = net(Proto::Dhcp, None, None);
+        let id = |cmdline: &str, mac: Option<Mac>| {
+            let cfg = Config::parse("", cmdline).unwrap();
+            root_plan(&Facts {
+                cfg: &cfg,
+                lease: None,
+                net: Some(&n),
+                hostname_refused: None,
+                kernel_hostname: None,
+                pivot: false,
+                mac,
+            })
+            .unwrap()
+            .plan
+            .nfs_client_id
+            .map(|c| (c.to_string(), c.from_cmdline))
+        };
+        let root = "nfsroot=10.0.0.1:/srv/system";
+        let (a, b) = (Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]));
+        assert_eq!(
+            id(root, Some(a)),
+            Some(("unionroot-020000000001".into(), false))
+        );
+        assert_ne!(id(root, Some(a)), id(root, Some(b)));
+        let named = format!("{root} nfs.nfs4_unique_id=rack3-n12");
+        assert_eq!(id(&named, Some(a)), Some(("rack3-n12".into(), true)));
+        assert_eq!(id(&named, None), Some(("rack3-n12".into(), true)));
+        assert_eq!(id(root, None), None);
+        // A bad one is a named error, with the fix.
+        let e = Config::parse("", "nfs.nfs4_unique_id=a/b")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("nfs.nfs4_unique_id") && e.contains("e.g. nfs.nfs4_unique_id=node07"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use nix::errno::Errno;
 use std::time::Duration;
 use thiserror::Error;
 use unionroot_core::image::{parse_pointer, ImageFs, ImageName, HEAD_LEN, POINTER_MAX};
-use unionroot_core::nfs::NfsMountArgs;
+use unionroot_core::nfs::{ClientId, NfsMountArgs, CLIENT_ID_PATH};
 use unionroot_core::plan::{ms, Check, Step, CARRIED, IMAGE_RAM_DIR, OLD_ROOT, UNMAPPED_IDS};
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -127,6 +127,10 @@ pub fn run_step(sys: &mut dyn Sys, step: &Step) -> Result<(), ExecError> {
         } => nfs_mount(sys, step, candidates, target, *flags, *retry, *probe),
         Step::Check(c) => check(sys, step, c),
         Step::MoveMount { from, to } => sys.mount(from, to, "", ms::MOVE, "").map_err(fail),
+        Step::NfsClientId(id) => {
+            nfs_client_id(sys, id);
+            Ok(())
+        }
         Step::LoadModule { path, .. } => match sys.finit_module(path) {
             Ok(()) | Err(Errno::EEXIST) => Ok(()),
             Err(e) => Err(fail(e)),
@@ -148,6 +152,24 @@ pub fn run_step(sys: &mut dyn Sys, step: &Step) -> Result<(), ExecError> {
             init,
             args,
         } => pivot_root(sys, new_root, init, args),
+    }
+}
+
+/// Sets the NFS client identifier (see [`ClientId`]). Never fatal: without it the boot works,
+/// and only NFSv4 state on a server shared with other nodes is at risk, which the warning says.
+fn nfs_client_id(sys: &mut dyn Sys, id: &ClientId) {
+    let source = if id.from_cmdline {
+        "nfs.nfs4_unique_id= on the command line"
+    } else {
+        "the boot NIC's MAC"
+    };
+    match sys.write_file(CLIENT_ID_PATH, format!("{id}\n").as_bytes()) {
+        Ok(()) => log::info!(
+            "nfs client identifier {id} (from {source}): NFSv4 servers tell this node from the others by it"
+        ),
+        Err(e) => log::warn!(
+            "cannot write {CLIENT_ID_PATH} ({e}; it needs Linux 5.3 or later): NFSv4 nodes that share a server will present the same client owner and expire each other's state; give each node nfs.nfs4_unique_id=<name> on a kernel with NFS built in"
+        ),
     }
 }
 
@@ -1189,6 +1211,23 @@ mod tests {
         // numbers exercise every part of dev_t's split, as Python's os.makedev(300, 70000)).
         r.devices.insert(IMAGES.into(), 286_338_160);
         r
+    }
+
+    #[test]
+    fn the_nfs_client_identifier_is_written_and_a_refusal_only_warns() {
+        let id = ClientId::from_mac(unionroot_core::addr::Mac([0x52, 0x54, 0, 0x77, 1, 2]));
+        let step = Step::NfsClientId(id);
+        let mut r = Recorder::default();
+        run_step(&mut r, &step).unwrap();
+        assert_eq!(r.calls, [Call::WriteFile(CLIENT_ID_PATH.into())]);
+        assert_eq!(r.files[CLIENT_ID_PATH], "unionroot-525400770102\n");
+        // A kernel without the file (before 5.3): the boot goes on.
+        let mut r = Recorder {
+            fail_at: Some((0, Errno::ENOENT)),
+            ..Recorder::default()
+        };
+        run_step(&mut r, &step).unwrap();
+        assert_eq!(r.calls.len(), 1);
     }
 
     const NFS_RA: &str = "/sys/class/bdi/300:70000/read_ahead_kb";

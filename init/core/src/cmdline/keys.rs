@@ -10,7 +10,8 @@ use std::time::Duration;
 /// command line, the root's pieces into the cluster-wide file, and the settings into both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
-    /// The node and its network: `ip=`, `nfsroot=`, `BOOTIF=`, `unionroot.mac=`.
+    /// The node and its network: `ip=`, `nfsroot=`, `BOOTIF=`, `unionroot.mac=`,
+    /// `nfs.nfs4_unique_id=`.
     Node,
     /// Where the root comes from: the layers, the mounts, the per-node export, the NFS version.
     Pieces,
@@ -26,6 +27,7 @@ pub enum Key {
     NfsRoot,
     Bootif,
     Mac,
+    NfsClientId,
     Lower,
     Image,
     ImageRam,
@@ -46,11 +48,12 @@ pub enum Key {
 }
 
 impl Key {
-    pub const ALL: [Key; 21] = [
+    pub const ALL: [Key; 22] = [
         Key::Ip,
         Key::NfsRoot,
         Key::Bootif,
         Key::Mac,
+        Key::NfsClientId,
         Key::Lower,
         Key::Image,
         Key::ImageRam,
@@ -77,6 +80,9 @@ impl Key {
             Key::NfsRoot => "nfsroot",
             Key::Bootif => "BOOTIF",
             Key::Mac => "unionroot.mac",
+            // The `nfs` module's own parameter: linuxrc loads modules without modprobe, so it
+            // reads this one itself (see `crate::nfs::ClientId`).
+            Key::NfsClientId => "nfs.nfs4_unique_id",
             Key::Lower => "unionroot.lower",
             Key::Image => "unionroot.image",
             Key::ImageRam => "unionroot.image_ram",
@@ -104,7 +110,7 @@ impl Key {
     /// What the key is about.
     pub fn kind(self) -> KeyKind {
         match self {
-            Key::Ip | Key::NfsRoot | Key::Bootif | Key::Mac => KeyKind::Node,
+            Key::Ip | Key::NfsRoot | Key::Bootif | Key::Mac | Key::NfsClientId => KeyKind::Node,
             Key::Lower
             | Key::Image
             | Key::Mount
@@ -154,6 +160,7 @@ impl Config {
             Key::NfsRoot => opt(self.nfsroot.as_ref().map(|r| r.to_string())),
             Key::Bootif => opt(self.bootif.map(|m| m.bootif())),
             Key::Mac => opt(self.mac.map(|m| m.to_string())),
+            Key::NfsClientId => opt(self.nfs_client_id.as_ref().map(|c| c.to_string())),
             Key::Lower => self.lowers.iter().map(|l| l.to_string()).collect(),
             Key::Image => opt(self.image.as_ref().map(|i| i.to_string())),
             Key::Mount => self
@@ -238,7 +245,7 @@ mod tests {
     use crate::addr::Mac;
     use crate::cmdline::{IpConfig, OnFail};
     use crate::image::{ImageName, ImageSpec};
-    use crate::nfs::{NfsRoot, NfsVersion};
+    use crate::nfs::{ClientId, NfsRoot, NfsVersion};
     use crate::validate::MountTarget;
 
     /// A small deterministic generator (xorshift), so that a failure names its seed.
@@ -338,6 +345,8 @@ mod tests {
                 nfsroot: self.some(Gen::piece),
                 bootif: self.some(|g| Mac(g.next().to_le_bytes()[..6].try_into().unwrap())),
                 mac: self.some(|g| Mac(g.next().to_le_bytes()[2..].try_into().unwrap())),
+                nfs_client_id: self
+                    .some(|g| ClientId::parse(g.pick(&["node07", "a", "rack-3.n_12:x"])).unwrap()),
                 nfs_version: [NfsVersion::V3, NfsVersion::V4(0), NfsVersion::V4(2)][self.below(3)],
                 overlay_size: self
                     .pick(&["50%", "1%", "100%", "512m", "2G", "1048576", "4096k"])

@@ -1148,7 +1148,9 @@ pub fn containment_violations<'a>(
                     ));
                 }
             }
-            Step::Check(Check::FsSupported(_)) | Step::LoadModule { .. } => {}
+            // The client identifier goes to a fixed sysfs file, not a path of the plan's.
+            Step::Check(Check::FsSupported(_)) | Step::LoadModule { .. } | Step::NfsClientId(_) => {
+            }
             Step::MoveMount { from, to } => {
                 paths.push((from, false));
                 paths.push((to, true));
