@@ -54,8 +54,10 @@ demo: kernel linuxrc host
 
 test: lint unit fuzz e2e storm-test ceph
 
+# qemu/*_test.py: the harness's Python (rpcstat.py's pcap and NFSv4 decoding) on built captures
 unit: setup
 	$(CARGO) test --locked --workspace
+	python3 -m unittest discover -s qemu -p '*_test.py'
 
 # The fuzz tier, on stable: each target of init/core/tests/fuzz.rs runs FUZZ_SECS seconds over
 # its seeds (init/core/testdata/fuzz/) and mutations of them, one target at a time (seven

@@ -2,6 +2,7 @@
 """Counts the ONC RPC calls (RFC 5531) a server received, from a pcap of its loopback.
 
     qemu/rpcstat.py CAPTURE.pcap [MARK]
+    qemu/rpcstat.py --v4-clients CAPTURE.pcap
 
 Used by qemu/bench.sh: tcpdump writes the capture on the harness namespace's `lo`, where QEMU's
 user network reaches ganesha (and rpcbind). TCP streams towards a server port (default 2049,
@@ -17,6 +18,12 @@ Prints one `KEY=VALUE` line each, for the harness to read:
     gaps=N             streams with a hole (tcpdump dropped packets: the counts are too low)
     before_mark=N      calls before the first NFSv3 LOOKUP of the name MARK (the guest makes it
                        when it reaches a point of interest; -1 when there is none)
+
+With --v4-clients, one line per NFS client address instead (port 2049 only): `client=IP
+calls=N compounds=N` and then KEY=N for client_id (COMPOUNDs that create or destroy the
+client's identity: EXCHANGE_ID, CREATE_SESSION, DESTROY_SESSION, SETCLIENTID), gaps, and each
+NFSv4 op seen (v4_clients; qemu/storm-report.py imports it).
+
 Exits 2 on a file that is not a pcap this script reads.
 """
 import os
@@ -134,13 +141,19 @@ def call_name(msg):
     return xid, "%s%d.%d" % (PROGRAMS.get(prog, "prog%d." % prog), vers, proc)
 
 
+def rpc_body(msg):
+    """The offset of a call's arguments, after the RPC header, credential and verifier."""
+    off = 24
+    for _ in range(2):  # credential, verifier: flavor, length, body
+        n = struct.unpack(">I", msg[off + 4:off + 8])[0]
+        off += 8 + (n + 3) // 4 * 4
+    return off
+
+
 def lookup3_name(msg):
     """The name of an NFSv3 LOOKUP call (RFC 1813 LOOKUP3args), or None."""
     try:
-        off = 24
-        for _ in range(2):  # credential, verifier: flavor, length, body
-            n = struct.unpack(">I", msg[off + 4:off + 8])[0]
-            off += 8 + (n + 3) // 4 * 4
+        off = rpc_body(msg)
         n = struct.unpack(">I", msg[off:off + 4])[0]  # the directory's file handle
         off += 4 + (n + 3) // 4 * 4
         n = struct.unpack(">I", msg[off:off + 4])[0]
@@ -152,10 +165,7 @@ def lookup3_name(msg):
 def read3_range(msg):
     """(offset, count) of an NFSv3 READ call (RFC 1813 READ3args), or None."""
     try:
-        off = 24
-        for _ in range(2):
-            n = struct.unpack(">I", msg[off + 4:off + 8])[0]
-            off += 8 + (n + 3) // 4 * 4
+        off = rpc_body(msg)
         n = struct.unpack(">I", msg[off:off + 4])[0]
         off += 4 + (n + 3) // 4 * 4
         return struct.unpack(">QI", msg[off:off + 12])
@@ -182,7 +192,145 @@ def read3_bytes(msg):
         return 0
 
 
+def connections(data, ports):
+    """The RPC traffic of a capture: (tcp, udp). tcp lists one (src, sport, dst, dport, bytes,
+    had_gap) per TCP connection and direction whose either port is in ports, in the order of
+    their first packets; udp lists (src, sport, dst, dport, payload) per datagram. A SYN that
+    moves the sequence number starts a new connection on the same addresses and ports: the
+    Linux NFS client reconnects from its old source port. Raises ValueError on a file that is
+    not a pcap this script reads."""
+    conns, udp = {}, []
+    for proto, src, sport, dst, dport, seq, payload, syn in segments(data):
+        if dport not in ports and sport not in ports:
+            continue
+        if proto == "udp":
+            udp.append((src, sport, dst, dport, payload))
+            continue
+        key = (src, sport, dst, dport)
+        parts = conns.setdefault(key, [[]])
+        if syn and parts[-1] and parts[-1][0][0] != seq:
+            parts.append([])
+        parts[-1].append((seq, payload))
+    tcp = []
+    for (src, sport, dst, dport), each in conns.items():
+        for parts in each:
+            stream, gap = reassemble(parts)
+            tcp.append((src, sport, dst, dport, stream, gap))
+    return tcp, udp
+
+
+# NFSv4 operation numbers (RFC 8881 section 16.2 / 18; 3-39 are NFSv4.0's, RFC 7530).
+NFS4_OPS = {
+    3: "ACCESS", 4: "CLOSE", 5: "COMMIT", 6: "CREATE", 7: "DELEGPURGE", 8: "DELEGRETURN",
+    9: "GETATTR", 10: "GETFH", 11: "LINK", 12: "LOCK", 13: "LOCKT", 14: "LOCKU", 15: "LOOKUP",
+    16: "LOOKUPP", 17: "NVERIFY", 18: "OPEN", 19: "OPENATTR", 20: "OPEN_CONFIRM",
+    21: "OPEN_DOWNGRADE", 22: "PUTFH", 23: "PUTPUBFH", 24: "PUTROOTFH", 25: "READ",
+    26: "READDIR", 27: "READLINK", 28: "REMOVE", 29: "RENAME", 30: "RENEW", 31: "RESTOREFH",
+    32: "SAVEFH", 33: "SECINFO", 34: "SETATTR", 35: "SETCLIENTID", 36: "SETCLIENTID_CONFIRM",
+    37: "VERIFY", 38: "WRITE", 39: "RELEASE_LOCKOWNER", 40: "BACKCHANNEL_CTL",
+    41: "BIND_CONN_TO_SESSION", 42: "EXCHANGE_ID", 43: "CREATE_SESSION", 44: "DESTROY_SESSION",
+    45: "FREE_STATEID", 46: "GET_DIR_DELEGATION", 47: "GETDEVICEINFO", 48: "GETDEVICELIST",
+    49: "LAYOUTCOMMIT", 50: "LAYOUTGET", 51: "LAYOUTRETURN", 52: "SECINFO_NO_NAME",
+    53: "SEQUENCE", 54: "SET_SSV", 55: "TEST_STATEID", 56: "WANT_DELEGATION",
+    57: "DESTROY_CLIENTID", 58: "RECLAIM_COMPLETE", 10044: "ILLEGAL",
+}
+# How to step over an op's arguments: a byte count, "opaque" (one variable-length opaque:
+# PUTFH's file handle, LOOKUP's name) or "bitmap" (GETATTR's uint32 array). The decoder stops
+# after an op not listed here: it has the op's number, and skipping the rest of the args of
+# OPEN, EXCHANGE_ID and the like is not needed to count them.
+NFS4_ARGS = {
+    3: 4, 9: "bitmap", 10: 0, 15: "opaque", 16: 0, 22: "opaque", 23: 0, 24: 0,
+    25: 16 + 8 + 4,  # READ: stateid, offset, count
+    27: 0, 31: 0, 32: 0,
+    53: 16 + 4 + 4 + 4 + 4,  # SEQUENCE: sessionid, seqid, slotid, highest slotid, cachethis
+    58: 4,
+}
+# The ops that create or tear down a client's identity on the server: a clean mount makes one
+# EXCHANGE_ID and one or two CREATE_SESSION per server (NFSv4.1+), or SETCLIENTID (NFSv4.0).
+CLIENT_ID_OPS = ("EXCHANGE_ID", "CREATE_SESSION", "DESTROY_SESSION", "SETCLIENTID")
+
+
+def compound_ops(msg):
+    """(minorversion, [op names]) of an NFSv4 COMPOUND call (RFC 8881 COMPOUND4args: tag,
+    minorversion, argarray), or None for another message. The list holds the ops up to and
+    including the first whose arguments NFS4_ARGS cannot step over; a message cut short ends
+    the list where the cut is."""
+    c = call_name(msg)
+    if c is None or c[1] != "COMPOUND":
+        return None
+    try:
+        off = rpc_body(msg)
+        n = struct.unpack(">I", msg[off:off + 4])[0]  # tag
+        off += 4 + (n + 3) // 4 * 4
+        minor, nops = struct.unpack(">II", msg[off:off + 8])
+        off += 8
+    except struct.error:
+        return None
+    ops = []
+    for _ in range(nops):
+        if off + 4 > len(msg):
+            break
+        op = struct.unpack(">I", msg[off:off + 4])[0]
+        off += 4
+        ops.append(NFS4_OPS.get(op, "op%d" % op))
+        skip = NFS4_ARGS.get(op)
+        if skip is None:
+            break
+        if skip == "opaque" or skip == "bitmap":
+            if off + 4 > len(msg):
+                break
+            n = struct.unpack(">I", msg[off:off + 4])[0]
+            skip = 4 + ((n + 3) // 4 * 4 if skip == "opaque" else 4 * n)
+        off += skip
+    return minor, ops
+
+
+def v4_clients(data, port=2049):
+    """Per client (its IPv4 address, dotted), what it asked a server on port of a capture: a
+    dict of counts: "calls" (RPC calls of any kind), "compounds", one count per op name (each
+    op of each COMPOUND, as far as compound_ops decodes), "client_id" (COMPOUNDs with one of
+    CLIENT_ID_OPS) and "gaps" (its connections with a hole: its counts are too low). Raises
+    ValueError on a file that is not a pcap this script reads."""
+    tcp, _udp = connections(data, {port})
+    per = {}
+    for src, _sport, _dst, dport, stream, gap in tcp:
+        if dport != port:
+            continue
+        c = per.setdefault(".".join(map(str, src)), {"calls": 0, "compounds": 0,
+                                                     "client_id": 0, "gaps": 0})
+        c["gaps"] += gap
+        for msg in records(stream):
+            if call_name(msg) is None:
+                continue  # a reply to a backchannel call, or not RPC at all
+            c["calls"] += 1
+            comp = compound_ops(msg)
+            if comp is None:
+                continue
+            c["compounds"] += 1
+            for name in comp[1]:
+                c[name] = c.get(name, 0) + 1
+            if any(name in CLIENT_ID_OPS for name in comp[1]):
+                c["client_id"] += 1
+    return per
+
+
+def main_v4_clients(path):
+    try:
+        with open(path, "rb") as f:
+            per = v4_clients(f.read())
+    except (OSError, ValueError) as e:
+        print("rpcstat: %s: %s" % (path, e), file=sys.stderr)
+        return 2
+    for client, c in sorted(per.items()):
+        rest = sorted((k, v) for k, v in c.items() if k not in ("calls", "compounds"))
+        print(" ".join(["client=%s calls=%d compounds=%d" % (client, c["calls"], c["compounds"])]
+                       + ["%s=%d" % kv for kv in rest]))
+    return 0
+
+
 def main(argv):
+    if len(argv) == 3 and argv[1] == "--v4-clients":
+        return main_v4_clients(argv[2])
     if len(argv) < 2:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
@@ -192,18 +340,8 @@ def main(argv):
     ports = {2049, 111, 20048}
     with open(argv[1], "rb") as f:
         data = f.read()
-    flows = {}
-    udp = []
     try:
-        for proto, src, sport, dst, dport, seq, payload, _syn in segments(data):
-            if proto == "udp":
-                if dport in ports:
-                    udp.append((payload, "call"))
-                elif sport in ports:
-                    udp.append((payload, "reply"))
-                continue
-            if dport in ports or sport in ports:
-                flows.setdefault((src, sport, dst, dport), []).append((seq, payload))
+        tcp, udp = connections(data, ports)
     except ValueError as e:
         print("rpcstat: %s: %s" % (argv[1], e), file=sys.stderr)
         return 2
@@ -211,17 +349,18 @@ def main(argv):
     pending_reads = set()
     calls, replies = [], []
     before_mark = -1
-    for (src, sport, dst, dport), parts in flows.items():
-        stream, gap = reassemble(parts)
+    for _src, _sport, _dst, dport, stream, gap in tcp:
         gaps += gap
         if dport in ports:
             calls.extend(records(stream))
         else:
             wire += len(stream)
             replies.extend(records(stream))
-    for payload, kind in udp:
-        (calls if kind == "call" else replies).append(payload)
-        if kind == "reply":
+    for _src, _sport, _dst, dport, payload in udp:
+        if dport in ports:
+            calls.append(payload)
+        else:
+            replies.append(payload)
             wire += len(payload)
     for msg in calls:
         c = call_name(msg)

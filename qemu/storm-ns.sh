@@ -26,10 +26,15 @@ UR_KILL=""         # a head number to kill (ganesha SIGKILLed and its link cut) 
 UR_KILL_AFTER=""   # ... as soon as any node's console matches this ERE
 #
 # Writes: head-K.conf, head-K.log (ganesha), head-K.bytes (its link's tx and rx bytes at the
-# end), dnsmasq.log, timings (host times, ms from the start), and per node: console.log,
-# qemu-cmd, qemu.pid, start and end (host µs since the epoch), rc (QEMU's exit status), cpu
-# (QEMU's user and system CPU seconds, from bash's `times`), stop (why it ended: "exited rc=N",
-# "fatal: LINE", "timeout").
+# end), head-K.pcap (every NFS packet head K saw, full length, from before the first node to
+# after the last; qemu/storm-report.py counts each node's calls in it) and head-K.tcpdump
+# (tcpdump's messages: its "packets dropped by kernel" count), head-K.tcp (head K's TCP
+# counters at the end, `nstat -asz`: retransmissions, timeouts), vhead-K.stats (`ip -s link` of
+# head K's bridge port), dnsmasq.log, timings (host times, ms from the start), and per node:
+# console.log, mac, qemu-cmd, qemu.pid, start and end (host µs since the epoch), rc (QEMU's exit
+# status), cpu (QEMU's user and system CPU seconds, from bash's `times`), stop (why it ended:
+# "exited rc=N", "fatal: LINE", "timeout"), tap.stats (`ip -s link` of its tap: drops when the
+# tap's queue overflowed while its QEMU was descheduled).
 set -euo pipefail
 
 spec=$1
@@ -47,6 +52,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT HUP
+
+# node_mac I: node I's MAC address (also in its run directory's "mac", for the report).
+node_mac() { printf '52:54:00:77:01:%02x\n' "$1"; }
 
 # listening NETNS PORT: a TCP socket listens on PORT in that network namespace.
 listening() {
@@ -102,6 +110,32 @@ for k in $(seq "$UR_HEADS"); do
   note "head $k up at 192.168.77.$((10 + k))"
 done
 
+# One capture per head, in its namespace, before any node starts. -s 0: whole packets, which
+# rpcstat.py needs to follow the RPC records; --immediate-mode -U: each packet reaches the file
+# as it comes, none waits in a buffer when tcpdump is stopped; -B: 16 MB against drops while
+# the host is starved (a whole storm moves about 20 MB). A tcpdump that fails to start leaves
+# no pcap (storm.sh checks that tcpdump exists; the report names a missing capture) but never
+# holds the storm up.
+tcpdump_pids=()
+for k in $(seq "$UR_HEADS"); do
+  ip netns exec "head$k" tcpdump -i eth0 -n -s 0 -B 16384 --immediate-mode -U \
+    -w "$UR_DIR/head-$k.pcap" 'tcp port 2049' >"$UR_DIR/head-$k.tcpdump" 2>&1 &
+  tcpdump_pids+=("$!")
+  pids=("$!" "${pids[@]}")
+done
+for k in $(seq "$UR_HEADS"); do
+  for _ in $(seq 100); do
+    grep -q listening "$UR_DIR/head-$k.tcpdump" && break
+    kill -0 "${tcpdump_pids[k - 1]}" 2>/dev/null || break
+    sleep 0.05
+  done
+  if grep -q listening "$UR_DIR/head-$k.tcpdump"; then
+    note "head $k: tcpdump capturing"
+  else
+    note "head $k: tcpdump did not start; see head-$k.tcpdump"
+  fi
+done
+
 # shellcheck disable=SC2054 # the commas belong to dnsmasq's option syntax
 dnsmasq -k --conf-file=/dev/null --user=root --port=0 --bind-interfaces --interface=br0 \
   --no-resolv --no-hosts --no-ping --log-dhcp --log-facility="$UR_DIR/dnsmasq.log" \
@@ -124,8 +158,9 @@ for i in $(seq "$UR_NODES"); do
   qemu=(qemu-system-x86_64 -accel "$UR_ACCEL" -m "$UR_MEM" -smp 1 -nographic -no-reboot
     -kernel "$UR_KERNEL" -initrd "$UR_INITRD" -append "$(cat "$d/cmdline")"
     -netdev "tap,id=n0,ifname=tap$i,script=no,downscript=no"
-    -device "virtio-net-pci,netdev=n0,mac=$(printf '52:54:00:77:01:%02x' "$i")")
+    -device "virtio-net-pci,netdev=n0,mac=$(node_mac "$i")")
   printf '%q ' "${qemu[@]}" >"$d/qemu-cmd"
+  node_mac "$i" >"$d/mac"
   # The subshell's `times` reports QEMU's CPU (its child's, second line) once QEMU has exited.
   (
     echo "${EPOCHREALTIME/./}" >"$d/start"
@@ -186,6 +221,33 @@ while :; do
   sleep 0.1
 done
 note "all nodes done"
+# SIGINT: tcpdump writes out what it holds and prints its counts. Waited for (5 s at most,
+# then killed), so that the report reads whole files, and then left out of cleanup's kills.
+kill -INT "${tcpdump_pids[@]}" 2>/dev/null || true
+for _ in $(seq 100); do
+  alive=0
+  for p in "${tcpdump_pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+  [ "$alive" = 1 ] || break
+  sleep 0.05
+done
+kill -KILL "${tcpdump_pids[@]}" 2>/dev/null || true
+keep=()
+for p in "${pids[@]}"; do
+  [[ " ${tcpdump_pids[*]} " == *" $p "* ]] || keep+=("$p")
+done
+pids=("${keep[@]}")
+for p in "${tcpdump_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+note "captures stopped"
+# Losses on the segment: a tap drops frames when its queue overflows while its QEMU is
+# descheduled; a head retransmits what the nodes did not acknowledge in time.
+for i in $(seq "$UR_NODES"); do
+  ip -s link show "tap$i" >"$UR_DIR/node-$i/tap.stats" 2>&1 || true
+done
+for k in $(seq "$UR_HEADS"); do
+  ip -s link show "vhead$k" >"$UR_DIR/vhead-$k.stats" 2>&1 || true
+  # -s: no history file (it would go to the host's /tmp).
+  ip netns exec "head$k" nstat -asz >"$UR_DIR/head-$k.tcp" 2>&1 || true
+done
 # What each head sent and received on the segment (NFS, ARP), for bytes per node served.
 for k in $(seq "$UR_HEADS"); do
   ip netns exec "head$k" sh -c 'cat /sys/class/net/eth0/statistics/tx_bytes /sys/class/net/eth0/statistics/rx_bytes' |

@@ -9,6 +9,12 @@ head that served its root and in which place of its ranking. Per storm: time-to-
 clock: from the storm's start to the last node's QEMU exit) against the CPU floor, N x one
 boot's CPU seconds (QEMU's user+system, from the N=1 storm of the same kind, else this storm's
 median) / cores, and the median and worst /init -> real init.
+
+NFS calls: each head's capture (head-K.pcap) is decoded by qemu/rpcstat.py; a node's calls are
+those from the addresses dnsmasq acknowledged to its MAC (node-I/mac), on every head. Its
+client-ID calls (COMPOUNDs with EXCHANGE_ID, CREATE_SESSION, DESTROY_SESSION, or SETCLIENTID
+for NFSv4.0) show whether it kept one identity on the server: a linuxrc node over
+CLIENT_ID_BOUND fails the storm.
 """
 import argparse
 import re
@@ -20,6 +26,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import rpcstat  # noqa: E402
 
 KTIME = re.compile(r"^\[\s*(\d+\.\d+)\]")
 T_INIT = "Run /init as init process"
@@ -51,6 +60,75 @@ def read(path, default=""):
         return Path(path).read_text(errors="replace").strip()
     except OSError:
         return default
+
+
+# A clean NFSv4.1+ mount makes 1-2 EXCHANGE_ID (Linux 6.1 sends a second one to test for session
+# trunking) and 1-2 CREATE_SESSION per server: 3 in all, measured on a lone node (storm N=1). A
+# linuxrc node that failed over may also have spoken to its first head before it died: at most
+# as much again, so 8 leaves that room. Nodes that share an owner string make hundreds: the
+# server takes each one's EXCHANGE_ID as the other's reboot and drops its sessions, and the two
+# re-establish in turn for as long as both run.
+CLIENT_ID_BOUND = 8
+COLLISION = "NFSv4 client owner collision: nodes share a client identifier"
+DHCPACK = re.compile(r"DHCPACK\(\S+\) (\d+\.\d+\.\d+\.\d+) ([0-9a-f:]{17})")
+
+
+def leases(log):
+    """{MAC: [IPv4 addresses]} from dnsmasq's log text (its DHCPACK lines)."""
+    out = {}
+    for m in DHCPACK.finditer(log):
+        ips = out.setdefault(m.group(2), [])
+        if m.group(1) not in ips:
+            ips.append(m.group(1))
+    return out
+
+
+def head_calls(run, heads):
+    """({client address: rpcstat.v4_clients counts, summed over heads}, [problems], [notes])
+    from the heads' captures in run."""
+    per, problems, notes = {}, [], []
+    for k in range(1, heads + 1):
+        pcap = run / f"head-{k}.pcap"
+        try:
+            clients = rpcstat.v4_clients(pcap.read_bytes())
+        except (OSError, ValueError) as e:
+            problems.append(f"head {k}: no NFS capture to count calls in ({pcap.name}: "
+                            f"{getattr(e, 'strerror', None) or e}; see head-{k}.tcpdump)")
+            continue
+        dropped = re.search(r"(\d+) packets? dropped by kernel", read(run / f"head-{k}.tcpdump"))
+        if dropped and int(dropped.group(1)):
+            notes.append(f"head {k}: tcpdump dropped {dropped.group(1)} packets: counts too low")
+        for ip, c in clients.items():
+            tot = per.setdefault(ip, {})
+            for key, v in c.items():
+                tot[key] = tot.get(key, 0) + v
+    for ip, c in sorted(per.items()):
+        if c.get("gaps"):
+            notes.append(f"{ip}: {c['gaps']} connections with a hole in the capture: "
+                         "counts too low")
+    return per, problems, notes
+
+
+def node_calls(r, d, acks, per):
+    """Adds to node report r its NFS calls ("calls") and their counts ("nfs"), summed over the
+    addresses dnsmasq gave its MAC; None when it has no address."""
+    ips = acks.get(read(d / "mac").lower(), [])
+    r["ips"] = ips
+    if not ips:
+        r["calls"], r["nfs"] = None, {}
+        return
+    nfs = {}
+    for ip in ips:
+        for key, v in per.get(ip, {}).items():
+            nfs[key] = nfs.get(key, 0) + v
+    r["calls"], r["nfs"] = nfs.get("calls", 0), nfs
+
+
+def client_id_text(nfs):
+    """'N client-ID calls (EXCHANGE_ID a, CREATE_SESSION b, ...)', naming the ops that occurred."""
+    parts = [f"{op} {nfs[op]}" for op in rpcstat.CLIENT_ID_OPS if nfs.get(op)]
+    detail = f" ({', '.join(parts)})" if parts else ""
+    return f"{nfs.get('client_id', 0)} client-ID calls{detail}"
 
 
 def node_report(d, kind):
@@ -180,6 +258,26 @@ def main():
         n = int(n)
         nodes = [node_report(run / f"node-{i}", kind) for i in range(1, n + 1)]
         problems = [f"{x['name']}: {'; '.join(x['why'])}" for x in nodes if not x["ok"]]
+        clients, capture_problems, notes = head_calls(run, a.heads)
+        acks = leases(read(run / "dnsmasq.log"))
+        for i, x in enumerate(nodes, 1):
+            node_calls(x, run / f"node-{i}", acks, clients)
+        if kind == "linuxrc":
+            # Without the captures the check below cannot run: that fails the storm too.
+            problems += capture_problems
+            for x in nodes:
+                if x["calls"] is None and x["ok"]:
+                    problems.append(f"{x['name']}: no DHCPACK for its MAC in dnsmasq.log: its "
+                                    "NFS calls cannot be counted")
+                elif x["calls"] is not None and x["nfs"].get("client_id", 0) > CLIENT_ID_BOUND:
+                    problems.append(f"{x['name']}: {client_id_text(x['nfs'])}, over the bound "
+                                    f"of {CLIENT_ID_BOUND}: {COLLISION}")
+        else:
+            notes = capture_problems + notes
+            notes += [f"{x['name']}: {client_id_text(x['nfs'])}" for x in nodes
+                      if x["calls"] is not None and x["nfs"].get("client_id", 0) > CLIENT_ID_BOUND]
+            notes.append("the busybox baseline sets no NFSv4 client identifier: its nodes on one "
+                         "head share the owner string and collide; counted, not checked")
         if a.every_head:
             served = {x["head"] for x in nodes if x["ok"]}
             for h in heads:
@@ -202,7 +300,8 @@ def main():
                 if "killed" in line:
                     print(f"   {line}")
         names = [p[0] for p in nodes[0]["phases"]] if nodes and nodes[0]["phases"] else []
-        print(f"{'node':8} {'ok':4} {'head (rank)':20} {'/init->real ms':>14} {'cpu s':>6} {'done s':>7}  phases (ms)")
+        print(f"{'node':8} {'ok':4} {'head (rank)':20} {'/init->real ms':>14} {'cpu s':>6} "
+              f"{'done s':>7} {'nfs calls':>9} {'client-id':>9}  phases (ms)")
         starts = [x["host_start"] for x in nodes if x["host_start"]]
         t0 = min(starts) if starts else 0
         for x in nodes:
@@ -211,10 +310,12 @@ def main():
             ph = ", ".join(f"{p} {1000 * (b - e0):.0f}" for p, e0, b in x["phases"])
             head = x["head"] + (f" ({x['rank']})" if x["rank"] else "")
             cpu_s = "-" if x["cpu"] is None else f"{x['cpu']:.1f}"
+            calls = "-" if x["calls"] is None else str(x["calls"])
+            cid = "-" if x["calls"] is None else str(x["nfs"].get("client_id", 0))
             print(f"{x['name']:8} {'yes' if x['ok'] else 'NO':4} {head:20} "
                   f"{'-' if dt is None else str(round(dt)):>14} "
                   f"{cpu_s:>6} "
-                  f"{'-' if done is None else f'{done:.1f}':>7}  {ph}")
+                  f"{'-' if done is None else f'{done:.1f}':>7} {calls:>9} {cid:>9}  {ph}")
         for k, h in enumerate(heads, 1):
             b = read(run / f"head-{k}.bytes").split()
             served = sum(1 for x in nodes if x["head"] == h)
@@ -223,6 +324,13 @@ def main():
                 per = f", {tx / served:.2f} MB per node served" if served else ""
                 print(f"   head {h}: served {served} nodes, sent {tx:.2f} MB, received "
                       f"{int(b[1]) / 1e6:.2f} MB{per}")
+        total_calls = sum(c.get("calls", 0) for c in clients.values())
+        total_cid = sum(c.get("client_id", 0) for c in clients.values())
+        bound = f"at most {CLIENT_ID_BOUND} per node" if kind == "linuxrc" else "not checked"
+        print(f"   NFS calls: {total_calls} in all, {total_cid} of them client-ID "
+              f"(EXCHANGE_ID, CREATE_SESSION, DESTROY_SESSION, SETCLIENTID; {bound})")
+        for note in notes:
+            print(f"   note: {note}")
         for p in problems:
             print(f"   FAIL {p}")
         ok = [x for x in nodes if x["ok"]]
@@ -242,6 +350,7 @@ def main():
             "served": {h: sum(1 for x in ok if x["head"] == h) for h in heads},
             "cpu1_from": cpu1_from,
             "load": read(run / "load-before")[5:],
+            "calls": total_calls,
         }
         summary.append(line)
         svg = run.parent / f"{run.name}.svg"
@@ -254,7 +363,8 @@ def main():
             failed = True
     print(f"\n== storms ({a.cores} cores; floor = N x one boot's CPU (QEMU user+sys) / cores)")
     print(f"{'kind':9} {'N':>3} {'fail':>4} {'to-all s':>8} {'floor s':>7} {'to-all/floor':>12} "
-          f"{'1 boot cpu':>10} {'median ms':>9} {'worst ms':>8}  served per head   load before")
+          f"{'1 boot cpu':>10} {'median ms':>9} {'worst ms':>8} {'nfs calls':>9}  "
+          f"served per head   load before")
 
     def f(v, fmt):
         return "-" if v is None else format(v, fmt)
@@ -264,7 +374,8 @@ def main():
         served = " ".join(str(c) for c in s["served"].values())
         print(f"{s['kind']:9} {s['n']:>3} {s['failures']:>4} {f(s['to_all'], '.1f'):>8} "
               f"{f(s['floor'], '.1f'):>7} {f(ratio, '.2f'):>12} {f(s['cpu1'], '.1f'):>10} "
-              f"{f(s['median'], '.0f'):>9} {f(s['worst'], '.0f'):>8}  {served:16} {s['load']}"
+              f"{f(s['median'], '.0f'):>9} {f(s['worst'], '.0f'):>8} {s['calls']:>9}  {served:16} "
+              f"{s['load']}"
               f"  (1 boot cpu: {s['cpu1_from']})")
     print("storm: " + ("FAILED (see FAIL lines above)" if failed else "every storm passed (zero failures)"))
     return 1 if failed else 0

@@ -68,6 +68,8 @@ for p in /usr/bin/python3 python3; do
   "$p" -c 'import matplotlib' 2>/dev/null && { py=$p; break; }
 done
 [ -n "$py" ] || bad "python3-matplotlib is missing (scripts/setup-host.sh installs it)"
+# Each head's NFS traffic is captured: the report counts every node's calls from it.
+command -v tcpdump >/dev/null || bad "tcpdump is missing (scripts/setup-host.sh installs it)"
 
 ur_bins
 KDIR=$(ur_kernel_dir) || bad "no kernel (qemu/fetch-kernel.sh failed)"
