@@ -7,8 +7,8 @@ Per node: whether it booted (QEMU exited by itself after the real init's first l
 FATAL), its phases from its own console (kernel timestamps, so all in one guest clock), the
 head that served its root and in which place of its ranking. Per storm: time-to-all (host
 clock: from the storm's start to the last node's QEMU exit) against the CPU floor, N x one
-boot's CPU seconds (QEMU's user+system, from the N=1 storm of the same kind, else this storm's
-median) / cores, and the median and worst /init -> real init.
+boot's CPU seconds (QEMU's user+system: the median over the N=1 storms of the same kind, else
+this storm's median) / cores, and the median and worst /init -> real init.
 
 NFS calls: each head's capture (head-K.pcap) is decoded by qemu/rpcstat.py; a node's calls are
 those from the addresses dnsmasq acknowledged to its MAC (node-I/mac), on every head. Its
@@ -143,7 +143,12 @@ def node_report(d, kind):
     if t_init is None or t_real is None:
         r["ok"] = False
         r["why"].append("no /init or no real-init line on the console")
-    if not first(lines, r"^PROOF root=overlay"):
+    if kind == "control":
+        # The apparatus alone: no network, no root; it must only have run and powered off.
+        if not first(lines, r"^PROOF control done"):
+            r["ok"] = False
+            r["why"].append("the control init did not run")
+    elif not first(lines, r"^PROOF root=overlay"):
         r["ok"] = False
         r["why"].append("the real init did not run on the overlay root")
     r["init"], r["real"] = t_init, t_real
@@ -183,7 +188,7 @@ def node_report(d, kind):
                 t += dur
             if t_real is not None:
                 r["phases"].append(("switch+exec", t, t_real))
-    else:
+    elif kind == "baseline":
         m = first(lines, r"baseline: nfs (\S+):\S+ mounted")
         if m:
             r["head"], r["rank"] = m.group(1), 1
@@ -198,7 +203,10 @@ def node_report(d, kind):
             if t is not None and at is not None:
                 r["phases"].append((name, t, at))
                 t = at
-    if r["ok"] and r["head"] == "-":
+    else:
+        if t_init is not None and t_real is not None:
+            r["phases"].append(("init", t_init, t_real))
+    if r["ok"] and r["head"] == "-" and kind != "control":
         r["ok"] = False
         r["why"].append("no line says which head served the root")
     return r
@@ -212,6 +220,7 @@ COLORS = {
     "network": "#fdb462",
     "root": "#b3de69",
     "switch+exec": "#fb8072",
+    "init": "#fb8072",
 }
 
 
@@ -241,6 +250,12 @@ def draw(run, kind, nodes, path, title):
     plt.close(fig)
 
 
+def run_kind(run):
+    """(kind, N) from a run directory's name: KIND-nN, or KIND-nN-rR for the R-th repeat."""
+    kind, n = re.fullmatch(r"(\w+)-n(\d+)(?:-r\d+)?", run.name).groups()
+    return kind, int(n)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--heads", type=int, required=True)
@@ -250,12 +265,19 @@ def main():
     ap.add_argument("runs", nargs="+")
     a = ap.parse_args()
     heads = [f"192.168.77.{10 + k}" for k in range(1, a.heads + 1)]
-    one_boot_cpu = {}
+    # One boot's CPU, per kind: the median over the boots of its N=1 storms (qemu/storm.sh runs
+    # N=1 several times: one boot's CPU moves by up to 15 % from boot to boot).
+    solo = {}
+    for run in map(Path, a.runs):
+        kind, n = run_kind(run)
+        cpu = node_report(run / "node-1", kind)["cpu"] if n == 1 else None
+        if cpu is not None:
+            solo.setdefault(kind, []).append(cpu)
+    one_boot_cpu = {k: statistics.median(v) for k, v in solo.items()}
     summary = []
     failed = False
     for run in map(Path, a.runs):
-        kind, n = re.fullmatch(r"(\w+)-n(\d+)", run.name).groups()
-        n = int(n)
+        kind, n = run_kind(run)
         nodes = [node_report(run / f"node-{i}", kind) for i in range(1, n + 1)]
         problems = [f"{x['name']}: {'; '.join(x['why'])}" for x in nodes if not x["ok"]]
         clients, capture_problems, notes = head_calls(run, a.heads)
@@ -272,13 +294,16 @@ def main():
                 elif x["calls"] is not None and x["nfs"].get("client_id", 0) > CLIENT_ID_BOUND:
                     problems.append(f"{x['name']}: {client_id_text(x['nfs'])}, over the bound "
                                     f"of {CLIENT_ID_BOUND}: {COLLISION}")
-        else:
+        elif kind == "baseline":
             notes = capture_problems + notes
             notes += [f"{x['name']}: {client_id_text(x['nfs'])}" for x in nodes
                       if x["calls"] is not None and x["nfs"].get("client_id", 0) > CLIENT_ID_BOUND]
             notes.append("the busybox baseline sets no NFSv4 client identifier: its nodes on one "
                          "head share the owner string and collide; counted, not checked")
-        if a.every_head:
+        else:
+            notes.append("the control boots the kernel alone (no network, no root): its ratio "
+                         "is what N guests on these cores cost by themselves")
+        if a.every_head and kind != "control":
             served = {x["head"] for x in nodes if x["ok"]}
             for h in heads:
                 if h not in served:
@@ -335,10 +360,12 @@ def main():
             print(f"   FAIL {p}")
         ok = [x for x in nodes if x["ok"]]
         cpus = [x["cpu"] for x in nodes if x["cpu"] is not None]
-        if n == 1 and cpus:
-            one_boot_cpu[kind] = cpus[0]
         cpu1 = one_boot_cpu.get(kind, statistics.median(cpus) if cpus else None)
-        cpu1_from = "N=1 storm" if kind in one_boot_cpu else f"median of this N={n} storm"
+        if kind in one_boot_cpu:
+            k = len(solo[kind])
+            cpu1_from = f"median of {k} N=1 storms" if k > 1 else "N=1 storm"
+        else:
+            cpu1_from = f"median of this N={n} storm"
         ends = [x["host_end"] for x in nodes if x["host_end"]]
         to_all = max(ends) - t0 if ends and len(ends) == n else None
         floor = n * cpu1 / a.cores if cpu1 else None
@@ -377,6 +404,19 @@ def main():
               f"{f(s['median'], '.0f'):>9} {f(s['worst'], '.0f'):>8} {s['calls']:>9}  {served:16} "
               f"{s['load']}"
               f"  (1 boot cpu: {s['cpu1_from']})")
+    # Each kind against the control of the same N (the median over repeats): what the boot path
+    # adds to what N guests on these cores cost by themselves.
+    ratios = {}
+    for s in summary:
+        if s["to_all"] and s["floor"]:
+            ratios.setdefault((s["kind"], s["n"]), []).append(s["to_all"] / s["floor"])
+    controls = {n: statistics.median(v) for (k, n), v in ratios.items() if k == "control"}
+    if controls:
+        print("against the control (to-all/floor of the kind / to-all/floor of the control):")
+        for (kind, n), v in ratios.items():
+            if kind != "control" and n in controls:
+                r = statistics.median(v)
+                print(f"   {kind:9} N={n:<3} {r:.2f} / {controls[n]:.2f} = {r / controls[n]:.2f}")
     print("storm: " + ("FAILED (see FAIL lines above)" if failed else "every storm passed (zero failures)"))
     return 1 if failed else 0
 

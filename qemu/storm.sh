@@ -6,17 +6,22 @@
 # draws a timeline per storm into the output directory.
 #
 #   qemu/storm.sh [--nodes "1 4 8"] [--heads H] [--kinds "linuxrc baseline"] [--kill K]
-#                 [--every-head] [--out DIR]
+#                 [--every-head] [--solo R] [--out DIR]
 #
 #   --nodes LIST   storm sizes, run in this order (default "1 4 8")
 #   --heads H      NFS heads (default 3); linuxrc nodes get nfsroot=<head1>+...+<headH>:/system
 #                  and rank the heads by their MAC; busybox-baseline nodes cannot, so node I
 #                  gets head ((I-1) mod H)+1 by a fixed table
-#   --kinds LIST   linuxrc and/or baseline (default both; the baseline is
-#                  tests/fixtures/baseline-init.sh, as in qemu/bench.sh)
+#   --kinds LIST   linuxrc, baseline and/or control (default all three; the baseline is
+#                  tests/fixtures/baseline-init.sh, as in qemu/bench.sh; the control is
+#                  tests/fixtures/control-init.sh: same kernel and machine, an /init that powers
+#                  off at once, so its storms measure what N guests on these cores cost alone)
 #   --kill K       kill head K (ganesha SIGKILL, link cut) as soon as any node runs linuxrc;
 #                  the storm then passes only if every node whose first head was K failed over
 #   --every-head   pass only if every head served at least one node
+#   --solo R       run the N=1 storm R times (default 3; out/KIND-n1, KIND-n1-r2, ...): the
+#                  floor's one-boot CPU is the median of those boots, as one boot's CPU alone
+#                  moves by up to 15 % from boot to boot
 #   --out DIR      output directory (default $UNIONROOT_OUT/storm, i.e. out/storm)
 #
 # A storm passes only with zero failures. Exit status: 0 all storms passed, 1 a storm failed, 2
@@ -25,7 +30,7 @@ set -euo pipefail
 # shellcheck source=qemu/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-nodes_list="1 4 8" heads=3 kinds="linuxrc baseline" kill="" every_head=0 out=$UR_OUT/storm
+nodes_list="1 4 8" heads=3 kinds="linuxrc baseline control" kill="" every_head=0 solo=3 out=$UR_OUT/storm
 usage() { sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; }
 need() { [ $# -ge 2 ] || { usage >&2; echo "storm.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
@@ -35,6 +40,7 @@ while [ $# -gt 0 ]; do
     --kinds) need "$@"; kinds=$2; shift ;;
     --kill) need "$@"; kill=$2; shift ;;
     --every-head) every_head=1 ;;
+    --solo) need "$@"; solo=$2; shift ;;
     --out) need "$@"; out=$2; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; echo "storm.sh: unknown argument $1" >&2; exit 2 ;;
@@ -49,10 +55,14 @@ for n in $nodes_list; do
     bad "--nodes: $n is not a node count from 1 to 100 (dnsmasq leases .100-.199)"
 done
 [ -n "$nodes_list" ] || bad "--nodes: give at least one storm size, e.g. --nodes \"1 4 8\""
+in_range "$solo" 1 20 || bad "--solo $solo: give 1 to 20 runs of the N=1 storm"
 in_range "$heads" 1 50 ||
   bad "--heads $heads: give 1 to 50 heads (they live at 192.168.77.11-60)"
 for k in $kinds; do
-  case $k in linuxrc | baseline) ;; *) bad "--kinds: $k is neither linuxrc nor baseline" ;; esac
+  case $k in
+    linuxrc | baseline | control) ;;
+    *) bad "--kinds: $k is not linuxrc, baseline or control" ;;
+  esac
 done
 if [ -n "$kill" ]; then
   in_range "$kill" 1 "$heads" ||
@@ -78,7 +88,7 @@ rm -rf "$out"
 mkdir -p "$out"
 out=$(realpath "$out")
 
-ur_log "building $out/{tree,linuxrc.img,baseline.img}"
+ur_log "building $out/{tree,linuxrc.img,baseline.img,control.img}"
 ur_build_tree "$out/tree"
 ur_build_initramfs "$KDIR" "$UR_LINUXRC" "$out/linuxrc.img"
 if [[ " $kinds " == *" baseline "* ]]; then
@@ -92,6 +102,12 @@ if [[ " $kinds " == *" baseline "* ]]; then
     --add "${UNIONROOT_BUSYBOX:-/bin/busybox}:/bin/busybox" \
     --add "$out/baseline-modules.v4:/etc/baseline-modules.v4"
 fi
+if [[ " $kinds " == *" control "* ]]; then
+  # The same modules as the others (ur_build_initramfs's UR_MODULES) and busybox, so that the
+  # kernel unpacks about as much; none of them is loaded.
+  ur_build_initramfs "$KDIR" "$UR_FIXTURES/control-init.sh" "$out/control.img" \
+    --add "${UNIONROOT_BUSYBOX:-/bin/busybox}:/bin/busybox"
+fi
 
 head_list=""
 for k in $(seq "$heads"); do head_list+=${head_list:++}192.168.77.$((10 + k)); done
@@ -99,10 +115,10 @@ accel=${UNIONROOT_ACCEL:-auto}
 [ "$accel" != auto ] || accel=tcg # the KVM probe lives in boot.sh; storms are TCG figures
 
 runs=()
-# storm KIND N: one storm, in out/KIND-nN.
+# storm KIND N [SUFFIX]: one storm, in out/KIND-nN[SUFFIX].
 storm() {
   local kind=$1 n=$2 dir i head cmd
-  dir=$out/$kind-n$n
+  dir=$out/$kind-n$n${3:-}
   mkdir -p "$dir"
   for i in $(seq "$n"); do
     mkdir -p "$dir/node-$i"
@@ -137,7 +153,13 @@ ur_signal_traps ur_ns_stop
 
 # Interleave the kinds per size, so that a drift in host load hits both alike.
 for n in $nodes_list; do
-  for kind in $kinds; do storm "$kind" "$n"; done
+  reps=1
+  [ "$n" != 1 ] || reps=$solo
+  for r in $(seq "$reps"); do
+    suffix=""
+    [ "$r" = 1 ] || suffix=-r$r
+    for kind in $kinds; do storm "$kind" "$n" "$suffix"; done
+  done
 done
 
 args=(--heads "$heads" --cores "$(nproc)")
