@@ -31,7 +31,8 @@ UR_KILL_AFTER=""   # ... as soon as any node's console matches this ERE
 # (tcpdump's messages: its "packets dropped by kernel" count), head-K.tcp (head K's TCP
 # counters at the end, `nstat -asz`: retransmissions, timeouts), vhead-K.stats (`ip -s link` of
 # head K's bridge port), dnsmasq.log, timings (host times, ms from the start), and per node:
-# console.log, mac, qemu-cmd, qemu.pid, start and end (host µs since the epoch), rc (QEMU's exit
+# console.log, mac, qemu-cmd, qemu.pid, start and end (host µs since the epoch), stat-end (and
+# UR_DIR/stat-start: /proc/stat's cpu line as the nodes start and as each QEMU exits), rc (QEMU's exit
 # status), cpu (QEMU's user and system CPU seconds, from bash's `times`), stop (why it ended:
 # "exited rc=N", "fatal: LINE", "timeout"), tap.stats (`ip -s link` of its tap: drops when the
 # tap's queue overflowed while its QEMU was descheduled).
@@ -153,6 +154,10 @@ for i in $(seq "$UR_NODES"); do
 done
 note "network up"
 
+# The host's CPU line of /proc/stat (not namespaced) as the nodes start, and as each one's QEMU
+# exits (node-I/stat-end): where the cores' time went during the storm (guests, other work,
+# idle, stolen by the hypervisor this machine runs under).
+grep '^cpu ' /proc/stat >"$UR_DIR/stat-start"
 for i in $(seq "$UR_NODES"); do
   d=$UR_DIR/node-$i
   qemu=(qemu-system-x86_64 -accel "$UR_ACCEL" -m "$UR_MEM" -smp 1 -nographic -no-reboot
@@ -172,6 +177,7 @@ for i in $(seq "$UR_NODES"); do
     echo "$!" >"$d/qemu.pid"
     wait "$!" || rc=$?
     echo "${EPOCHREALTIME/./}" >"$d/end"
+    grep '^cpu ' /proc/stat >"$d/stat-end"
     echo "$rc" >"$d/rc"
     # Not `times | ...`: the pipeline's subshell has no children of its own.
     times >"$d/times"

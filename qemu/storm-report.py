@@ -17,6 +17,7 @@ for NFSv4.0) show whether it kept one identity on the server: a linuxrc node ove
 CLIENT_ID_BOUND fails the storm.
 """
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -250,6 +251,28 @@ def draw(run, kind, nodes, path, title):
     plt.close(fig)
 
 
+def host_cpu(run, nodes):
+    """Where the host cores' time went from the nodes' start to the last QEMU's exit, in
+    seconds, from /proc/stat's cpu lines (stat-start, and the last node's stat-end): a dict
+    with all, guests (the nodes' QEMU CPU), other (busy, not the guests: heads, dnsmasq,
+    tcpdump, the harness, the kernel's network), idle (with iowait) and steal; None without
+    the files."""
+    last = max((x for x in nodes if x["host_end"]), key=lambda x: x["host_end"], default=None)
+    if last is None:
+        return None
+    a = read(run / "stat-start").split()[1:]
+    b = read(run / last["name"] / "stat-end").split()[1:]
+    if len(a) < 8 or len(b) < 8:
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    d = [(int(y) - int(x)) / hz for x, y in zip(a[:8], b[:8])]
+    user, nice, system, idle, iowait, irq, softirq, steal = d
+    busy = user + nice + system + irq + softirq
+    guests = sum(x["cpu"] for x in nodes if x["cpu"] is not None)
+    return {"all": sum(d), "guests": guests, "other": busy - guests, "idle": idle + iowait,
+            "steal": steal}
+
+
 def run_kind(run):
     """(kind, N) from a run directory's name: KIND-nN, or KIND-nN-rR for the R-th repeat."""
     kind, n = re.fullmatch(r"(\w+)-n(\d+)(?:-r\d+)?", run.name).groups()
@@ -349,6 +372,11 @@ def main():
                 per = f", {tx / served:.2f} MB per node served" if served else ""
                 print(f"   head {h}: served {served} nodes, sent {tx:.2f} MB, received "
                       f"{int(b[1]) / 1e6:.2f} MB{per}")
+        hc = host_cpu(run, nodes)
+        if hc:
+            print(f"   host cores, start to last exit: {hc['all']:.1f} s = guests' QEMU "
+                  f"{hc['guests']:.1f} + other work {hc['other']:.1f} + idle {hc['idle']:.1f} "
+                  f"+ stolen by the hypervisor {hc['steal']:.1f}")
         total_calls = sum(c.get("calls", 0) for c in clients.values())
         total_cid = sum(c.get("client_id", 0) for c in clients.values())
         bound = f"at most {CLIENT_ID_BOUND} per node" if kind == "linuxrc" else "not checked"
