@@ -88,8 +88,9 @@ bench: kernel linuxrc host
 	qemu/bench.sh $(N)
 
 # Boot storms (qemu/storm.sh): N nodes (default 8) boot at once against HEADS NFS heads
-# (default 3), for N = 1, 4 and N, linuxrc and the busybox baseline; per-node phases and heads,
-# time-to-all against the CPU floor, timelines in out/storm/*.svg. Passes only with zero failures.
+# (default 3), for N = 1 (three times), 4 and N: linuxrc, the busybox baseline and the control
+# (the kernel alone); per-node phases, heads and NFS calls, time-to-all against the CPU floor and
+# where the cores' time went, timelines in out/storm/*.svg. Passes only with zero failures.
 storm: N = 8
 HEADS ?= 3
 storm: kernel linuxrc host
