@@ -461,6 +461,36 @@ fn boot_groups_and_names() {
         "bootp",
         "neither \"dhcp\" nor \"static\"",
     );
+    // One node's NFSv4 identity: refused where several nodes would share it, kept per node.
+    let t = edit(
+        "kernel_args = [\"console=ttyS0\"]",
+        "kernel_args = [\"nfs.nfs4_unique_id=rack3\"]",
+    );
+    one(
+        &t,
+        "boot.kernel_args[0]",
+        "nfs.nfs4_unique_id=rack3",
+        "every node would get the same one",
+    );
+    let t = edit(
+        "modules = [\"r8169\"]",
+        "modules = [\"r8169\"]\nkernel_args = [\"nfs.nfs4_unique_id=big\"]",
+    );
+    one(
+        &t,
+        "groups.big.kernel_args[0]",
+        "nfs.nfs4_unique_id=big",
+        "one [[nodes]] entry's boot.kernel_args",
+    );
+    let t = edit(
+        "ip = \"10.0.2.16\"",
+        "ip = \"10.0.2.16\"\nboot = { kernel_args = [\"nfs.nfs4_unique_id=lf2\"] }",
+    );
+    let c = try_parse(&t).unwrap();
+    assert_eq!(
+        c.nodes[1].boot.kernel_args,
+        ["console=ttyS0", "nfs.nfs4_unique_id=lf2"]
+    );
     let t = edit("kernel_args = [\"console=ttyS0\"]", "mount_timeout = -1");
     one(&t, "boot.mount_timeout", "mount_timeout = -1", "1 or more");
     let t = edit("mount_point = \"/home\"", "mount_point = \"/ho\\u001bme\"");

@@ -217,7 +217,9 @@ impl Checker<'_> {
     }
 
     /// Applies `raw` over `base`; `what` names the table for error messages.
-    pub(super) fn boot(&mut self, base: &Boot, raw: &RawBoot, what: &str) -> Boot {
+    /// `shared`: the table applies to more than one node (`[boot]`, a group), so it must not
+    /// hold what names one node.
+    pub(super) fn boot(&mut self, base: &Boot, raw: &RawBoot, what: &str, shared: bool) -> Boot {
         let mut b = base.clone();
         if let Some(v) = &raw.ipconfig {
             match v.get_ref().as_str() {
@@ -278,8 +280,21 @@ impl Checker<'_> {
             b.linuxrc.debug = *v.get_ref();
         }
         for (i, a) in raw.kernel_args.iter().enumerate() {
-            b.kernel_args
-                .push(self.word(a, &format!("{what}.kernel_args[{i}]")));
+            let field = format!("{what}.kernel_args[{i}]");
+            let key = a.get_ref().split('=').next().unwrap_or_default();
+            if shared && Key::from_name(key) == Some(Key::NfsClientId) {
+                self.err(
+                    Some(a.span()),
+                    &field,
+                    format!(
+                        "{key}= names one node's NFSv4 client: here every node would get the \
+                         same one, and a server takes such nodes for one client and expires \
+                         their state in turn; put it in one [[nodes]] entry's boot.kernel_args, \
+                         or leave it out (linuxrc makes one from each node's MAC)"
+                    ),
+                );
+            }
+            b.kernel_args.push(self.word(a, &field));
         }
         b
     }

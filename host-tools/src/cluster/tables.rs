@@ -532,11 +532,11 @@ pub(super) fn pxe(c: &mut Checker, p: &RawPxe) -> (BootMode, Loader, PathBuf, Pa
 
 /// `[boot]` and every `[groups.*]`, each checked once whether a node uses it or not.
 pub(super) fn boot(c: &mut Checker, raw: &RawCluster) -> Boot {
-    let boot = c.boot(&Boot::default(), &raw.boot, "boot");
+    let boot = c.boot(&Boot::default(), &raw.boot, "boot", true);
     for (g, v) in &raw.groups {
         // Validate every group once, used or not; problems found again when a node applies
         // it are the same and reported once.
-        c.boot(&boot, v.get_ref(), &format!("groups.{g}"));
+        c.boot(&boot, v.get_ref(), &format!("groups.{g}"), true);
         if !is_hostname_label(g) {
             c.err(
                 Some(v.span()),
@@ -646,7 +646,12 @@ pub(super) fn nodes(
         for (j, g) in n.groups.iter().enumerate() {
             match raw.groups.get(g.get_ref()) {
                 Some(raw_g) => {
-                    b = c.boot(&b, raw_g.get_ref(), &format!("groups.{}", g.get_ref()));
+                    b = c.boot(
+                        &b,
+                        raw_g.get_ref(),
+                        &format!("groups.{}", g.get_ref()),
+                        true,
+                    );
                     groups.push(g.get_ref().clone());
                 }
                 None => c.err(
@@ -665,7 +670,7 @@ pub(super) fn nodes(
             }
         }
         if let Some(own) = &n.boot {
-            b = c.boot(&b, own, &format!("{f}.boot"));
+            b = c.boot(&b, own, &format!("{f}.boot"), false);
         }
         nodes.push(Node {
             arch: super::arch::node_arch(c, n.arch.as_ref(), &f),

@@ -426,6 +426,15 @@ impl Config {
         from_file: bool,
     ) -> Result<(), CmdlineError> {
         if let Some(k) = Key::from_name(key) {
+            if from_file && k == Key::NfsClientId {
+                // One name for every node would make them all one NFSv4 client (nfs.rs).
+                return Err(CmdlineError::BadValue {
+                    key: key.to_string(),
+                    value: value.unwrap_or("").to_string(),
+                    why: "in /etc/unionroot.conf, which every node reads, it would give all of them one NFSv4 client identity".into(),
+                    example: "nfs.nfs4_unique_id=node07 on that node's own kernel command line, or nothing (linuxrc makes one from the MAC)",
+                });
+            }
             if self.set(k, value)? {
                 return Ok(());
             }

@@ -430,8 +430,8 @@ pub fn choose_server(
         .or_else(|| server_id.map(|s| (s, ServerSource::ServerId)))
 }
 
-/// Where the NFS client's identifier goes: the kernel adds it to the client owner string it
-/// sends in NFSv4's EXCHANGE_ID/SETCLIENTID ("Linux NFSv4.2 <nodename>/<identifier>"; see
+/// Where the NFS client's identifier goes: the kernel puts it into the client owner string it
+/// sends in NFSv4's EXCHANGE_ID/SETCLIENTID ("Linux NFSv4.2 <identifier>/<nodename>"; see
 /// `Documentation/filesystems/nfs/client-identifier.rst`), and it wins over the `nfs` module's
 /// `nfs4_unique_id` parameter.
 pub const CLIENT_ID_PATH: &str = "/sys/fs/nfs/net/nfs_client/identifier";

@@ -57,8 +57,8 @@ pub enum Step {
     /// A precondition, checked before the step that needs it so that its failure has a name.
     Check(Check),
     /// Give the NFS client its identifier (see [`ClientId`]) before the first NFS mount: only
-    /// mounts made after this carry it. Writes [`CLIENT_ID_PATH`]; a kernel without that file
-    /// (before 5.3) or a refused write is a warning, because the boot itself can go on.
+    /// mounts made after this carry it. Writes [`CLIENT_ID_PATH`]; a refused write is a
+    /// warning, because the boot itself can go on.
     NfsClientId(ClientId),
     /// Move an existing mount (`mount --move`).
     MoveMount {

@@ -555,24 +555,29 @@ mod tests {
         assert!(e.hint().contains("option 12"));
     }
 
+    /// A DHCP node with `cfg` and `n`, booting from an initramfs.
+    fn dhcp_facts<'a>(cfg: &'a Config, n: &'a NetInfo, mac: Option<Mac>) -> Facts<'a> {
+        Facts {
+            cfg,
+            lease: None,
+            net: Some(n),
+            hostname_refused: None,
+            kernel_hostname: None,
+            pivot: false,
+            mac,
+        }
+    }
+
     #[test]
     fn each_node_gets_its_own_nfs_client_identifier_unless_the_command_line_names_one() {
         let n = net(Proto::Dhcp, None, None);
         let id = |cmdline: &str, mac: Option<Mac>| {
             let cfg = Config::parse("", cmdline).unwrap();
-            root_plan(&Facts {
-                cfg: &cfg,
-                lease: None,
-                net: Some(&n),
-                hostname_refused: None,
-                kernel_hostname: None,
-                pivot: false,
-                mac,
-            })
-            .unwrap()
-            .plan
-            .nfs_client_id
-            .map(|c| (c.to_string(), c.from_cmdline))
+            root_plan(&dhcp_facts(&cfg, &n, mac))
+                .unwrap()
+                .plan
+                .nfs_client_id
+                .map(|c| (c.to_string(), c.from_cmdline))
         };
         let root = "nfsroot=10.0.0.1:/srv/system";
         let (a, b) = (Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]));
@@ -608,16 +613,7 @@ mod tests {
         let mut firsts = std::collections::BTreeSet::new();
         for last in 0..=255u8 {
             let mac = Mac([0x52, 0x54, 0, 0x77, 0, last]);
-            let p = root_plan(&Facts {
-                cfg: &cfg,
-                lease: None,
-                net: Some(&n),
-                hostname_refused: None,
-                kernel_hostname: None,
-                pivot: false,
-                mac: Some(mac),
-            })
-            .unwrap();
+            let p = root_plan(&dhcp_facts(&cfg, &n, Some(mac))).unwrap();
             let want = crate::heads::rank(&heads, mac);
             let servers = |piece: &NfsPiece| -> Vec<Ipv4Addr> {
                 piece.candidates.iter().map(|c| c.server).collect()
@@ -642,16 +638,7 @@ mod tests {
         }
         assert_eq!(firsts.len(), 3, "every head serves some of 256 nodes");
         // Without a NIC (ip=off), heads are tried as written.
-        let p = root_plan(&Facts {
-            cfg: &cfg,
-            lease: None,
-            net: Some(&n),
-            hostname_refused: None,
-            kernel_hostname: None,
-            pivot: false,
-            mac: None,
-        })
-        .unwrap();
+        let p = root_plan(&dhcp_facts(&cfg, &n, None)).unwrap();
         assert_eq!(
             p.plan.lowers[0]
                 .candidates

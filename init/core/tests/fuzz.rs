@@ -89,6 +89,7 @@ const CMDLINE_DICT: &[&[u8]] = &[
     b"unionroot.size=",
     b"unionroot.nfsvers=",
     b"unionroot.mac=",
+    b"nfs.nfs4_unique_id=",
     b"unionroot.modules=",
     b"unionroot.onfail=",
     b"unionroot.debug",

@@ -167,9 +167,16 @@ fn nfs_client_id(sys: &mut dyn Sys, id: &ClientId) {
         Ok(()) => log::info!(
             "nfs client identifier {id} (from {source}): NFSv4 servers tell this node from the others by it"
         ),
-        Err(e) => log::warn!(
-            "cannot write {CLIENT_ID_PATH} ({e}; it needs Linux 5.3 or later): NFSv4 nodes that share a server will present the same client owner and expire each other's state; give each node nfs.nfs4_unique_id=<name> on a kernel with NFS built in"
-        ),
+        Err(e) => {
+            let why = if e == Errno::ENOENT {
+                "no such file: the NFS client is older than Linux 5.3, or the nfs module is not loaded".to_string()
+            } else {
+                e.to_string()
+            };
+            log::warn!(
+                "cannot write {CLIENT_ID_PATH} ({why}): NFSv4 nodes that share a server will present the same client owner and expire each other's state"
+            )
+        }
     }
 }
 

@@ -415,18 +415,29 @@ mod tests {
                 Config::parse("", &line).unwrap_or_else(|e| panic!("seed {seed}: {line}: {e}"));
             assert_eq!(back, c, "seed {seed}: {line}");
             // The same words in the file (without the real init's arguments, which only the
-            // command line carries) say the same.
-            let file = c.words(&Key::ALL, None).join("\n");
+            // command line carries, and without the NFS client identifier, which the file
+            // refuses: every node reads it) say the same.
+            let keys: Vec<Key> = Key::ALL
+                .into_iter()
+                .filter(|k| *k != Key::NfsClientId)
+                .collect();
+            let file = c.words(&keys, None).join("\n");
             let back = Config::parse(&file, "").unwrap();
             assert_eq!(back.init_args, Vec::<String>::new(), "seed {seed}");
             assert_eq!(
                 Config {
                     init_args: c.init_args.clone(),
+                    nfs_client_id: c.nfs_client_id.clone(),
                     ..back
                 },
                 c,
                 "seed {seed}"
             );
+            if c.nfs_client_id.is_some() {
+                let all = c.words(&Key::ALL, None).join("\n");
+                let e = Config::parse(&all, "").unwrap_err().to_string();
+                assert!(e.contains("every node reads"), "seed {seed}: {e}");
+            }
         }
     }
 
@@ -436,6 +447,7 @@ mod tests {
             let mut g = Gen(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
             let base = Config {
                 init_args: Vec::new(),
+                nfs_client_id: None,
                 ..g.config()
             };
             // What a line can say after the file: any value, more list entries, debug on.
@@ -447,6 +459,7 @@ mod tests {
             node.dhcp_jitter = other.dhcp_jitter;
             node.on_fail = other.on_fail;
             node.nfs_version = other.nfs_version;
+            node.nfs_client_id = other.nfs_client_id.clone();
             node.debug |= other.debug;
             node.image_ram |= other.image_ram;
             other.modules.retain(|m| !base.modules.contains(m));

@@ -1062,6 +1062,18 @@ pub fn check_plan(data: &[u8]) -> Report {
     );
     let node = root_plan.persist.as_ref().map_or("", |p| p.node.as_str());
     let mut violations = containment_violations(steps.all(), node);
+    // With a MAC or nfs.nfs4_unique_id=, the identifier is set before any NFS mount: a mount
+    // made before it presents the shared "(none)" owner.
+    if facts.mac.is_some() || cfg.nfs_client_id.is_some() {
+        let first = |f: fn(&Step) -> bool| steps.build.iter().position(f);
+        let id = first(|s| matches!(s, Step::NfsClientId(_)));
+        let mount = first(|s| matches!(s, Step::NfsMount { .. } | Step::ImageMount { .. }));
+        if mount.is_some() && !matches!((id, mount), (Some(i), Some(m)) if i < m) {
+            violations.push(format!(
+                "identity: an NFS mount before the NFS client identifier ({id:?}, {mount:?})"
+            ));
+        }
+    }
     violations.extend(control_in_log(steps.all().map(|s| s.to_string())));
     enforce(&violations);
     Report {
