@@ -24,6 +24,7 @@ UR_MEM=256         # MB per node
 UR_TIMEOUT=120     # seconds for the whole storm; nodes still running then are stopped
 UR_KILL=""         # a head number to kill (ganesha SIGKILLed and its link cut) ...
 UR_KILL_AFTER=""   # ... as soon as any node's console matches this ERE
+UR_FATAL=""        # an ERE: a node whose console matches it has failed, and is stopped at once
 #
 # Writes: head-K.conf, head-K.log (ganesha), head-K.bytes (its link's tx and rx bytes at the
 # end), head-K.pcap (every NFS packet head K saw, full length, from before the first node to
@@ -227,12 +228,11 @@ while :; do
   done
   [ ${#running[@]} -gt 0 ] || break
   # A node that failed waits forever (its initramfs has no shell): stop it at once.
-  fatal_re='linuxrc: FATAL|baseline: FATAL|Kernel panic'
   while IFS= read -r f; do
     i=${f%/console.log}
     i=${i##*/node-}
-    stop_node "$i" "fatal: $(grep -aE -m1 "$fatal_re" "$f")"
-  done < <(grep -alE "$fatal_re" "${consoles[@]}" 2>/dev/null || true)
+    stop_node "$i" "fatal: $(grep -aE -m1 -- "$UR_FATAL" "$f")"
+  done < <([ -z "$UR_FATAL" ] || grep -alE -- "$UR_FATAL" "${consoles[@]}" 2>/dev/null || true)
   if [ "${EPOCHREALTIME/./}" -ge "$deadline" ]; then
     for i in "${running[@]}"; do
       [ -e "$UR_DIR/node-$i/stop" ] || stop_node "$i" "timeout after $UR_TIMEOUT s"

@@ -132,14 +132,19 @@ def client_id_text(nfs):
     return f"{nfs.get('client_id', 0)} client-ID calls{detail}"
 
 
-def node_report(d, kind):
-    """What one node's directory says: ok, why not, phases [(name, start, end)], head."""
+def node_report(d, kind, fatal=""):
+    """What one node's directory says: ok, why not, phases [(name, start, end)], head. A console
+    line matching the ERE fatal (storm.sh's) fails the node even when its QEMU ended by itself."""
     lines = read(d / "console.log").splitlines()
     r = {"name": d.name, "ok": True, "why": [], "phases": [], "head": "-", "rank": None}
     stop = read(d / "stop", "no outcome")
     if stop != "exited rc=0":
         r["ok"] = False
         r["why"].append(stop)
+    bad = first(lines, fatal) if fatal else None
+    if bad and not stop.startswith("fatal:"):
+        r["ok"] = False
+        r["why"].append(f"its console says {bad.string.strip()!r}")
     t_init, t_real = ktime(lines, re.escape(T_INIT)), ktime(lines, re.escape(T_REAL))
     if t_init is None or t_real is None:
         r["ok"] = False
@@ -285,6 +290,7 @@ def main():
     ap.add_argument("--cores", type=int, required=True)
     ap.add_argument("--killed", type=int)
     ap.add_argument("--every-head", action="store_true")
+    ap.add_argument("--fatal", default="", help="an ERE: a console line matching it fails the node")
     ap.add_argument("runs", nargs="+")
     a = ap.parse_args()
     heads = [f"192.168.77.{10 + k}" for k in range(1, a.heads + 1)]
@@ -293,15 +299,15 @@ def main():
     solo = {}
     for run in map(Path, a.runs):
         kind, n = run_kind(run)
-        cpu = node_report(run / "node-1", kind)["cpu"] if n == 1 else None
-        if cpu is not None:
-            solo.setdefault(kind, []).append(cpu)
+        x = node_report(run / "node-1", kind, a.fatal) if n == 1 else None
+        if x and x["ok"] and x["cpu"] is not None:
+            solo.setdefault(kind, []).append(x["cpu"])
     one_boot_cpu = {k: statistics.median(v) for k, v in solo.items()}
     summary = []
     failed = False
     for run in map(Path, a.runs):
         kind, n = run_kind(run)
-        nodes = [node_report(run / f"node-{i}", kind) for i in range(1, n + 1)]
+        nodes = [node_report(run / f"node-{i}", kind, a.fatal) for i in range(1, n + 1)]
         problems = [f"{x['name']}: {'; '.join(x['why'])}" for x in nodes if not x["ok"]]
         clients, capture_problems, notes = head_calls(run, a.heads)
         acks = leases(read(run / "dnsmasq.log"))
@@ -314,6 +320,11 @@ def main():
                 if x["calls"] is None and x["ok"]:
                     problems.append(f"{x['name']}: no DHCPACK for its MAC in dnsmasq.log: its "
                                     "NFS calls cannot be counted")
+                elif x["ok"] and x["calls"] is not None and not x["nfs"].get("client_id"):
+                    # Every NFSv4 mount begins with one: none captured means the counts
+                    # cannot be trusted (a capture that missed the node), not a clean node.
+                    problems.append(f"{x['name']}: no client-ID call of its in the captures: its "
+                                    "NFSv4 identity cannot be checked")
                 elif x["calls"] is not None and x["nfs"].get("client_id", 0) > CLIENT_ID_BOUND:
                     problems.append(f"{x['name']}: {client_id_text(x['nfs'])}, over the bound "
                                     f"of {CLIENT_ID_BOUND}: {COLLISION}")
@@ -381,7 +392,7 @@ def main():
         total_cid = sum(c.get("client_id", 0) for c in clients.values())
         bound = f"at most {CLIENT_ID_BOUND} per node" if kind == "linuxrc" else "not checked"
         print(f"   NFS calls: {total_calls} in all, {total_cid} of them client-ID "
-              f"(EXCHANGE_ID, CREATE_SESSION, DESTROY_SESSION, SETCLIENTID; {bound})")
+              f"({', '.join(rpcstat.CLIENT_ID_OPS)}; {bound})")
         for note in notes:
             print(f"   note: {note}")
         for p in problems:

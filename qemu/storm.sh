@@ -114,6 +114,9 @@ for k in $(seq "$heads"); do head_list+=${head_list:++}192.168.77.$((10 + k)); d
 accel=${UNIONROOT_ACCEL:-auto}
 [ "$accel" != auto ] || accel=tcg # the KVM probe lives in boot.sh; storms are TCG figures
 
+# What marks a node that failed, on its console: storm-ns.sh stops such a node at once, and the
+# report fails it even when its QEMU ended by itself (panic=-1 ends the VM within milliseconds).
+fatal_re='linuxrc: FATAL|baseline: FATAL|Kernel panic'
 runs=()
 # storm KIND N [SUFFIX]: one storm, in out/KIND-nN[SUFFIX].
 storm() {
@@ -136,7 +139,8 @@ storm() {
   local img=$out/$kind.img
   ur_spec "$dir/spec" UR_DIR="$dir" UR_EXPORT="$(realpath "$out/tree")" UR_HEADS="$heads" \
     UR_NODES="$n" UR_KERNEL="$KDIR/vmlinux" UR_INITRD="$img" UR_ACCEL="$accel" UR_MEM=256 \
-    UR_TIMEOUT=$((90 + 20 * n)) UR_KILL="$kill" UR_KILL_AFTER='linuxrc: '
+    UR_TIMEOUT=$((90 + 20 * n)) UR_KILL="$kill" UR_KILL_AFTER='linuxrc: ' \
+    UR_FATAL="$fatal_re"
   ur_log "storm $kind N=$n heads=$heads${kill:+ (head $kill killed)}: host load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "load=$(cut -d' ' -f1-3 /proc/loadavg)" >"$dir/load-before"
   UR_NS_SCRIPT=$UR_QEMU/storm-ns.sh ur_ns_start --net --mount -- "$dir/spec" >"$dir/ns.out" 2>&1
@@ -162,7 +166,7 @@ for n in $nodes_list; do
   done
 done
 
-args=(--heads "$heads" --cores "$(nproc)")
+args=(--heads "$heads" --cores "$(nproc)" --fatal "$fatal_re")
 [ -z "$kill" ] || args+=(--killed "$kill")
 [ "$every_head" = 0 ] || args+=(--every-head)
 "$py" "$UR_QEMU/storm-report.py" "${args[@]}" "${runs[@]}"
