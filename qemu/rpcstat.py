@@ -15,7 +15,7 @@ Prints one `KEY=VALUE` line each, for the harness to read:
     proc.NAME=N        calls per procedure (NFSv3 names, NFSv4 COMPOUND, MOUNT, PORTMAP)
     read_bytes=N       file bytes the server returned in NFSv3 READ replies
     wire_bytes=N       payload bytes the server sent, all streams
-    gaps=N             streams with a hole (tcpdump dropped packets: the counts are too low)
+    gaps=N             streams with a hole (tcpdump dropped packets: the counts may be low)
     before_mark=N      calls before the first NFSv3 LOOKUP of the name MARK (the guest makes it
                        when it reaches a point of interest; -1 when there is none)
 
@@ -96,35 +96,52 @@ def segments(data):
 
 
 def reassemble(parts):
-    """One TCP direction's bytes from (seq, payload) parts in capture order; (bytes, had_gap)."""
+    """One TCP direction's bytes from (seq, payload) parts in capture order: (islands, had_gap),
+    the stream's contiguous runs in order. A hole (packets the capture lost) ends one run and
+    starts the next, so that what follows a hole is still counted (see records)."""
     if not parts:
-        return b"", False
+        return [], False
     base = parts[0][0]
     chunks = sorted(((seq - base) % (1 << 32), p) for seq, p in parts if p)
-    out = bytearray()
-    gap = False
+    islands, out, start = [], bytearray(), 0
     for rel, p in chunks:
-        if rel > len(out):
-            gap = True
-            break
-        if rel + len(p) > len(out):
-            out += p[len(out) - rel:]
-    return bytes(out), gap
+        end = start + len(out)
+        if rel > end:
+            islands.append(bytes(out))
+            out, start = bytearray(p), rel
+        elif rel + len(p) > end:
+            out += p[end - rel:]
+    islands.append(bytes(out))
+    return [i for i in islands if i], len(islands) > 1
 
 
-def records(stream):
-    """Splits a TCP RPC stream into messages (fragments joined)."""
-    off, msg = 0, bytearray()
-    while off + 4 <= len(stream):
-        mark = struct.unpack(">I", stream[off:off + 4])[0]
-        n = mark & 0x7FFFFFFF
-        if off + 4 + n > len(stream):
-            break
-        msg += stream[off + 4:off + 4 + n]
-        off += 4 + n
-        if mark & 0x80000000:
-            yield bytes(msg)
-            msg = bytearray()
+def resync(stream):
+    """The offset of the first whole RPC message in a run that follows a hole (it may begin in
+    the middle of a lost one): a last-fragment record mark of a plausible length, then a call
+    (RPC version 2 of a program this script knows) or a reply (accepted or denied)."""
+    for off in range(max(len(stream) - 19, 0)):
+        mark, _xid, mtype, a, b = struct.unpack(">IIIII", stream[off:off + 20])
+        if not mark & 0x80000000 or not 24 <= mark & 0x7FFFFFFF <= 1 << 24:
+            continue
+        if (mtype == 0 and a == 2 and b in PROGRAMS) or (mtype == 1 and a in (0, 1)):
+            return off
+    return len(stream)
+
+
+def records(islands):
+    """Splits a TCP RPC stream (reassemble's islands) into messages (fragments joined)."""
+    for i, stream in enumerate(islands):
+        off, msg = (resync(stream) if i else 0), bytearray()
+        while off + 4 <= len(stream):
+            mark = struct.unpack(">I", stream[off:off + 4])[0]
+            n = mark & 0x7FFFFFFF
+            if off + 4 + n > len(stream):
+                break
+            msg += stream[off + 4:off + 4 + n]
+            off += 4 + n
+            if mark & 0x80000000:
+                yield bytes(msg)
+                msg = bytearray()
 
 
 def call_name(msg):
@@ -193,7 +210,7 @@ def read3_bytes(msg):
 
 
 def connections(data, ports):
-    """The RPC traffic of a capture: (tcp, udp). tcp lists one (src, sport, dst, dport, bytes,
+    """The RPC traffic of a capture: (tcp, udp). tcp lists one (src, sport, dst, dport, islands,
     had_gap) per TCP connection and direction whose either port is in ports, in the order of
     their first packets; udp lists (src, sport, dst, dport, payload) per datagram. A SYN that
     moves the sequence number starts a new connection on the same addresses and ports: the
@@ -289,7 +306,7 @@ def v4_clients(data, port=2049):
     """Per client (its IPv4 address, dotted), what it asked a server on port of a capture: a
     dict of counts: "calls" (RPC calls of any kind), "compounds", one count per op name (each
     op of each COMPOUND, as far as compound_ops decodes), "client_id" (COMPOUNDs with one of
-    CLIENT_ID_OPS) and "gaps" (its connections with a hole: its counts are too low). Raises
+    CLIENT_ID_OPS) and "gaps" (its connections with a hole: what a hole hid is not counted). Raises
     ValueError on a file that is not a pcap this script reads."""
     tcp, _udp = connections(data, {port})
     per = {}
@@ -354,7 +371,7 @@ def main(argv):
         if dport in ports:
             calls.extend(records(stream))
         else:
-            wire += len(stream)
+            wire += sum(map(len, stream))
             replies.extend(records(stream))
     for _src, _sport, _dst, dport, payload in udp:
         if dport in ports:

@@ -118,6 +118,24 @@ class V4Clients(unittest.TestCase):
                   tcp(NODE_A, 900, SERVER, 2049, 101 + 500, ex)]
         self.assertEqual(rpcstat.v4_clients(pcap(frames))["192.168.77.101"]["gaps"], 1)
 
+    def test_calls_after_a_hole_are_still_counted(self):
+        # Three EXCHANGE_IDs; the capture lost the middle of the second (a packet tcpdump
+        # dropped). The run after the hole starts inside it: the third is found again.
+        ex = [record(compound(20 + i, 2, [EXCHANGE_ID])) for i in range(3)]
+        at = [101, 101 + len(ex[0]), 101 + len(ex[0]) + len(ex[1])]
+        frames = [tcp(NODE_A, 900, SERVER, 2049, 100, syn=True),
+                  tcp(NODE_A, 900, SERVER, 2049, at[0], ex[0]),
+                  tcp(NODE_A, 900, SERVER, 2049, at[1], ex[1][:10]),
+                  tcp(NODE_A, 900, SERVER, 2049, at[1] + 30, ex[1][30:] + ex[2])]
+        a = rpcstat.v4_clients(pcap(frames))["192.168.77.101"]
+        self.assertEqual((a["gaps"], a["EXCHANGE_ID"], a["calls"]), (1, 2, 2))
+        # Without the resync, only the first would count.
+        islands, gap = rpcstat.reassemble([(at[0], ex[0]), (at[1], ex[1][:10]),
+                                           (at[1] + 30, ex[1][30:] + ex[2])])
+        self.assertTrue(gap)
+        self.assertEqual(len(islands), 2)
+        self.assertEqual(rpcstat.resync(islands[1]), len(ex[1]) - 30)
+
     def test_not_a_pcap(self):
         with self.assertRaises(ValueError):
             rpcstat.v4_clients(b"\x0a\x0d\x0d\x0a" + b"\x00" * 40)
