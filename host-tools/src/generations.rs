@@ -133,6 +133,19 @@ impl Name {
         format!("{}.generations", self.0)
     }
 
+    /// Wildcard patterns (rsync's filter syntax, anchored at the directory with `/`) that match
+    /// this image's generation files as this tool names them, `<name>-<HASH_HEX lowercase hex
+    /// digits>.<ext>`, and nothing else: not another image whose name starts with this one
+    /// (`base` and `base-12-…`), not the log or the pointer, not rsync's hidden temporaries.
+    /// The name's characters (letters, digits, `.`, `_`, `-`) are not wildcards.
+    pub fn generation_patterns(&self) -> Vec<String> {
+        let hex = "[0-9a-f]".repeat(HASH_HEX);
+        ImageFs::ALL
+            .iter()
+            .map(|fs| format!("/{}-{hex}.{}", self.0, fs.ext()))
+            .collect()
+    }
+
     /// The generation of `format` whose bytes have this SHA-256.
     pub fn generation(&self, sha256: &[u8; 32], format: Format) -> Generation {
         let hash: String = sha256[..HASH_HEX / 2]

@@ -8,16 +8,23 @@
 //!    (`--fsync`) and renames it into place, so a generation is visible whole or not at all;
 //!    on a failure rsync removes the temporary file (no `--partial`);
 //! 2. the publish log `NAME.generations`, the same way;
-//! 3. the pointer `NAME.current`, last: it never names a generation the head lacks.
+//! 3. the pointer `NAME.current`, last: it never names a generation the head lacks;
+//! 4. then, and only then, the generations of this image that are no longer here (`image-gc`
+//!    deleted them) are deleted on the head too, so that each head keeps what this directory
+//!    keeps. The head's pointer now names the current generation, which is here, so it is
+//!    never deleted; `image-gc` chose the rest (it keeps the newest K, 2 by default, for nodes
+//!    still running on the one before). Only this image's generation files can be deleted
+//!    (see [`Name::generation_patterns`]): other images, the log, the pointer and anything
+//!    else on the head are left alone.
 //!
-//! A head that fails stops at its step: its pointer stays as it was, and the other heads are
-//! still synced. The local images directory's lock is held throughout, so that no publish or
-//! gc changes what is being copied. Generations gc deleted here are not deleted on the heads.
+//! A head that fails stops at its step: its pointer stays as it was, nothing of it is deleted,
+//! and the other heads are still synced. The local images directory's lock is held
+//! throughout, so that no publish or gc changes what is being copied.
 
 use crate::cli::ImageSyncArgs;
 use crate::cluster::{self, Head, ImagesTarget};
 use crate::exit;
-use crate::generations::Generation;
+use crate::generations::{Generation, Name};
 use crate::image_pack::{resolve, shell_line, Store};
 use anyhow::{Context, Result};
 use std::ffi::OsString;
@@ -72,6 +79,33 @@ pub fn rsync_command(dir: &Path, files: &[String], dest: &str, generations: bool
     c
 }
 
+/// Step 4: deletes on the head this image's generations that `dir` no longer holds. No file is
+/// sent (`--existing` with `--ignore-existing`); `--delete` removes what the source lacks,
+/// limited by the filters to this image's generation files.
+pub fn prune_command(dir: &Path, name: &Name, dest: &str) -> Command {
+    let mut c = Command::new("rsync");
+    c.args([
+        "--recursive",
+        "--delete",
+        "--existing",
+        "--ignore-existing",
+        "--timeout=60",
+    ]);
+    for p in name.generation_patterns() {
+        c.arg(format!("--include={p}"));
+    }
+    c.args(["--exclude=*", "--"]);
+    let mut src = dir.as_os_str().to_owned();
+    src.push("/");
+    c.arg(src);
+    let mut d = OsString::from(dest);
+    if !dest.ends_with('/') {
+        d.push("/");
+    }
+    c.arg(d);
+    c
+}
+
 /// The head's rsync destination (checked by the caller to be set).
 fn dest_of(h: &Head) -> String {
     h.images.as_ref().map(|t| t.to_string()).unwrap_or_default()
@@ -92,7 +126,7 @@ fn run_step(head: &Head, what: &str, mut c: Command) -> Result<()> {
     if !o.status.success() {
         let err = String::from_utf8_lossy(&o.stderr);
         anyhow::bail!(
-            "head {} ({}): copying {what} failed ({}): {}",
+            "head {} ({}): {what} failed ({}): {}",
             head.name,
             dest_of(head),
             o.status,
@@ -108,20 +142,25 @@ fn sync_head(store: &Store, head: &Head, send: &[Generation], current: &Generati
     let gens: Vec<String> = send.iter().map(|g| g.file.clone()).collect();
     run_step(
         head,
-        &format!("{} generation(s)", gens.len()),
+        &format!("copying {} generation(s)", gens.len()),
         rsync_command(&store.dir, &gens, dest, true),
     )?;
     if store.log_path().exists() {
         run_step(
             head,
-            "the publish log",
+            "copying the publish log",
             rsync_command(&store.dir, &[store.name.log_file()], dest, false),
         )?;
     }
     run_step(
         head,
-        &format!("the pointer (to {current})"),
+        &format!("copying the pointer (to {current})"),
         rsync_command(&store.dir, &[store.name.pointer_file()], dest, false),
+    )?;
+    run_step(
+        head,
+        "deleting the generations gc removed here",
+        prune_command(&store.dir, &store.name, dest),
     )
 }
 
@@ -202,6 +241,10 @@ pub fn run(a: &ImageSyncArgs) -> Result<()> {
             println!(
                 "  {}",
                 shell_line(&rsync_command(&store.dir, &ptr, dest, false))
+            );
+            println!(
+                "  {}",
+                shell_line(&prune_command(&store.dir, &store.name, dest))
             );
         }
         return Ok(());

@@ -2,7 +2,8 @@
 //! local directories: every generation and the pointer arrive, a second run changes nothing,
 //! a generation a head holds is never rewritten, and a head that fails mid-way (its disk full
 //! after the first generation) shows no partial generation and keeps its old pointer while
-//! the other head is synced. Without rsync or mkfs.erofs it prints "skipped"; the full-disk
+//! the other head is synced; what image-gc deleted here is deleted on the heads, and nothing
+//! else is. Without rsync or mkfs.erofs it prints "skipped"; the full-disk
 //! case needs root (a size-limited tmpfs) and is skipped otherwise.
 
 mod common;
@@ -233,6 +234,74 @@ fn every_head_gets_the_generations_then_the_pointer_and_nothing_is_rewritten() {
         "{e}"
     );
     assert!(stdout(&o).contains("head head2: 2 generation(s) present"));
+}
+
+#[test]
+fn what_gc_deletes_here_is_deleted_on_the_heads_and_nothing_else() {
+    if !tools() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let (images, h1, h2) = (
+        d.path().join("images"),
+        d.path().join("h1"),
+        d.path().join("h2"),
+    );
+    for p in [&images, &h1, &h2] {
+        fs::create_dir(p).unwrap();
+    }
+    let c = cluster(d.path(), &images, &h1, &h2);
+    let g: Vec<String> = (1..=3)
+        .map(|v| pack(&tree(&d.path().join(format!("t{v}")), v, 16), &c))
+        .collect();
+    ok(&sync(&c, &[]));
+    // What else a head may hold, none of it a generation of this image as this tool names it.
+    let others = [
+        "sys-12-0123456789abcdef.erofs",
+        "sysx-0123456789abcdef.erofs",
+        "other-0123456789abcdef.sqfs",
+        "sys-0123456789ABCDEF.erofs",
+        "sys-extra.erofs",
+        ".sys-0123456789abcdef.erofs.Xy12ab",
+    ];
+    for f in others {
+        fs::write(h1.join(f), b"not ours").unwrap();
+    }
+    let dry = ok(&sync(&c, &["--dry-run"]));
+    assert!(
+        dry.contains("--delete") && dry.contains("--existing"),
+        "{dry}"
+    );
+    // gc here (the newest 2 kept) deletes the oldest; the next sync deletes it on the heads.
+    ok(&run(&["image-gc", "-c", c.to_str().unwrap()], &[]));
+    assert!(!images.join(&g[0]).exists());
+    assert!(h1.join(&g[0]).exists(), "gc here alone touches no head");
+    ok(&sync(&c, &[]));
+    for h in [&h1, &h2] {
+        assert!(
+            !h.join(&g[0]).exists(),
+            "{} still holds {}",
+            h.display(),
+            g[0]
+        );
+        for f in [&g[1], &g[2]] {
+            assert_eq!(
+                fs::read(h.join(f)).unwrap(),
+                fs::read(images.join(f)).unwrap()
+            );
+        }
+        assert_eq!(
+            fs::read_to_string(h.join("sys.current")).unwrap(),
+            format!("{}\n", g[2])
+        );
+    }
+    for f in others {
+        assert_eq!(
+            fs::read(h1.join(f)).unwrap(),
+            b"not ours",
+            "{f} was touched"
+        );
+    }
 }
 
 /// Unmounts on drop, so a failing assertion leaves no mount behind.
