@@ -13,7 +13,7 @@
 //! tool's `kernel_args` puts words on the command line).
 //!
 //! A word is one only when `<module>` is a module name (ASCII letters, digits, `_`, `-`; `-` and
-//! `_` are one character, as in `crate::modules::module_name`) and `<param>` is non-empty
+//! `_` are one character: [`module_name`] canonicalises it) and `<param>` is non-empty
 //! printable ASCII without spaces. Anything else (`.x=1`, `mod.=1`, `systemd.unit=` for a
 //! module that is never loaded) belongs to the kernel or the real init and is left alone, as
 //! modprobe leaves it.
@@ -23,6 +23,7 @@
 //! split them. A value cannot hold a `"` (the command-line tokenizer removes them), so quoting
 //! cannot be closed early: no value can smuggle in a second parameter.
 
+use crate::modules::module_name;
 use std::collections::BTreeMap;
 
 /// One module's parameter as written on the command line.
@@ -47,7 +48,7 @@ fn module_part(m: &str) -> Option<String> {
     let ok = !m.is_empty()
         && m.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    ok.then(|| m.replace('-', "_"))
+    ok.then(|| module_name(m))
 }
 
 /// A parameter name: printable ASCII without spaces (`=` cannot be in it: the key ends there).
@@ -77,7 +78,7 @@ impl ModuleParams {
     /// Adds a parameter to a module given by name (canonicalised here).
     pub fn push(&mut self, module: &str, param: &str, value: Option<&str>) {
         self.0
-            .entry(module.replace('-', "_"))
+            .entry(module_name(module))
             .or_default()
             .push(ModuleParam {
                 name: param.to_string(),
@@ -97,7 +98,7 @@ impl ModuleParams {
     /// The parameter string for finit_module(2) for `module` (any spelling): `p=v p2="a b" flag`,
     /// empty when the command line gives it none.
     pub fn for_module(&self, module: &str) -> String {
-        let Some(params) = self.0.get(&module.replace('-', "_")) else {
+        let Some(params) = self.0.get(&module_name(module)) else {
             return String::new();
         };
         let words: Vec<String> = params
