@@ -20,7 +20,7 @@ CASES=(
   "v3-write-upper|a write lands in the tmpfs upper layer; the export stays byte-identical"
   "dhcp-lease|the address comes from DHCP (linuxrc's lease line, eth0 10.0.2.15/24)"
   "v4-only|NFSv4 boot against a v4-only ganesha, no rpcbind"
-  "nfs-client-id|nfs.nfs4_unique_id= names the NFSv4 client instead of the MAC; a bad one is a named FATAL"
+  "nfs-client-id|nfs.nfs4_unique_id= names the NFSv4 client instead of the MAC and reaches the nfs module as its parameter; a bad one is a named FATAL"
   "no-server|NFS server absent: FATAL names server and path, then waits, within the bound"
   "root-path|tap+dnsmasq: server and path from DHCP option 17, no nfsroot=; host name, DNS, net conf"
   "heads-root-path|DHCP option 17 lists heads .9+.1 (.9 absent): each MAC ranks them its own way; the node ranking .9 first fails over to .1"
@@ -90,7 +90,8 @@ case_v4_only() {
     --expect 'PROOF lower=10\.0\.2\.2:/system\b' --expect 'PROOF lower-type=nfs4\b' \
     --expect 'PROOF nfsvers=4' --forbid 'linuxrc: FATAL' \
     --expect 'linuxrc: nfs client identifier unionroot-525400123456 \(from the boot NIC.s MAC\)' \
-    --expect 'PROOF nfs-client-id=unionroot-525400123456\b' || return 1
+    --expect 'PROOF nfs-client-id=unionroot-525400123456\b' \
+    --expect 'PROOF nfs-module-unique-id=none\b' || return 1
   # The server really was v4-only: no rpcbind started, ganesha configured for 4 alone.
   [ ! -e "$RUN/rpcbind.log" ] || { why "rpcbind was started"; return 1; }
   grep -q 'Protocols = 4;' "$RUN/ganesha.conf" || { why "ganesha.conf is not v4-only"; return 1; }
@@ -101,7 +102,9 @@ case_nfs_client_id() {
   RUN=$d/1-named boot --export "$TREE" --nfs v4 --append "nfs.nfs4_unique_id=rack3-n12" \
     --expect 'linuxrc: echo rack3-n12 > /sys/fs/nfs/net/nfs_client/identifier' \
     --expect 'linuxrc: nfs client identifier rack3-n12 \(from nfs\.nfs4_unique_id= on the command line\)' \
-    --expect 'PROOF nfs-client-id=rack3-n12\b' --expect 'PROOF lower-type=nfs4\b' || return 1
+    --expect 'PROOF nfs-client-id=rack3-n12\b' --expect 'PROOF lower-type=nfs4\b' \
+    --expect 'linuxrc: insmod /lib/modules/[^ ]*/nfs\.ko[^ ]* nfs4_unique_id=rack3-n12\b' \
+    --expect 'PROOF nfs-module-unique-id=rack3-n12\b' || return 1
   RUN=$d/2-bad boot --nfs none --append "nfs.nfs4_unique_id=../x" --timeout 60 \
     --until 'linuxrc: boot failed; waiting' \
     --expect 'linuxrc: FATAL: .*nfs\.nfs4_unique_id=\.\./x: .* is not a letter, digit or one of -\._:; e\.g\. nfs\.nfs4_unique_id=node07' \

@@ -11,13 +11,17 @@
 //! here, so what leaves this module is safe to plan with.
 //!
 //! The keys are named once, in [`Key`] (`cmdline/keys.rs`), which also writes a [`Config`] back
-//! as words; `ip=` is parsed and printed in `cmdline/ip.rs`.
+//! as words; `ip=` is parsed and printed in `cmdline/ip.rs`. Other words of the form
+//! `<module>.<param>=<value>` are parameters for the modules linuxrc loads, as modprobe reads
+//! them (`cmdline/modparams.rs`): command line only.
 
 mod ip;
 mod keys;
+mod modparams;
 
 pub use ip::{Autoconf, IpConfig, IpMode};
 pub use keys::{Key, KeyKind};
+pub use modparams::{ModuleParam, ModuleParams};
 
 use crate::addr::Mac;
 use crate::image::{ImageError, ImageSpec};
@@ -161,6 +165,9 @@ pub struct Config {
     pub server_timeout: Duration,
     /// Extra modules to load, e.g. NIC drivers (`unionroot.modules=a,b`).
     pub modules: Vec<String>,
+    /// `<module>.<param>[=<value>]` words of the command line (not of the file), which the
+    /// kernel leaves to whoever loads the module: see [`Config::load_params`].
+    pub module_params: ModuleParams,
     pub dhcp_timeout: Duration,
     pub mount_timeout: Duration,
     pub carrier_timeout: Duration,
@@ -193,6 +200,7 @@ impl Default for Config {
             persist_paths: Vec::new(),
             server_timeout: Duration::from_secs(3),
             modules: Vec::new(),
+            module_params: ModuleParams::default(),
             dhcp_timeout: Duration::from_secs(120),
             mount_timeout: Duration::from_secs(60),
             carrier_timeout: Duration::from_secs(5),
@@ -381,6 +389,19 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The parameters each module is loaded with: the command line's `<module>.<param>=` words,
+    /// and `nfs.nfs4_unique_id=`, which linuxrc reads as its own key, for `nfs` too, as
+    /// modprobe would pass it.
+    pub fn load_params(&self) -> ModuleParams {
+        let mut p = self.module_params.clone();
+        if let Some(id) = self.nfs_client_id.as_ref().filter(|id| id.from_cmdline) {
+            if let Some((module, param)) = Key::NfsClientId.name().split_once('.') {
+                p.push(module, param, Some(&id.to_string()));
+            }
+        }
+        p
+    }
+
     /// The NFS version in effect: a version in `nfsroot=`'s options wins over `unionroot.nfsvers`.
     pub fn effective_nfs_version(&self) -> Result<NfsVersion, CmdlineError> {
         let from_opts = match &self.nfsroot {
@@ -402,6 +423,14 @@ impl Config {
                 key: k.to_string(),
                 value: value.unwrap_or_default().to_vec(),
             }),
+            // The step that loads the module logs its parameters as text: say why one is left out.
+            (Some(k), Err(_)) if !from_file && ModuleParams::split_key(k).is_some() => {
+                self.warnings.push(format!(
+                    "ignoring the module parameter \"{}\" from the kernel command line: its value is not UTF-8 text",
+                    String::from_utf8_lossy(token).escape_debug()
+                ));
+                Ok(())
+            }
             // Not text, so not ours: the kernel or the real init may make sense of it.
             _ => {
                 if from_file {
@@ -443,6 +472,19 @@ impl Config {
             Some(v) => format!("{key}={v}"),
             None => key.to_string(),
         };
+        if Key::from_name(key).is_none() && !key.starts_with("unionroot.") {
+            if from_file && ModuleParams::split_key(key).is_some() {
+                self.warnings.push(format!(
+                    "ignoring \"{}\" in /etc/unionroot.conf: module parameters are read from the kernel command line only",
+                    shown(&token)
+                ));
+                return Ok(());
+            }
+            if !from_file && self.module_params.add(key, value) {
+                // Also the kernel's: it applies the word itself if the module is built in.
+                return Ok(());
+            }
+        }
         if key.starts_with("unionroot.") {
             let origin = if from_file {
                 "/etc/unionroot.conf"
@@ -805,6 +847,58 @@ mod tests {
     }
 
     #[test]
+    fn module_parameters_come_from_the_command_line() {
+        let c = Config::parse(
+            "unionroot.size=1g\nixgbe.debug=1\n",
+            "quiet virtio-net.napi_tx=1 ixgbe.allow_unsupported_sfp=1 \"e1000e.name=a b\" \
+             virtio_net.napi_tx=0 ixgbe.debug .x=1 mod.=1 unionroot.size=2g \
+             unionroot.modules=virtio_net systemd.unit=rescue.target nfs.nfs4_unique_id=rack3-n12 \
+             -- ixgbe.after=1",
+        )
+        .unwrap();
+        let p = c.load_params();
+        // `-` and `_` are one character; several words for one module keep their order.
+        assert_eq!(p.for_module("virtio_net"), "napi_tx=1 napi_tx=0");
+        assert_eq!(p.for_module("virtio-net"), "napi_tx=1 napi_tx=0");
+        assert_eq!(p.for_module("ixgbe"), "allow_unsupported_sfp=1 debug");
+        // A value that was quoted on the command line is quoted again.
+        assert_eq!(p.for_module("e1000e"), "name=\"a b\"");
+        // linuxrc's own keys keep their meaning; nfs4_unique_id goes to nfs as well.
+        assert_eq!(c.overlay_size, "2g");
+        assert_eq!(c.modules, ["virtio_net"]);
+        assert_eq!(c.nfs_client_id.as_ref().unwrap().to_string(), "rack3-n12");
+        assert_eq!(p.for_module("nfs"), "nfs4_unique_id=rack3-n12");
+        assert!(c.module_params.for_module("nfs").is_empty());
+        assert!(p.for_module("unionroot").is_empty());
+        // Words for other modules are kept but reach no module that is not loaded; malformed
+        // ones belong to the kernel.
+        assert_eq!(p.for_module("systemd"), "unit=rescue.target");
+        assert_eq!(p.for_module("mod"), "");
+        assert_eq!(c.init_args, ["ixgbe.after=1"]);
+        // The file is the same for every node: a module word there is named and left out.
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains("ixgbe.debug=1") && c.warnings[0].contains("command line only"),
+            "{:?}",
+            c.warnings
+        );
+        // A MAC-made identifier is not a module parameter: only what the command line says is.
+        let c = Config {
+            nfs_client_id: Some(ClientId::from_mac(Mac([2, 0, 0, 0, 0, 7]))),
+            ..Config::default()
+        };
+        assert!(c.load_params().is_empty());
+    }
+
+    #[test]
+    fn a_module_parameter_that_is_not_text_is_a_warning() {
+        let c = Config::parse(b"", &b"ixgbe.x=\xe9 acpi_osi=\xe9 ixgbe.y=1"[..]).unwrap();
+        assert_eq!(c.load_params().for_module("ixgbe"), "y=1");
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("ixgbe.x"), "{:?}", c.warnings);
+    }
+
+    #[test]
     fn bootif_and_version_precedence() {
         assert_eq!(
             Config::parse("", "BOOTIF=01-52-54-00-12-34-56")
@@ -1090,6 +1184,32 @@ mod hostile {
                 .init,
             "/lib/systemd/systemd"
         );
+    }
+
+    #[test]
+    fn a_module_parameter_value_cannot_add_a_parameter() {
+        // The tokenizer removes every `"`, so a value cannot close the quotes it is put in.
+        for line in [
+            "m.p=\"a\\\" q=1\"",
+            "\"m.p=a\" \"b q=1\"",
+            "m.p=\"a b\"\" q=\"1",
+            "\"m.p=a\u{a0}q=1\"",
+            "\"m.p=a\tq=1\"",
+        ] {
+            let s = Config::parse("", line)
+                .unwrap()
+                .load_params()
+                .for_module("m");
+            // What the kernel's next_arg reads: a word ends at unquoted space, quotes toggle.
+            let body = s
+                .strip_prefix("p=")
+                .unwrap_or_else(|| panic!("{line}: {s}"));
+            let inner = body.strip_prefix('"').and_then(|b| b.strip_suffix('"'));
+            match inner {
+                Some(v) => assert!(!v.contains('"'), "{line}: {s}"),
+                None => assert!(!body.contains(['"', ' ', '\t', '\u{a0}']), "{line}: {s}"),
+            }
+        }
     }
 
     #[test]

@@ -10,10 +10,11 @@
 //! name a directory outside the new root or another node's directory; the property test below
 //! checks that over generated hostile inputs.
 
+use crate::cmdline::ModuleParams;
 use crate::image::ImageName;
 use crate::modules::{ModError, ModuleDb};
 use crate::nfs::{ClientId, NfsMountArgs, CLIENT_ID_PATH};
-use crate::validate::{shown, Hostname, MountTarget};
+use crate::validate::{controls_escaped, shown, Hostname, MountTarget};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -65,9 +66,12 @@ pub enum Step {
         from: String,
         to: String,
     },
+    /// finit_module(2) with `params`, the parameter string from the command line's
+    /// `<name>.<param>=` words ([`crate::cmdline::ModuleParams`]), empty when none.
     LoadModule {
         name: String,
         path: String,
+        params: String,
     },
     /// An image root's generation, loop-mounted read-only (see [`crate::image`]): read the
     /// pointer `<images>/<name>.current` once, check the file it names (superblock magic, the
@@ -236,7 +240,14 @@ impl fmt::Display for Step {
             }
             Step::MoveMount { from, to } => write!(f, "mount --move {from} {to}"),
             Step::NfsClientId(id) => write!(f, "echo {id} > {CLIENT_ID_PATH}"),
-            Step::LoadModule { path, .. } => write!(f, "insmod {path}"),
+            Step::LoadModule { path, params, .. } => {
+                write!(f, "insmod {path}")?;
+                if !params.is_empty() {
+                    // The admin's text, but a control character must not rewrite the log line.
+                    write!(f, " {}", controls_escaped(params))?;
+                }
+                Ok(())
+            }
             Step::ImageMount {
                 images,
                 name,
@@ -331,11 +342,14 @@ pub struct ModuleNeeds<'a> {
 }
 
 /// `LoadModule` steps for the closure of `needs.wanted`, dependencies first, skipping what is
-/// built in or already loaded. `base` is `/lib/modules/<release>`.
+/// built in or already loaded. `base` is `/lib/modules/<release>`. Each module gets its
+/// parameters from `params` by its canonical name; a dependency pulled in is a module like
+/// any other, so it gets its own too.
 pub fn module_steps(
     db: &ModuleDb,
     needs: &ModuleNeeds<'_>,
     base: &str,
+    params: &ModuleParams,
 ) -> Result<Vec<Step>, ModError> {
     let wanted: Vec<&String> = needs
         .wanted
@@ -348,6 +362,7 @@ pub fn module_steps(
         .filter(|m| !needs.loaded.contains(&m.name) && !needs.builtin.contains(&m.name))
         .map(|m| Step::LoadModule {
             path: format!("{base}/{}", m.path),
+            params: params.for_module(&m.name),
             name: m.name,
         })
         .collect())
@@ -637,12 +652,14 @@ mod tests {
             builtin: &builtin,
             loaded: &loaded,
         };
-        let steps = module_steps(&db, &needs, "/lib/modules/6.1").unwrap();
+        let none = ModuleParams::default();
+        let steps = module_steps(&db, &needs, "/lib/modules/6.1", &none).unwrap();
         assert_eq!(
             steps,
             [Step::LoadModule {
                 name: "nfs".into(),
-                path: "/lib/modules/6.1/kernel/fs/nfs/nfs.ko".into()
+                path: "/lib/modules/6.1/kernel/fs/nfs/nfs.ko".into(),
+                params: String::new(),
             }]
         );
         assert_eq!(
@@ -655,7 +672,58 @@ mod tests {
             builtin: &builtin,
             loaded: &loaded,
         };
-        assert!(module_steps(&db, &needs, "/x").is_err());
+        assert!(module_steps(&db, &needs, "/x", &none).is_err());
+    }
+
+    #[test]
+    fn each_module_is_loaded_with_its_own_command_line_parameters() {
+        let db = ModuleDb::parse_dep(
+            "kernel/net/sunrpc/sunrpc.ko:\nkernel/fs/nfs/nfs.ko: kernel/net/sunrpc/sunrpc.ko\n\
+             kernel/drivers/net/virtio_net.ko:\n",
+        )
+        .unwrap();
+        let cfg = crate::cmdline::Config::parse(
+            "",
+            "sunrpc.min_resvport=600 virtio-net.napi_tx=1 \"nfs.recover_lost_locks=a b\" \
+             nfs.nfs4_unique_id=rack3-n12 ixgbe.debug=1",
+        )
+        .unwrap();
+        let empty = BTreeSet::new();
+        let needs = ModuleNeeds {
+            wanted: vec!["virtio_net".into(), "nfs".into()],
+            builtin: &empty,
+            loaded: &empty,
+        };
+        let steps = module_steps(&db, &needs, "/m", &cfg.load_params()).unwrap();
+        let got: Vec<(String, String)> = steps
+            .iter()
+            .map(|s| match s {
+                Step::LoadModule { name, params, .. } => (name.clone(), params.clone()),
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("virtio_net".into(), "napi_tx=1".into()),
+                ("sunrpc".into(), "min_resvport=600".into()),
+                (
+                    "nfs".into(),
+                    "recover_lost_locks=\"a b\" nfs4_unique_id=rack3-n12".into()
+                ),
+            ]
+        );
+        assert_eq!(
+            steps[2].to_string(),
+            "insmod /m/kernel/fs/nfs/nfs.ko recover_lost_locks=\"a b\" nfs4_unique_id=rack3-n12"
+        );
+        // The log line is one line whatever the value holds.
+        let step = Step::LoadModule {
+            name: "m".into(),
+            path: "/m/m.ko".into(),
+            params: "p=\"a\nb\x1b[2J\"".into(),
+        };
+        assert!(!step.to_string().contains(char::is_control), "{step}");
     }
 
     fn piece(servers: &[&str], path: &str, flags: u64) -> NfsPiece {

@@ -268,6 +268,20 @@ pub fn shown(s: &str) -> String {
     s.escape_debug().to_string()
 }
 
+/// `s` with only its control characters escaped, for text that is shown in a log line as it
+/// would be typed (quotes included), such as a module's parameter string.
+pub fn controls_escaped(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

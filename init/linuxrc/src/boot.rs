@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use unionroot_core::addr::{mask_prefix, Mac};
-use unionroot_core::cmdline::{Config, IpConfig, IpMode};
+use unionroot_core::cmdline::{Config, IpConfig, IpMode, ModuleParams};
 use unionroot_core::dhcp::jitter::{initial_delay, Entropy};
 use unionroot_core::dhcp::Lease;
 use unionroot_core::handoff::{
@@ -178,6 +178,7 @@ fn load(
     wanted: Vec<String>,
     base: &str,
     builtin: &BTreeSet<String>,
+    params: &ModuleParams,
 ) -> Result<(), Failure> {
     let loaded = parse_proc_modules(&sys.read_file("/proc/modules").unwrap_or_default());
     let needs = ModuleNeeds {
@@ -185,7 +186,7 @@ fn load(
         builtin,
         loaded: &loaded,
     };
-    let steps = plan::module_steps(db, &needs, base).map_err(|e| {
+    let steps = plan::module_steps(db, &needs, base, params).map_err(|e| {
         Failure::new(
             "modules",
             e.to_string(),
@@ -232,6 +233,7 @@ pub fn load_modules(sys: &mut dyn Sys, cfg: &Config) -> Result<(), Failure> {
     let version = cfg
         .effective_nfs_version()
         .map_err(|e| Failure::new("modules", e.to_string(), ""))?;
+    let params = cfg.load_params();
     let mut wanted = cfg.modules.clone();
     if wanted.is_empty() {
         // Bus drivers first (virtio_pci), then what their devices need (virtio_net).
@@ -244,14 +246,14 @@ pub fn load_modules(sys: &mut dyn Sys, cfg: &Config) -> Result<(), Failure> {
                 pci.join(" ")
             }
         );
-        load(sys, &db, pci, &base, &builtin)?;
+        load(sys, &db, pci, &base, &builtin, &params)?;
         // Device-tree machines put virtio on MMIO transports: QEMU's arm64 `virt` names them
         // `of:NvirtioT(null)Cvirtio,mmio` on the platform bus, and Debian's arm64 kernel has
         // virtio_mmio as a module. Only modules the initramfs carries can match.
         let platform = modalias_modules(&db, "platform");
         if !platform.is_empty() {
             log::info!("platform devices need: {}", platform.join(" "));
-            load(sys, &db, platform, &base, &builtin)?;
+            load(sys, &db, platform, &base, &builtin, &params)?;
         }
         wanted = modalias_modules(&db, "virtio");
         if !wanted.is_empty() {
@@ -271,7 +273,7 @@ pub fn load_modules(sys: &mut dyn Sys, cfg: &Config) -> Result<(), Failure> {
                 .map(String::from),
         );
     }
-    load(sys, &db, wanted, &base, &builtin)
+    load(sys, &db, wanted, &base, &builtin, &params)
 }
 
 /// Which interfaces to try, and why (logged).

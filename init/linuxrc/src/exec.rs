@@ -10,6 +10,7 @@ use thiserror::Error;
 use unionroot_core::image::{parse_pointer, ImageFs, ImageName, HEAD_LEN, POINTER_MAX};
 use unionroot_core::nfs::{ClientId, NfsMountArgs, CLIENT_ID_PATH};
 use unionroot_core::plan::{ms, Check, Step, CARRIED, IMAGE_RAM_DIR, OLD_ROOT, UNMAPPED_IDS};
+use unionroot_core::validate::controls_escaped;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ExecError {
@@ -87,6 +88,16 @@ fn hint_for(step: &Step, e: Errno) -> String {
         (Step::Mount { fstype, .. }, _) if fstype == "overlay" => {
             "overlayfs refused the layers: see the kernel's overlayfs lines just above".into()
         }
+        // A parameter the module cannot take fails its load: EINVAL from most setters, ERANGE
+        // from a number too large, ENOSPC from a string over 1024 bytes (`kernel/params.c`).
+        (Step::LoadModule { name, params, .. }, Errno::EINVAL | Errno::ERANGE | Errno::ENOSPC)
+            if !params.is_empty() =>
+        {
+            format!(
+                "the module may refuse its parameters \"{}\", from the kernel command line's {name}.<param>= words: see the kernel's lines just above and fix or drop those words; else the module does not match the running kernel (rebuild the initramfs for this kernel release)",
+                controls_escaped(params)
+            )
+        }
         (Step::LoadModule { .. }, Errno::ENOEXEC | Errno::EINVAL) => {
             "the module does not match the running kernel: rebuild the initramfs for this kernel release".into()
         }
@@ -131,7 +142,7 @@ pub fn run_step(sys: &mut dyn Sys, step: &Step) -> Result<(), ExecError> {
             nfs_client_id(sys, id);
             Ok(())
         }
-        Step::LoadModule { path, .. } => match sys.finit_module(path) {
+        Step::LoadModule { path, params, .. } => match sys.finit_module(path, params) {
             Ok(()) | Err(Errno::EEXIST) => Ok(()),
             Err(e) => Err(fail(e)),
         },
@@ -1168,6 +1179,7 @@ mod tests {
         let step = Step::LoadModule {
             name: "nfs".into(),
             path: "/lib/modules/x/nfs.ko".into(),
+            params: String::new(),
         };
         let mut r = Recorder {
             fail_at: Some((0, Errno::EEXIST)),
@@ -1184,6 +1196,59 @@ mod tests {
             "{e}"
         );
         assert!(e.hint().contains("rebuild the initramfs"));
+    }
+
+    #[test]
+    fn finit_module_gets_the_parameters_and_a_refusal_names_them() {
+        let load = |params: &str| Step::LoadModule {
+            name: "virtio_net".into(),
+            path: "/lib/modules/x/virtio_net.ko".into(),
+            params: params.into(),
+        };
+        let step = load("napi_tx=1 name=\"a b\"");
+        let mut r = Recorder::default();
+        run_step(&mut r, &step).unwrap();
+        assert_eq!(
+            r.calls,
+            [Call::FinitModule {
+                path: "/lib/modules/x/virtio_net.ko".into(),
+                params: "napi_tx=1 name=\"a b\"".into(),
+            }]
+        );
+        for errno in [Errno::EINVAL, Errno::ERANGE, Errno::ENOSPC] {
+            let mut r = Recorder {
+                fail_at: Some((0, errno)),
+                ..Default::default()
+            };
+            let e = run_step(&mut r, &step).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("insmod /lib/modules/x/virtio_net.ko napi_tx=1 name=\"a b\""),
+                "{e}"
+            );
+            assert!(
+                e.hint().contains("napi_tx=1 name=\"a b\"")
+                    && e.hint().contains("virtio_net.<param>="),
+                "{errno}: {}",
+                e.hint()
+            );
+        }
+        // Without parameters, EINVAL keeps its old reading.
+        let bare = load("");
+        let mut r = Recorder {
+            fail_at: Some((0, Errno::EINVAL)),
+            ..Default::default()
+        };
+        let e = run_step(&mut r, &bare).unwrap_err();
+        assert!(!e.hint().contains("parameters"), "{}", e.hint());
+        // A control character in a value does not reach the hint as one.
+        let odd = load("p=\"a\nb\"");
+        let mut r = Recorder {
+            fail_at: Some((0, Errno::EINVAL)),
+            ..Default::default()
+        };
+        let e = run_step(&mut r, &odd).unwrap_err();
+        assert!(!e.hint().contains(char::is_control), "{}", e.hint());
     }
 
     const IMAGES: &str = "/run/unionroot/images";

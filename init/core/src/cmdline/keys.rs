@@ -227,10 +227,19 @@ impl Config {
         out
     }
 
-    /// The whole config as one command line: every key, then `--` and the real init's
-    /// arguments. `Config::parse("", c.to_cmdline())` gives `c` back (warnings aside).
+    /// The whole config as one command line: every key, the module parameters, then `--` and
+    /// the real init's arguments. `Config::parse("", c.to_cmdline())` gives `c` back (warnings
+    /// aside).
     pub fn to_cmdline(&self) -> String {
         let mut w = self.words(&Key::ALL, None);
+        for (module, params) in self.module_params.iter() {
+            w.extend(params.iter().map(|p| {
+                word(match &p.value {
+                    Some(v) => format!("{module}.{}={v}", p.name),
+                    None => format!("{module}.{}", p.name),
+                })
+            }));
+        }
         if !self.init_args.is_empty() {
             w.push("--".into());
             w.extend(self.init_args.iter().cloned().map(word));
@@ -381,6 +390,16 @@ mod tests {
                             .into()
                     })
                     .collect(),
+                module_params: {
+                    let mut p = crate::cmdline::ModuleParams::default();
+                    for _ in 0..list(self, 4) {
+                        let module = self.pick(&["ixgbe", "virtio_net", "nfs", "e1000e"]);
+                        let param = self.pick(&["napi_tx", "debug", "a.b", "x-y"]);
+                        let value = self.some(|g| g.pick(&["1", "", "a b", "\u{e0}", "x=y"]));
+                        p.push(module, param, value);
+                    }
+                    p
+                },
                 dhcp_timeout: self.secs(86_400),
                 mount_timeout: self.secs(86_400),
                 carrier_timeout: self.secs(600),
@@ -414,9 +433,9 @@ mod tests {
             let back =
                 Config::parse("", &line).unwrap_or_else(|e| panic!("seed {seed}: {line}: {e}"));
             assert_eq!(back, c, "seed {seed}: {line}");
-            // The same words in the file (without the real init's arguments, which only the
-            // command line carries, and without the NFS client identifier, which the file
-            // refuses: every node reads it) say the same.
+            // The same words in the file (without the real init's arguments and the module
+            // parameters, which only the command line carries, and without the NFS client
+            // identifier, which the file refuses: every node reads it) say the same.
             let keys: Vec<Key> = Key::ALL
                 .into_iter()
                 .filter(|k| *k != Key::NfsClientId)
@@ -428,6 +447,7 @@ mod tests {
                 Config {
                     init_args: c.init_args.clone(),
                     nfs_client_id: c.nfs_client_id.clone(),
+                    module_params: c.module_params.clone(),
                     ..back
                 },
                 c,
@@ -448,6 +468,7 @@ mod tests {
             let base = Config {
                 init_args: Vec::new(),
                 nfs_client_id: None,
+                module_params: Default::default(),
                 ..g.config()
             };
             // What a line can say after the file: any value, more list entries, debug on.

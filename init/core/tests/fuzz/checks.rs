@@ -142,6 +142,86 @@ fn config_round_trip(cfg: &Config) {
     }
 }
 
+/// The kernel's `parse_args` over a module's parameter string (`kernel/params.c`: `next_arg`,
+/// with `lib/ctype.c`'s `isspace`, which counts 0xa0), as (name, value) pairs.
+fn kernel_parse_args(s: &[u8]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0);
+    let mut out = Vec::new();
+    let mut a = s;
+    while a.first().is_some_and(|b| space(*b)) {
+        a = &a[1..];
+    }
+    while !a.is_empty() {
+        let (mut in_quote, quoted) = if a[0] == b'"' {
+            a = &a[1..];
+            (true, true)
+        } else {
+            (false, false)
+        };
+        let mut equals = 0;
+        let mut i = 0;
+        while i < a.len() {
+            if space(a[i]) && !in_quote {
+                break;
+            }
+            if equals == 0 && a[i] == b'=' {
+                equals = i;
+            }
+            if a[i] == b'"' {
+                in_quote = !in_quote;
+            }
+            i += 1;
+        }
+        let mut word = a[..i].to_vec();
+        if quoted && word.last() == Some(&b'"') {
+            word.pop();
+        }
+        let pair = if equals == 0 {
+            (word, None)
+        } else {
+            let mut val = word.get(equals + 1..).unwrap_or_default().to_vec();
+            if val.first() == Some(&b'"') {
+                val.remove(0);
+                if !quoted && val.last() == Some(&b'"') {
+                    val.pop();
+                }
+            }
+            (word[..equals].to_vec(), Some(val))
+        };
+        out.push(pair);
+        a = a.get(i + 1..).unwrap_or_default();
+        while a.first().is_some_and(|b| space(*b)) {
+            a = &a[1..];
+        }
+    }
+    out
+}
+
+/// What linuxrc hands a module is what the command line gave it: the kernel reads back one
+/// parameter per word, with its value intact, so no value can add a parameter.
+fn module_params_read_back(cfg: &Config) {
+    let all = cfg.load_params();
+    for (module, params) in all.iter() {
+        let s = all.for_module(module);
+        let want: Vec<(Vec<u8>, Option<Vec<u8>>)> = params
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone().into_bytes(),
+                    p.value.clone().map(String::into_bytes),
+                )
+            })
+            .collect();
+        assert_eq!(kernel_parse_args(s.as_bytes()), want, "{module}: {s:?}");
+        let step = Step::LoadModule {
+            name: module.to_string(),
+            path: format!("/lib/modules/x/{module}.ko"),
+            params: s,
+        };
+        assert!(!step.to_string().contains(char::is_control), "{step:?}");
+    }
+}
+
 /// `cmdline`: the config file and `/proc/cmdline` through [`Config::parse`]; every typed value
 /// that prints must parse back to itself.
 pub fn check_cmdline(data: &[u8]) -> Report {
@@ -171,6 +251,7 @@ pub fn check_cmdline(data: &[u8]) -> Report {
         mac_round_trip(*m);
     }
     config_round_trip(&cfg);
+    module_params_read_back(&cfg);
     let version = cfg.effective_nfs_version();
     if let Ok(v) = version {
         assert_eq!(NfsVersion::parse(&v.to_string()), Ok(v));

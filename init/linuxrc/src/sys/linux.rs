@@ -130,9 +130,11 @@ impl Sys for LinuxSys {
             .map_err(io_errno)
     }
 
-    fn finit_module(&mut self, path: &str) -> Result<(), Errno> {
+    fn finit_module(&mut self, path: &str, params: &str) -> Result<(), Errno> {
+        // From the command line, where a NUL cannot be; if one came, EINVAL rather than a panic.
+        let params = std::ffi::CString::new(params).map_err(|_| Errno::EINVAL)?;
         let f = std::fs::File::open(path).map_err(io_errno)?;
-        nix::kmod::finit_module(&f, c"", nix::kmod::ModuleInitFlags::empty())
+        nix::kmod::finit_module(&f, &params, nix::kmod::ModuleInitFlags::empty())
     }
 
     fn device_of(&mut self, path: &str) -> Result<u64, Errno> {

@@ -75,7 +75,8 @@ pub trait Sys {
     ) -> Result<(), Errno>;
     fn umount_detach(&mut self, target: &str) -> Result<(), Errno>;
     fn mkdir(&mut self, path: &str, mode: u32) -> Result<(), Errno>;
-    fn finit_module(&mut self, path: &str) -> Result<(), Errno>;
+    /// finit_module(2) of the file at `path` with the parameter string `params` (`p=v q`).
+    fn finit_module(&mut self, path: &str, params: &str) -> Result<(), Errno>;
     /// st_dev of a path.
     fn device_of(&mut self, path: &str) -> Result<u64, Errno>;
     /// statfs(2) f_type of the filesystem holding a path.

@@ -18,7 +18,10 @@ pub enum Call {
     },
     UmountDetach(String),
     Mkdir(String),
-    FinitModule(String),
+    FinitModule {
+        path: String,
+        params: String,
+    },
     RemoveSameDevice(String),
     Chdir(String),
     Chroot(String),
@@ -106,8 +109,11 @@ impl Sys for Recorder {
     fn mkdir(&mut self, path: &str, _mode: u32) -> Result<(), Errno> {
         self.record(Call::Mkdir(path.into()))
     }
-    fn finit_module(&mut self, path: &str) -> Result<(), Errno> {
-        self.record(Call::FinitModule(path.into()))
+    fn finit_module(&mut self, path: &str, params: &str) -> Result<(), Errno> {
+        self.record(Call::FinitModule {
+            path: path.into(),
+            params: params.into(),
+        })
     }
     fn device_of(&mut self, path: &str) -> Result<u64, Errno> {
         self.devices.get(path).copied().ok_or(Errno::ENOENT)
