@@ -144,11 +144,9 @@ fn tools() -> bool {
     true
 }
 
-#[test]
-fn every_head_gets_the_generations_then_the_pointer_and_nothing_is_rewritten() {
-    if !tools() {
-        return;
-    }
+/// A temporary directory with an empty local images directory, two empty head directories and
+/// the cluster file that names them: (the directory, images, head 1, head 2, cluster file).
+fn two_heads() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let (images, h1, h2) = (
         d.path().join("images"),
@@ -159,6 +157,15 @@ fn every_head_gets_the_generations_then_the_pointer_and_nothing_is_rewritten() {
         fs::create_dir(p).unwrap();
     }
     let c = cluster(d.path(), &images, &h1, &h2);
+    (d, images, h1, h2, c)
+}
+
+#[test]
+fn every_head_gets_the_generations_then_the_pointer_and_nothing_is_rewritten() {
+    if !tools() {
+        return;
+    }
+    let (d, images, h1, h2, c) = two_heads();
     let g1 = pack(&tree(&d.path().join("t1"), 1, 16), &c);
     let g2 = pack(&tree(&d.path().join("t2"), 2, 16), &c);
     assert_ne!(g1, g2);
@@ -241,16 +248,7 @@ fn what_gc_deletes_here_is_deleted_on_the_heads_and_nothing_else() {
     if !tools() {
         return;
     }
-    let d = tempfile::tempdir().unwrap();
-    let (images, h1, h2) = (
-        d.path().join("images"),
-        d.path().join("h1"),
-        d.path().join("h2"),
-    );
-    for p in [&images, &h1, &h2] {
-        fs::create_dir(p).unwrap();
-    }
-    let c = cluster(d.path(), &images, &h1, &h2);
+    let (d, images, h1, h2, c) = two_heads();
     let g: Vec<String> = (1..=3)
         .map(|v| pack(&tree(&d.path().join(format!("t{v}")), v, 16), &c))
         .collect();
