@@ -171,9 +171,9 @@ for i in $(seq "$UR_NODES"); do
   (
     echo "${EPOCHREALTIME/./}" >"$d/start"
     rc=0
-    # SCHED_BATCH (both kinds alike): a TCG guest is a CPU-bound process, and with 4 guests
-    # per core the default policy's short slices cost each boot ~10 % more CPU in cache
-    # refills (4.1 s against 3.6 s alone); batch slices cut that to ~3 % (docs/scale.md).
+    # SCHED_BATCH (every kind alike): a TCG guest is a CPU-bound process, and with 4 guests
+    # per core the default policy's short slices made each boot burn more CPU (3.9-4.1 s
+    # against 3.5 s alone); batch slices cut that to 3.6-3.8 s (docs/scale.md).
     chrt -b 0 "${qemu[@]}" </dev/null >"$d/console.log" 2>&1 &
     echo "$!" >"$d/qemu.pid"
     wait "$!" || rc=$?
