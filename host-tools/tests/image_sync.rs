@@ -144,9 +144,9 @@ fn tools() -> bool {
     true
 }
 
-/// A temporary directory with an empty local images directory, two empty head directories and
-/// the cluster file that names them: (the directory, images, head 1, head 2, cluster file).
-fn two_heads() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf, PathBuf) {
+/// A temporary directory with an empty local images directory and two empty head
+/// directories: (the directory, images, head 1, head 2).
+fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let (images, h1, h2) = (
         d.path().join("images"),
@@ -156,6 +156,13 @@ fn two_heads() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf, PathBuf) {
     for p in [&images, &h1, &h2] {
         fs::create_dir(p).unwrap();
     }
+    (d, images, h1, h2)
+}
+
+/// [`dirs`], and the cluster file that names them: (the directory, images, head 1, head 2,
+/// cluster file).
+fn two_heads() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf, PathBuf) {
+    let (d, images, h1, h2) = dirs();
     let c = cluster(d.path(), &images, &h1, &h2);
     (d, images, h1, h2, c)
 }
@@ -319,15 +326,7 @@ fn a_head_that_fails_mid_way_keeps_its_pointer_and_shows_no_partial_generation()
         println!("skipped: the full-disk head needs root (a size-limited tmpfs)");
         return;
     }
-    let d = tempfile::tempdir().unwrap();
-    let (images, h1, h2) = (
-        d.path().join("images"),
-        d.path().join("h1"),
-        d.path().join("h2"),
-    );
-    for p in [&images, &h1, &h2] {
-        fs::create_dir(p).unwrap();
-    }
+    let (d, images, h1, h2) = dirs();
     // Head 2's disk holds one generation (about 300 KiB) but not two.
     let st = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=480k", "tmpfs"])
@@ -395,15 +394,7 @@ fn a_head_behind_an_rsync_daemon_gets_the_same() {
         println!("skipped: the rsync daemon writes as root here (uid = 0 in its module)");
         return;
     }
-    let d = tempfile::tempdir().unwrap();
-    let (images, h1, h2) = (
-        d.path().join("images"),
-        d.path().join("h1"),
-        d.path().join("h2"),
-    );
-    for p in [&images, &h1, &h2] {
-        fs::create_dir(p).unwrap();
-    }
+    let (d, images, h1, h2) = dirs();
     // A free port: bind, note it, let go (the daemon takes it right after).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
